@@ -1,0 +1,13 @@
+"""routing-runner: a configuration-driven routing runner on the OpenAI Agents SDK.
+
+The loader (`load_config`) needs nothing beyond PyYAML and jsonschema; building and running
+agents imports the Agents SDK lazily, in `graph` and `turns`.
+"""
+
+from .errors import ConfigError, Problem, RoutingRunnerError
+from .loader import LoadedConfig, load_config
+
+__version__ = "0.1.0"
+
+__all__ = ["ConfigError", "LoadedConfig", "Problem", "RoutingRunnerError", "__version__",
+           "load_config"]

@@ -1,0 +1,5 @@
+"""`python -m routing_runner` runs the CLI."""
+
+from .cli import main
+
+main()

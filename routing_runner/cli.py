@@ -1,0 +1,152 @@
+"""The `routing-runner` command line: arguments in, library calls, rendering and exit codes out.
+
+`validate`, `schema` and `--help` never import the Agents SDK; `chat` imports it only after the
+config has loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from .errors import EXIT_INTERRUPTED, ConfigError, Problem, RoutingRunnerError
+from .loader import LoadedConfig, load_config
+
+app = typer.Typer(
+    name="routing-runner",
+    help="Run multi-agent routing bots declared in YAML on the OpenAI Agents SDK.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+)
+
+ConfigArg = Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False)]
+
+
+def _fail(error: RoutingRunnerError) -> NoReturn:
+    if isinstance(error, ConfigError):
+        for problem in error.problems:
+            typer.echo(str(problem), err=True)
+        errors = sum(p.severity == "error" for p in error.problems)
+        typer.echo(f"{errors} error{'s' if errors != 1 else ''} found; nothing was run.", err=True)
+    else:
+        typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(error.exit_code)
+
+
+def _warn(problems: tuple[Problem, ...]) -> None:
+    for problem in problems:
+        typer.echo(str(problem), err=True)
+
+
+def _load(path: Path) -> LoadedConfig:
+    try:
+        loaded = load_config(path)
+    except RoutingRunnerError as error:
+        _fail(error)
+    _warn(loaded.warnings)
+    return loaded
+
+
+@app.command()
+def validate(config: ConfigArg) -> None:
+    """Check a config (YAML, schema, meaning) and list every problem with file:line:col."""
+    loaded = _load(config)
+    cfg = loaded.config
+    typer.echo(f"{config}: valid - {len(cfg.agents)} agents, {len(cfg.edges())} handoffs, "
+               f"entry {cfg.entry!r}")
+
+
+@app.command()
+def schema(
+    name: Annotated[str, typer.Argument(help="config")] = "config",
+) -> None:
+    """Print a JSON Schema (for editors and other tools)."""
+    from .schema import load_schema
+
+    try:
+        typer.echo(json.dumps(load_schema(name), indent=2, ensure_ascii=False))
+    except FileNotFoundError:
+        typer.echo(f"error: no schema named {name!r}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _line_reader(interactive: bool) -> Callable[[str], str | None]:
+    def read(prompt: str) -> str | None:
+        try:
+            if interactive:
+                return input(prompt)
+            line = sys.stdin.readline()
+            return line.rstrip("\n") if line else None
+        except EOFError:
+            return None
+
+    return read
+
+
+@app.command()
+def chat(
+    config: ConfigArg,
+    session_id: Annotated[str | None, typer.Option(
+        "--session-id", "-s", help="Resume (or start) the conversation with this id.")] = None,
+) -> None:
+    """Chat with the bot in the terminal, streaming replies; the conversation is stored."""
+    from .providers import resolve_provider
+    from .render import Style
+    from .sessions import check_session_id, new_session_id, open_store
+
+    loaded = _load(config)
+    cfg = loaded.config
+    try:
+        if session_id is not None:
+            check_session_id(session_id)
+        provider = resolve_provider(cfg, os.environ)
+        store = open_store(cfg.session)
+    except RoutingRunnerError as error:
+        _fail(error)
+    interactive = sys.stdin.isatty()
+    style = Style(enabled=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    typer.echo(f"{cfg.title} - {config}", err=True)
+    typer.echo(f"model: {provider.label}", err=True)
+
+    from .chat import HELP, ChatLoop
+    from .graph import build_graph
+
+    try:
+        conversation = store.open(session_id or new_session_id())
+        state = "new" if conversation.is_new else (
+            f"resumed, last agent {conversation.active_agent or cfg.entry}")
+        typer.echo(f"session: {conversation.session_id} ({state}) in {store.description}",
+                   err=True)
+        typer.echo(HELP, err=True)
+        loop = ChatLoop(build_graph(cfg, provider), conversation, _line_reader(interactive),
+                        sys.stdout, style, echo_input=not interactive)
+        try:
+            loop.run()
+        except KeyboardInterrupt:
+            typer.echo("", err=True)
+        if cfg.session.backend != "memory":
+            typer.echo(f"resume with: routing-runner chat {config} --session-id "
+                       f"{conversation.session_id}", err=True)
+    except RoutingRunnerError as error:
+        _fail(error)
+    finally:
+        store.close()
+
+
+def main() -> None:
+    """Console-script entry point: never shows a traceback for errors a user can cause."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+    except RoutingRunnerError as error:  # pragma: no cover - commands catch their own
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(error.exit_code)

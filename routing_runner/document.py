@@ -1,0 +1,229 @@
+"""YAML text → a parsed document: plain Python values plus the line and column of each.
+
+Only YAML's safe types are accepted (no Python tags). Duplicate keys are an error naming both
+lines, and anchors/aliases are allowed but their expansion is bounded, so a "billion laughs"
+document or absurd nesting fails with a clear message instead of eating the machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .errors import ConfigError, Problem
+
+PathKey = tuple[str | int, ...]
+
+MAX_DEPTH = 64
+MAX_NODES = 100_000
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass(frozen=True)
+class Position:
+    """1-based line and column in the source text."""
+
+    line: int
+    column: int
+
+
+@dataclass
+class Document:
+    """A parsed YAML document: its data and where each value and key came from."""
+
+    source: str
+    data: Any
+    values: dict[PathKey, Position] = field(default_factory=dict)
+    keys: dict[PathKey, Position] = field(default_factory=dict)
+    plain_scalars: set[PathKey] = field(default_factory=set)
+
+    def position(self, path: PathKey, *, key: bool = False) -> Position:
+        """Where `path` is; the nearest enclosing value when it has no position of its own."""
+        table = self.keys if key else self.values
+        probe = tuple(path)
+        while probe:
+            if probe in table:
+                return table[probe]
+            if probe in self.values:
+                return self.values[probe]
+            probe = probe[:-1]
+        return self.values.get((), Position(1, 1))
+
+    def problem(self, path: PathKey, message: str, *, key: bool = False,
+                severity: str = "error") -> Problem:
+        """A Problem located at `path` in this document."""
+        pos = self.position(path, key=key)
+        return Problem(self.source, pos.line, pos.column, format_path(path), message,
+                       "warning" if severity == "warning" else "error")
+
+
+def format_path(path: PathKey) -> str:
+    """`agents.spanish.handoffs[0]` style rendering of a path."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that only composes; construction is done by `_Builder` with positions."""
+
+
+def _mark(node: Node) -> Position:
+    return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    def __init__(self, source: str, loader: _Loader) -> None:
+        self.doc = Document(source=source, data=None)
+        self.loader = loader
+        self.problems: list[Problem] = []
+        self.nodes = 0
+
+    def fail(self, node: Node, message: str) -> None:
+        pos = _mark(node)
+        self.problems.append(Problem(self.doc.source, pos.line, pos.column, "", message))
+
+    def build(self, node: Node, path: PathKey, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _TooBig(node, f"the document expands to more than {MAX_NODES:,} values "
+                                "(are aliases nested inside each other?)")
+        if depth > MAX_DEPTH:
+            raise _TooBig(node, f"the document is nested more than {MAX_DEPTH} levels deep")
+        self.doc.values.setdefault(path, _mark(node))
+        if isinstance(node, ScalarNode):
+            return self.scalar(node, path)
+        if isinstance(node, SequenceNode):
+            if node.tag != "tag:yaml.org,2002:seq":
+                self.fail(node, f"unsupported YAML tag {node.tag!r}")
+            return [self.build(child, (*path, i), depth + 1) for i, child in enumerate(node.value)]
+        if isinstance(node, MappingNode):
+            return self.mapping(node, path, depth)
+        self.fail(node, "unsupported YAML node")
+        return None
+
+    def scalar(self, node: ScalarNode, path: PathKey) -> Any:
+        if node.style is None:
+            self.doc.plain_scalars.add(path)
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            problem = exc.problem or "cannot be read"
+            if "could not determine a constructor" in problem:
+                problem = f"unsupported YAML tag {node.tag!r}: only plain YAML values are allowed"
+            self.fail(node, problem)
+            return None
+
+    def mapping(self, node: MappingNode, path: PathKey, depth: int) -> dict[Any, Any]:
+        if node.tag != "tag:yaml.org,2002:map":
+            self.fail(node, f"unsupported YAML tag {node.tag!r}")
+        result: dict[Any, Any] = {}
+        seen: dict[Any, Node] = {}
+        merged: list[MappingNode] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:
+                merged.extend(self.merge_sources(value_node))
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self.fail(key_node, "mapping keys must be plain scalars")
+                continue
+            key = self.loader.construct_object(key_node)
+            if not isinstance(key, str | int | bool | float) and key is not None:
+                self.fail(key_node, "mapping keys must be plain scalars")
+                continue
+            if key in seen:
+                first = _mark(seen[key])
+                self.fail(key_node, f"duplicate key {key!r} (first defined on line {first.line})")
+                continue
+            seen[key] = key_node
+            child_path = (*path, key if isinstance(key, str) else str(key))
+            self.doc.keys[child_path] = _mark(key_node)
+            result[child_path[-1]] = self.build(value_node, child_path, depth + 1)
+        # Explicit keys win over merged ones, as YAML's merge key specifies.
+        for source in merged:
+            for key_node, value_node in source.value:
+                key = self.loader.construct_object(key_node)
+                name = key if isinstance(key, str) else str(key)
+                if name not in result:
+                    child_path = (*path, name)
+                    self.doc.keys[child_path] = _mark(key_node)
+                    result[name] = self.build(value_node, child_path, depth + 1)
+        return result
+
+    def merge_sources(self, node: Node) -> Iterator[MappingNode]:
+        if isinstance(node, MappingNode):
+            yield node
+        elif isinstance(node, SequenceNode) and all(isinstance(n, MappingNode) for n in node.value):
+            yield from node.value  # type: ignore[misc]
+        else:
+            self.fail(node, "'<<' (merge) needs a mapping or a list of mappings")
+
+
+class _TooBig(Exception):
+    def __init__(self, node: Node, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+
+
+def parse_documents(text: str, source: str) -> list[Document]:
+    """Parse every YAML document in `text`; raise ConfigError listing every problem."""
+    loader = _Loader(text)
+    documents: list[Document] = []
+    problems: list[Problem] = []
+    try:
+        while loader.check_node():
+            root = loader.get_node()
+            builder = _Builder(source, loader)
+            try:
+                builder.doc.data = builder.build(root, (), 0) if root is not None else None
+            except _TooBig as exc:
+                pos = _mark(exc.node)
+                builder.problems.append(Problem(source, pos.line, pos.column, "", str(exc)))
+            problems.extend(builder.problems)
+            documents.append(builder.doc)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = exc.problem or exc.context or "invalid YAML"
+        problems.append(Problem(source, line, column, "", f"invalid YAML: {what}"))
+    except yaml.YAMLError as exc:
+        problems.append(Problem(source, 1, 1, "", f"invalid YAML: {exc}"))
+    finally:
+        loader.dispose()
+    if problems:
+        raise ConfigError(problems)
+    return documents
+
+
+def parse_document(text: str, source: str) -> Document:
+    """Parse a single-document YAML text (an empty text is an empty document)."""
+    documents = parse_documents(text, source)
+    if len(documents) > 1:
+        raise ConfigError([Problem(source, 1, 1, "", "expected one YAML document, found "
+                                   f"{len(documents)} (remove the extra '---' separators)")])
+    return documents[0] if documents else Document(source=source, data=None)
+
+
+def read_document(path: Path, display: str | None = None) -> Document:
+    """Read and parse a YAML file; unreadable files become a ConfigError."""
+    source = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(source, 1, 1, "", "file not found")]) from None
+    except IsADirectoryError:
+        raise ConfigError([Problem(source, 1, 1, "", "is a folder, not a YAML file")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(source, 1, 1, "", f"not UTF-8 text ({exc.reason})")]) from None
+    except OSError as exc:
+        raise ConfigError([Problem(source, 1, 1, "", f"cannot read: {exc.strerror}")]) from None
+    return parse_document(text, source)

@@ -1,0 +1,94 @@
+"""Environment interpolation in a parsed document's string values.
+
+    ${VAR}             the variable's value; an error when it is unset
+    ${VAR:-default}    the default when VAR is unset or empty
+    ${VAR-default}     the default only when VAR is unset
+    ${VAR:?message}    an error saying `message` when VAR is unset or empty
+    $$                 a literal dollar sign
+
+Keys are never interpolated, and neither is anything under an `x-*` key (user notes may well
+contain `${...}` as text). An unquoted value that is only interpolation is re-typed the way YAML
+would type it, so `temperature: ${TEMP:-0.2}` gives a number.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from .document import Document, PathKey
+from .errors import Problem
+
+_TOKEN = re.compile(
+    r"\$(?:(?P<dollar>\$)|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"(?:(?P<op>:-|-|:\?)(?P<arg>[^}]*))?\}|(?P<bad>\{[^}]*\}?))"
+)
+
+
+class _Unresolved(Exception):
+    pass
+
+
+def _expand(text: str, env: Mapping[str, str]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if match["dollar"]:
+            return "$"
+        if match["bad"] is not None:
+            raise _Unresolved(f"malformed interpolation '${match['bad']}': use ${{NAME}}, "
+                              "${NAME:-default} or ${NAME:?message}, and $$ for a dollar sign")
+        name, op, arg = match["name"], match["op"], match["arg"] or ""
+        value = env.get(name)
+        if op == ":-":
+            return value if value else arg
+        if op == "-":
+            return value if value is not None else arg
+        if op == ":?":
+            if not value:
+                raise _Unresolved(f"environment variable {name} is required: "
+                                  f"{arg or 'it is unset or empty'}")
+            return value
+        if value is None:
+            raise _Unresolved(f"environment variable {name} is not set (set it, or write "
+                              f"${{{name}:-default}} to give a default)")
+        return value
+
+    return _TOKEN.sub(replace, text)
+
+
+def _retype(text: str) -> Any:
+    """Type an interpolated plain scalar as YAML would (numbers, booleans, null)."""
+    tag = yaml.SafeLoader.resolve(yaml.SafeLoader, yaml.ScalarNode, text, (True, False))  # type: ignore[arg-type]
+    if tag == "tag:yaml.org,2002:str":
+        return text
+    return yaml.safe_load(text)
+
+
+def interpolate(document: Document, env: Mapping[str, str]) -> list[Problem]:
+    """Expand `${...}` in every string value of `document` in place; return the problems."""
+    problems: list[Problem] = []
+
+    def walk(value: Any, path: PathKey) -> Any:
+        if isinstance(value, dict):
+            for key, child in value.items():
+                if isinstance(key, str) and key.startswith("x-"):
+                    continue
+                value[key] = walk(child, (*path, key))
+            return value
+        if isinstance(value, list):
+            return [walk(child, (*path, i)) for i, child in enumerate(value)]
+        if isinstance(value, str) and "$" in value:
+            try:
+                expanded = _expand(value, env)
+            except _Unresolved as exc:
+                problems.append(document.problem(path, str(exc)))
+                return value
+            if path in document.plain_scalars and _TOKEN.fullmatch(value.strip()):
+                return _retype(expanded)
+            return expanded
+        return value
+
+    document.data = walk(document.data, ())
+    return problems

@@ -1,0 +1,42 @@
+"""Load a config file: YAML → document → interpolation → schema → typed config.
+
+Never imports the Agents SDK, so `routing-runner validate` stays fast and needs no key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config, build_config
+from .document import read_document
+from .errors import ConfigError, Problem
+from .interpolate import interpolate
+from .schema import validate
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A valid config and the warnings found while loading it."""
+
+    config: Config
+    warnings: tuple[Problem, ...]
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Load and check `path`; raise ConfigError listing every error (and warning) found."""
+    path = Path(path)
+    document = read_document(path)
+    if not isinstance(document.data, dict):
+        found = "an empty file" if document.data is None else f"a {type(document.data).__name__}"
+        raise ConfigError([document.problem((), f"a config is a YAML mapping, found {found}")])
+    problems = interpolate(document, os.environ if env is None else env)
+    problems += validate(document, "config")
+    if problems:
+        raise ConfigError(problems)
+    config, problems = build_config(document, path)
+    if config is None:
+        raise ConfigError(problems)
+    return LoadedConfig(config=config, warnings=tuple(problems))

@@ -1,0 +1,272 @@
+"""The embedded offline model: a real Agents SDK `Model` that routes by language, no network.
+
+It exists so that `chat` and `replay` work out of the box and so tests can run the whole SDK
+path. It is not a language model: it decides, deterministically, between two moves.
+
+- Route: an agent with handoffs detects the language of the latest user message and calls the
+  handoff tool of the target that speaks it (a real function call the SDK executes).
+- Answer: otherwise it answers in its own language, quoting the latest message and the first
+  one and counting the user's messages, which shows the history reached the model.
+
+Given the same conversation it always produces the same output, streamed in small deltas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agents import Handoff, Model, ModelResponse, ModelSettings, ModelTracing, Tool, Usage
+from agents.agent_output import AgentOutputSchemaBase
+from agents.items import TResponseInputItem, TResponseStreamEvent
+from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
+    ResponseContentPartAddedEvent,
+    ResponseContentPartDoneEvent,
+    ResponseCreatedEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
+    ResponseFunctionToolCall,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseOutputMessage,
+    ResponseOutputText,
+    ResponseTextDeltaEvent,
+    ResponseTextDoneEvent,
+    ResponseUsage,
+)
+from openai.types.responses.response_prompt_param import ResponsePromptParam
+from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
+
+from .language_id import detect, primary_subtag
+from .phrases import PHRASES, phrases_for
+
+OFFLINE_MODEL_NAME = "offline"
+QUOTE_LIMIT = 80
+
+
+@dataclass(frozen=True)
+class AgentProfile:
+    """What the offline model knows of an agent: its name and language."""
+
+    name: str
+    language: str | None
+
+
+def _text_of(item: Mapping[str, Any]) -> str:
+    content = item.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return ""
+
+
+def _user_messages(items: Sequence[TResponseInputItem]) -> list[str]:
+    return [
+        _text_of(item)
+        for item in items
+        if isinstance(item, dict) and item.get("role") == "user"
+        and item.get("type", "message") == "message"
+    ]
+
+
+def _quote(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= QUOTE_LIMIT else flat[: QUOTE_LIMIT - 1] + "…"
+
+
+def _language_name(tag: str) -> str:
+    phrases = PHRASES.get(primary_subtag(tag))
+    return f"{phrases.language_name} ({tag})" if phrases else tag
+
+
+class OfflineModel(Model):
+    """The offline model of one agent, knowing every agent's language."""
+
+    def __init__(self, agent: AgentProfile, profiles: Mapping[str, AgentProfile]) -> None:
+        self.agent = agent
+        self.profiles = dict(profiles)
+
+    def decide(self, input: str | list[TResponseInputItem], handoffs: Sequence[Handoff],
+               settings: ModelSettings) -> ResponseFunctionToolCall | ResponseOutputMessage:
+        """The single output item this model produces for the conversation so far."""
+        items: list[TResponseInputItem] = (
+            [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
+        )
+        user_messages = _user_messages(items) or [""]
+        latest = user_messages[-1]
+        configured = [p.language for p in self.profiles.values() if p.language]
+        detected = detect(latest, configured).language if latest.strip() else None
+        own = primary_subtag(self.agent.language) if self.agent.language else None
+
+        target = self._route(detected, own, handoffs)
+        if target is not None:
+            seed = f"{len(items)}:{self.agent.name}:{target.tool_name}"
+            call_id = "call_offline_" + hashlib.sha256(seed.encode()).hexdigest()[:16]
+            return ResponseFunctionToolCall(
+                type="function_call", id=f"fc_{call_id[13:]}", call_id=call_id,
+                name=target.tool_name, arguments="{}", status="completed",
+            )
+        text = self._answer(user_messages, detected, own, configured, settings)
+        msg_id = "msg_offline_" + hashlib.sha256(f"{len(items)}:{text}".encode()).hexdigest()[:16]
+        return ResponseOutputMessage(
+            type="message", id=msg_id, role="assistant", status="completed",
+            content=[ResponseOutputText(type="output_text", text=text, annotations=[])],
+        )
+
+    def _route(self, detected: str | None, own: str | None,
+               handoffs: Sequence[Handoff]) -> Handoff | None:
+        if detected is None or detected == own:
+            return None
+        for handoff in handoffs:
+            profile = self.profiles.get(handoff.agent_name)
+            if profile and profile.language and primary_subtag(profile.language) == detected:
+                return handoff
+        if own is not None:
+            # Nobody speaks it: a language agent hands back to a general (language-less) agent.
+            for handoff in handoffs:
+                profile = self.profiles.get(handoff.agent_name)
+                if profile and profile.language is None:
+                    return handoff
+        return None
+
+    def _answer(self, user_messages: list[str], detected: str | None, own: str | None,
+                configured: list[str], settings: ModelSettings) -> str:
+        phrases = phrases_for(own)
+        label = "[offline model]" if own is None or own in PHRASES else f"[offline model, {own}]"
+        parts = [label, phrases.greeting.format(agent=self.agent.name,
+                                                latest=_quote(user_messages[-1]))]
+        turn = len(user_messages)
+        parts.append(phrases.first_turn if turn == 1 else
+                     phrases.later_turn.format(turn=turn, first=_quote(user_messages[0])))
+        if own is None or (detected is not None and detected != own):
+            languages = ", ".join(_language_name(tag) for tag in sorted(set(configured)))
+            parts.append(phrases.unrouted.format(detected=detected or "?",
+                                                 languages=languages or "-"))
+        words = " ".join(parts).split(" ")
+        if settings.max_tokens is not None:
+            words = words[: settings.max_tokens]
+        return " ".join(words)
+
+    @staticmethod
+    def _usage(input: str | list[TResponseInputItem], output_words: int) -> ResponseUsage:
+        input_words = len(str(input).split())
+        return ResponseUsage(
+            input_tokens=input_words, output_tokens=output_words,
+            total_tokens=input_words + output_words,
+            input_tokens_details=InputTokensDetails(cached_tokens=0, cache_write_tokens=0),
+            output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
+        )
+
+    def _response(self, item: ResponseFunctionToolCall | ResponseOutputMessage,
+                  input: str | list[TResponseInputItem]) -> Response:
+        words = len(item.content[0].text.split()) if isinstance(item, ResponseOutputMessage) else 1
+        return Response(
+            id="resp_offline_" + (item.id or "")[-16:], created_at=0, model=OFFLINE_MODEL_NAME,
+            object="response", output=[item], tool_choice="auto", tools=[], top_p=None,
+            parallel_tool_calls=False, status="completed", usage=self._usage(input, words),
+        )
+
+    async def get_response(
+        self,
+        system_instructions: str | None,
+        input: str | list[TResponseInputItem],
+        model_settings: ModelSettings,
+        tools: list[Tool],
+        output_schema: AgentOutputSchemaBase | None,
+        handoffs: list[Handoff],
+        tracing: ModelTracing,
+        *,
+        previous_response_id: str | None,
+        conversation_id: str | None,
+        prompt: ResponsePromptParam | None,
+    ) -> ModelResponse:
+        """Answer or route in one response."""
+        item = self.decide(input, handoffs, model_settings)
+        response = self._response(item, input)
+        usage = response.usage
+        assert usage is not None  # _response always sets it
+        return ModelResponse(
+            output=[item],
+            usage=Usage(requests=1, input_tokens=usage.input_tokens,
+                        output_tokens=usage.output_tokens, total_tokens=usage.total_tokens),
+            response_id=response.id,
+        )
+
+    async def stream_response(
+        self,
+        system_instructions: str | None,
+        input: str | list[TResponseInputItem],
+        model_settings: ModelSettings,
+        tools: list[Tool],
+        output_schema: AgentOutputSchemaBase | None,
+        handoffs: list[Handoff],
+        tracing: ModelTracing,
+        *,
+        previous_response_id: str | None,
+        conversation_id: str | None,
+        prompt: ResponsePromptParam | None,
+    ) -> AsyncIterator[TResponseStreamEvent]:
+        """Stream the same decision as Responses API events, text in word-sized deltas."""
+        item = self.decide(input, handoffs, model_settings)
+        response = self._response(item, input)
+        pending = response.model_copy(update={"output": [], "status": "in_progress",
+                                              "usage": None})
+        seq = 0
+
+        def number() -> int:
+            nonlocal seq
+            seq += 1
+            return seq - 1
+
+        yield ResponseCreatedEvent(type="response.created", response=pending,
+                                   sequence_number=number())
+        if isinstance(item, ResponseFunctionToolCall):
+            yield ResponseOutputItemAddedEvent(
+                type="response.output_item.added", output_index=0, sequence_number=number(),
+                item=item.model_copy(update={"arguments": "", "status": "in_progress"}))
+            yield ResponseFunctionCallArgumentsDeltaEvent(
+                type="response.function_call_arguments.delta", item_id=item.id or "",
+                output_index=0, delta=item.arguments, sequence_number=number())
+            yield ResponseFunctionCallArgumentsDoneEvent.model_validate({
+                "type": "response.function_call_arguments.done", "item_id": item.id,
+                "output_index": 0, "arguments": item.arguments, "name": item.name,
+                "sequence_number": number()})
+        else:
+            text = item.content[0].text
+            yield ResponseOutputItemAddedEvent(
+                type="response.output_item.added", output_index=0, sequence_number=number(),
+                item=item.model_copy(update={"content": [], "status": "in_progress"}))
+            yield ResponseContentPartAddedEvent(
+                type="response.content_part.added", item_id=item.id, output_index=0,
+                content_index=0, sequence_number=number(),
+                part=ResponseOutputText(type="output_text", text="", annotations=[]))
+            for delta in _deltas(text):
+                # Yield to the event loop between deltas so an interrupt lands mid-reply.
+                await asyncio.sleep(0)
+                yield ResponseTextDeltaEvent(
+                    type="response.output_text.delta", item_id=item.id, output_index=0,
+                    content_index=0, delta=delta, logprobs=[], sequence_number=number())
+            yield ResponseTextDoneEvent(
+                type="response.output_text.done", item_id=item.id, output_index=0,
+                content_index=0, text=text, logprobs=[], sequence_number=number())
+            yield ResponseContentPartDoneEvent(
+                type="response.content_part.done", item_id=item.id, output_index=0,
+                content_index=0, part=item.content[0], sequence_number=number())
+        yield ResponseOutputItemDoneEvent(type="response.output_item.done", output_index=0,
+                                          item=item, sequence_number=number())
+        yield ResponseCompletedEvent(type="response.completed", response=response,
+                                     sequence_number=number())
+
+
+def _deltas(text: str) -> list[str]:
+    """Word-sized pieces of `text` that concatenate back to it."""
+    pieces: list[str] = []
+    for word in text.split(" "):
+        pieces.append(word if not pieces else " " + word)
+    return pieces

@@ -1,0 +1,84 @@
+"""Terminal rendering of turn events: streamed text under the speaking agent's name.
+
+Model output is untrusted: control characters, escape sequences and bidi overrides are shown
+inert (as `\\x1b`, `\\u202e`, …), never passed to the terminal. Colour only on a terminal.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from .events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded, TurnFailed
+
+# C0 controls but tab and newline, DEL, C1 controls, and the bidi embedding/override/isolate
+# characters that can make text display differently from what it is.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def inert(text: str) -> str:
+    """`text` with every control or bidi character replaced by a visible escape."""
+    def escape(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _UNSAFE.sub(escape, text)
+
+
+@dataclass
+class Style:
+    """ANSI styling, or none."""
+
+    enabled: bool
+
+    def agent(self, name: str) -> str:
+        return f"\x1b[1;36m{name}\x1b[0m" if self.enabled else name
+
+    def dim(self, text: str) -> str:
+        return f"\x1b[2m{text}\x1b[0m" if self.enabled else text
+
+    def error(self, text: str) -> str:
+        return f"\x1b[1;31m{text}\x1b[0m" if self.enabled else text
+
+
+@dataclass
+class TurnRenderer:
+    """Writes a turn's events to `out` as they arrive."""
+
+    out: TextIO
+    style: Style
+    _speaking: str | None = field(default=None, init=False)
+
+    def _end_line(self) -> None:
+        if self._speaking is not None:
+            self.out.write("\n")
+            self._speaking = None
+
+    def render(self, event: Event) -> None:
+        """Show one event."""
+        if isinstance(event, TextDelta):
+            if self._speaking != event.agent:
+                self._end_line()
+                self.out.write(f"{self.style.agent(inert(event.agent))}: ")
+                self._speaking = event.agent
+            self.out.write(inert(event.text))
+        elif isinstance(event, AgentChanged):
+            self._end_line()
+            self.out.write(self.style.dim(f"  [handoff] {event.source} -> {event.target}") + "\n")
+        elif isinstance(event, ToolCalled):
+            self._end_line()
+            self.out.write(self.style.dim(f"  [tool] {event.agent} called {inert(event.tool)}")
+                           + "\n")
+        elif isinstance(event, TurnEnded):
+            self._end_line()
+        elif isinstance(event, TurnFailed):
+            self._end_line()
+            what = "interrupted" if event.interrupted else "error"
+            self.out.write(self.style.error(f"  [{what}] {inert(event.message)}") + "\n")
+        self.out.flush()
+
+    def interrupted(self) -> None:
+        """Show that the user interrupted the reply."""
+        self.render(TurnFailed(self._speaking or "", "reply interrupted; the conversation keeps "
+                                                    "your message", interrupted=True))
