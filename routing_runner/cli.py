@@ -60,8 +60,12 @@ def validate(config: ConfigArg) -> None:
     """Check a config (YAML, schema, meaning) and list every problem with file:line:col."""
     loaded = _load(config)
     cfg = loaded.config
-    typer.echo(f"{config}: valid - {len(cfg.agents)} agents, {len(cfg.edges())} handoffs, "
-               f"entry {cfg.entry!r}")
+    typer.echo(f"{config}: valid - {_count(len(cfg.agents), 'agent')}, "
+               f"{_count(len(cfg.edges()), 'handoff')}, entry {cfg.entry!r}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @app.command()

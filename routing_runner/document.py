@@ -41,10 +41,14 @@ class Document:
     values: dict[PathKey, Position] = field(default_factory=dict)
     keys: dict[PathKey, Position] = field(default_factory=dict)
     plain_scalars: set[PathKey] = field(default_factory=set)
+    containers: set[PathKey] = field(default_factory=set)
 
     def position(self, path: PathKey, *, key: bool = False) -> Position:
-        """Where `path` is; the nearest enclosing value when it has no position of its own."""
-        table = self.keys if key else self.values
+        """Where `path` is; the nearest enclosing value when it has no position of its own.
+
+        A mapping or list is located at its key, where a reader looks for it.
+        """
+        table = self.keys if key or path in self.containers else self.values
         probe = tuple(path)
         while probe:
             if probe in table:
@@ -77,6 +81,11 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that only composes; construction is done by `_Builder` with positions."""
 
 
+def _unsupported_tag(tag: str) -> str:
+    short = tag.replace("tag:yaml.org,2002:", "!!")
+    return f"unsupported YAML tag {short!r}: only plain YAML values are allowed (no Python tags)"
+
+
 def _mark(node: Node) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -102,9 +111,10 @@ class _Builder:
         self.doc.values.setdefault(path, _mark(node))
         if isinstance(node, ScalarNode):
             return self.scalar(node, path)
+        self.doc.containers.add(path)
         if isinstance(node, SequenceNode):
             if node.tag != "tag:yaml.org,2002:seq":
-                self.fail(node, f"unsupported YAML tag {node.tag!r}")
+                self.fail(node, _unsupported_tag(node.tag))
             return [self.build(child, (*path, i), depth + 1) for i, child in enumerate(node.value)]
         if isinstance(node, MappingNode):
             return self.mapping(node, path, depth)
@@ -119,13 +129,13 @@ class _Builder:
         except yaml.constructor.ConstructorError as exc:
             problem = exc.problem or "cannot be read"
             if "could not determine a constructor" in problem:
-                problem = f"unsupported YAML tag {node.tag!r}: only plain YAML values are allowed"
+                problem = _unsupported_tag(node.tag)
             self.fail(node, problem)
             return None
 
     def mapping(self, node: MappingNode, path: PathKey, depth: int) -> dict[Any, Any]:
         if node.tag != "tag:yaml.org,2002:map":
-            self.fail(node, f"unsupported YAML tag {node.tag!r}")
+            self.fail(node, _unsupported_tag(node.tag))
         result: dict[Any, Any] = {}
         seen: dict[Any, Node] = {}
         merged: list[MappingNode] = []

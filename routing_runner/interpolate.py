@@ -59,11 +59,14 @@ def _expand(text: str, env: Mapping[str, str]) -> str:
 
 
 def _retype(text: str) -> Any:
-    """Type an interpolated plain scalar as YAML would (numbers, booleans, null)."""
+    """Type an interpolated plain scalar as YAML would type a number or a boolean.
+
+    An empty or "null" result stays a string: a variable set to nothing is not "no value".
+    """
     tag = yaml.SafeLoader.resolve(yaml.SafeLoader, yaml.ScalarNode, text, (True, False))  # type: ignore[arg-type]
-    if tag == "tag:yaml.org,2002:str":
-        return text
-    return yaml.safe_load(text)
+    if tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool"):
+        return yaml.safe_load(text)
+    return text
 
 
 def interpolate(document: Document, env: Mapping[str, str]) -> list[Problem]:

@@ -33,10 +33,17 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Loade
         found = "an empty file" if document.data is None else f"a {type(document.data).__name__}"
         raise ConfigError([document.problem((), f"a config is a YAML mapping, found {found}")])
     problems = interpolate(document, os.environ if env is None else env)
-    problems += validate(document, "config")
+    unresolved = {p.path for p in problems}
+    # A value whose interpolation failed is reported once, not again by the schema.
+    problems += [p for p in validate(document, "config") if p.path not in unresolved]
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(sorted(problems, key=_file_order))
     config, problems = build_config(document, path)
+    problems.sort(key=_file_order)
     if config is None:
         raise ConfigError(problems)
     return LoadedConfig(config=config, warnings=tuple(problems))
+
+
+def _file_order(problem: Problem) -> tuple[int, int]:
+    return (problem.line, problem.column)

@@ -71,8 +71,8 @@ def _explain(document: Document, error: ValidationError) -> list[Problem]:
         branch = _only_matching_branch(error)
         if branch is not None:
             return [p for sub in branch for p in _explain(document, sub)]
-        if "errorMessage" in schema:
-            return [document.problem(path, str(schema["errorMessage"]))]
+    if "errorMessage" in schema and error.validator != "type":
+        return [document.problem(path, str(schema["errorMessage"]))]
     return [document.problem(path, _message(error))]
 
 
@@ -97,12 +97,14 @@ def _unknown_keys(document: Document, path: PathKey, instance: dict[str, Any],
     for key in instance:
         if key in known or any(p.search(str(key)) for p in patterns):
             continue
-        hint = did_you_mean(str(key), known)
-        if not hint and known:
-            hint = f" (expected one of: {', '.join(known)}; or an x-* note)"
-        elif not known:
-            hint = " (names start with a letter and use letters, digits, '-' and '_')"
-        problems.append(document.problem((*path, key), f"unknown key {key!r}{hint}", key=True))
+        if not known:
+            message = (f"{key!r} is not a valid name (names start with a letter and use "
+                       "letters, digits, '-' and '_')")
+        else:
+            hint = did_you_mean(str(key), known) or (
+                f" (expected one of: {', '.join(known)}; or an x-* note)")
+            message = f"unknown key {key!r}{hint}"
+        problems.append(document.problem((*path, key), message, key=True))
     return problems
 
 
