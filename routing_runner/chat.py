@@ -14,7 +14,7 @@ from typing import TextIO
 
 from .graph import AgentGraph
 from .render import Style, TurnRenderer, inert
-from .sessions import Conversation
+from .sessions import Conversation, SessionStore
 from .turns import TurnRunner
 
 HELP = "Type a message. /exit or end of input (Ctrl-D) ends the chat; Ctrl-C interrupts a reply."
@@ -23,40 +23,56 @@ COMMANDS = {"/exit": "end the chat", "/quit": "end the chat", "/help": "show thi
 
 @dataclass
 class ChatLoop:
-    """A chat on `conversation`, reading lines with `read_line` (None at end of input)."""
+    """A chat on conversation `session_id` of `store`, reading lines with `read_line`.
+
+    `read_line` returns None at end of input. `on_open` is told the opened conversation and the
+    agent that will answer first, before the first prompt.
+    """
 
     graph: AgentGraph
-    conversation: Conversation
+    store: SessionStore
+    session_id: str
     read_line: Callable[[str], str | None]
     out: TextIO
     style: Style
+    on_open: Callable[[Conversation, str], None]
     echo_input: bool = False
 
     def run(self) -> None:
-        """Chat until /exit or end of input."""
+        """Chat until /exit or end of input; the store is closed on the way out."""
         runner = TurnRunner(self.graph)
         renderer = TurnRenderer(self.out, self.style)
         with asyncio.Runner() as loop:
-            while True:
-                line = self.read_line(self.style.agent("you") + "> ")
-                if line is None:
-                    return
-                message = line.strip()
-                if not message:
-                    continue
-                if message.startswith("/"):
-                    if self._command(message):
-                        return
-                    continue
-                if self.echo_input:
-                    self.out.write(f"you: {inert(message)}\n")
-                try:
-                    loop.run(self._turn(runner, renderer, message))
-                except KeyboardInterrupt:
-                    renderer.interrupted()
+            try:
+                conversation = loop.run(self.store.open(self.session_id))
+                self.on_open(conversation, loop.run(runner.agent_for(conversation)).name)
+                self._loop(loop, runner, renderer, conversation)
+            finally:
+                loop.run(self.store.close())
 
-    async def _turn(self, runner: TurnRunner, renderer: TurnRenderer, message: str) -> None:
-        async for event in runner.run(self.conversation, message):
+    def _loop(self, loop: asyncio.Runner, runner: TurnRunner, renderer: TurnRenderer,
+              conversation: Conversation) -> None:
+        while True:
+            line = self.read_line(self.style.agent("you") + "> ")
+            if line is None:
+                return
+            message = line.strip()
+            if not message:
+                continue
+            if message.startswith("/"):
+                if self._command(message):
+                    return
+                continue
+            if self.echo_input:
+                self.out.write(f"you: {inert(message)}\n")
+            try:
+                loop.run(self._turn(runner, renderer, conversation, message))
+            except KeyboardInterrupt:
+                renderer.interrupted()
+
+    async def _turn(self, runner: TurnRunner, renderer: TurnRenderer,
+                    conversation: Conversation, message: str) -> None:
+        async for event in runner.run(conversation, message):
             renderer.render(event)
 
     def _command(self, command: str) -> bool:

@@ -122,27 +122,26 @@ def chat(
 
     from .chat import HELP, ChatLoop
     from .graph import build_graph
+    from .sessions import Conversation
 
-    try:
-        conversation = store.open(session_id or new_session_id())
-        state = "new" if conversation.is_new else (
-            f"resumed, last agent {conversation.active_agent or cfg.entry}")
+    def opened(conversation: Conversation, first_agent: str) -> None:
+        state = "new" if conversation.is_new else f"resumed, last agent {first_agent}"
         typer.echo(f"session: {conversation.session_id} ({state}) in {store.description}",
                    err=True)
         typer.echo(HELP, err=True)
-        loop = ChatLoop(build_graph(cfg, provider), conversation, _line_reader(interactive),
-                        sys.stdout, style, echo_input=not interactive)
-        try:
-            loop.run()
-        except KeyboardInterrupt:
-            typer.echo("", err=True)
-        if cfg.session.backend != "memory":
-            typer.echo(f"resume with: routing-runner chat {config} --session-id "
-                       f"{conversation.session_id}", err=True)
+
+    chosen_id = session_id or new_session_id()
+    loop = ChatLoop(build_graph(cfg, provider), store, chosen_id, _line_reader(interactive),
+                    sys.stdout, style, on_open=opened, echo_input=not interactive)
+    try:
+        loop.run()
+    except KeyboardInterrupt:
+        typer.echo("", err=True)
     except RoutingRunnerError as error:
         _fail(error)
-    finally:
-        store.close()
+    if cfg.session.backend != "memory":
+        typer.echo(f"resume with: routing-runner chat {config} --session-id {chosen_id}",
+                   err=True)
 
 
 def main() -> None:

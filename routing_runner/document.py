@@ -173,7 +173,7 @@ class _Builder:
         if isinstance(node, MappingNode):
             yield node
         elif isinstance(node, SequenceNode) and all(isinstance(n, MappingNode) for n in node.value):
-            yield from node.value  # type: ignore[misc]
+            yield from node.value
         else:
             self.fail(node, "'<<' (merge) needs a mapping or a list of mappings")
 

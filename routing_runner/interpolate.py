@@ -63,10 +63,11 @@ def _retype(text: str) -> Any:
 
     An empty or "null" result stays a string: a variable set to nothing is not "no value".
     """
-    tag = yaml.SafeLoader.resolve(yaml.SafeLoader, yaml.ScalarNode, text, (True, False))  # type: ignore[arg-type]
-    if tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool"):
-        return yaml.safe_load(text)
-    return text
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, bool | int | float) else text
 
 
 def interpolate(document: Document, env: Mapping[str, str]) -> list[Problem]:

@@ -165,7 +165,7 @@ class OfflineModel(Model):
 
     def _response(self, item: ResponseFunctionToolCall | ResponseOutputMessage,
                   input: str | list[TResponseInputItem]) -> Response:
-        words = len(item.content[0].text.split()) if isinstance(item, ResponseOutputMessage) else 1
+        words = len(_text(item).split()) if isinstance(item, ResponseOutputMessage) else 1
         return Response(
             id="resp_offline_" + (item.id or "")[-16:], created_at=0, model=OFFLINE_MODEL_NAME,
             object="response", output=[item], tool_choice="auto", tools=[], top_p=None,
@@ -238,7 +238,7 @@ class OfflineModel(Model):
                 "output_index": 0, "arguments": item.arguments, "name": item.name,
                 "sequence_number": number()})
         else:
-            text = item.content[0].text
+            text = _text(item)
             yield ResponseOutputItemAddedEvent(
                 type="response.output_item.added", output_index=0, sequence_number=number(),
                 item=item.model_copy(update={"content": [], "status": "in_progress"}))
@@ -262,6 +262,10 @@ class OfflineModel(Model):
                                           item=item, sequence_number=number())
         yield ResponseCompletedEvent(type="response.completed", response=response,
                                      sequence_number=number())
+
+
+def _text(message: ResponseOutputMessage) -> str:
+    return "".join(part.text for part in message.content if isinstance(part, ResponseOutputText))
 
 
 def _deltas(text: str) -> list[str]:

@@ -109,8 +109,8 @@ def _unknown_keys(document: Document, path: PathKey, instance: dict[str, Any],
 
 
 def _message(error: ValidationError) -> str:
-    validator, value = error.validator, error.validator_value
-    instance = error.instance
+    validator, instance = error.validator, error.instance
+    value: Any = error.validator_value
     if validator == "required":
         missing = [k for k in value if isinstance(instance, dict) and k not in instance]
         return f"missing required key {missing[0]!r}" if missing else error.message

@@ -45,7 +45,8 @@ def check_session_id(session_id: str) -> str:
     return session_id
 
 
-def _journaled_session_class() -> type[SessionABC]:
+def _journaled(inner: SessionABC) -> SessionABC:
+    """`inner` wrapped so the current turn's additions are counted."""
     from agents.memory import SessionABC
 
     class JournaledSession(SessionABC):
@@ -74,7 +75,7 @@ def _journaled_session_class() -> type[SessionABC]:
             await self.inner.clear_session()
             self.added_this_turn = 0
 
-    return JournaledSession
+    return JournaledSession(inner)
 
 
 @dataclass
@@ -86,14 +87,13 @@ class Conversation:
     store: SessionStore
     is_new: bool
 
-    @property
-    def active_agent(self) -> str | None:
+    async def get_active_agent(self) -> str | None:
         """The agent that spoke last, if any turn completed."""
-        return self.store.get_active_agent(self.session_id)
+        return await self.store.get_active_agent(self.session_id)
 
-    @active_agent.setter
-    def active_agent(self, agent: str) -> None:
-        self.store.set_active_agent(self.session_id, agent)
+    async def set_active_agent(self, agent: str) -> None:
+        """Remember `agent` as the one that spoke last."""
+        await self.store.set_active_agent(self.session_id, agent)
 
     def begin_turn(self) -> None:
         """Start counting what the coming turn stores."""
@@ -118,18 +118,18 @@ class SessionStore(ABC):
     description: str
 
     @abstractmethod
-    def open(self, session_id: str) -> Conversation:
+    async def open(self, session_id: str) -> Conversation:
         """Open (or create) the conversation `session_id`."""
 
     @abstractmethod
-    def get_active_agent(self, session_id: str) -> str | None:
+    async def get_active_agent(self, session_id: str) -> str | None:
         """The agent that spoke last in `session_id`."""
 
     @abstractmethod
-    def set_active_agent(self, session_id: str, agent: str) -> None:
+    async def set_active_agent(self, session_id: str, agent: str) -> None:
         """Remember `agent` as the one that spoke last in `session_id`."""
 
-    def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
         """Release connections and files."""
 
 
@@ -155,7 +155,7 @@ class SQLiteStore(SessionStore):
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=5.0)
 
-    def open(self, session_id: str) -> Conversation:
+    async def open(self, session_id: str) -> Conversation:
         from agents.memory import SQLiteSession
 
         check_session_id(session_id)
@@ -170,15 +170,15 @@ class SQLiteStore(SessionStore):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the session database {self.path}: {exc}") from exc
         self._sessions.append(inner)
-        return Conversation(session_id, _journaled_session_class()(inner), self, not exists)
+        return Conversation(session_id, _journaled(inner), self, not exists)
 
-    def get_active_agent(self, session_id: str) -> str | None:
+    async def get_active_agent(self, session_id: str) -> str | None:
         with closing(self._connect()) as conn:
             row = conn.execute(f"SELECT active_agent FROM {STATE_TABLE} WHERE session_id = ?",
                                (session_id,)).fetchone()
         return str(row[0]) if row else None
 
-    def set_active_agent(self, session_id: str, agent: str) -> None:
+    async def set_active_agent(self, session_id: str, agent: str) -> None:
         try:
             with closing(self._connect()) as conn, conn:
                 conn.execute(
@@ -188,7 +188,7 @@ class SQLiteStore(SessionStore):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write the session database {self.path}: {exc}") from exc
 
-    def close(self) -> None:
+    async def close(self) -> None:
         for session in self._sessions:
             session.close()  # type: ignore[attr-defined]
         self._sessions.clear()
@@ -203,19 +203,19 @@ class MemoryStore(SessionStore):
         self._sessions: dict[str, SessionABC] = {}
         self._active: dict[str, str] = {}
 
-    def open(self, session_id: str) -> Conversation:
+    async def open(self, session_id: str) -> Conversation:
         from agents.memory import SQLiteSession
 
         check_session_id(session_id)
         is_new = session_id not in self._sessions
         if is_new:
-            self._sessions[session_id] = _journaled_session_class()(SQLiteSession(session_id))
+            self._sessions[session_id] = _journaled(SQLiteSession(session_id))
         return Conversation(session_id, self._sessions[session_id], self, is_new)
 
-    def get_active_agent(self, session_id: str) -> str | None:
+    async def get_active_agent(self, session_id: str) -> str | None:
         return self._active.get(session_id)
 
-    def set_active_agent(self, session_id: str, agent: str) -> None:
+    async def set_active_agent(self, session_id: str, agent: str) -> None:
         self._active[session_id] = agent
 
 

@@ -50,16 +50,16 @@ class TurnRunner:
     def __init__(self, graph: AgentGraph) -> None:
         self.graph = graph
 
-    def agent_for(self, conversation: Conversation) -> Agent[Any]:
+    async def agent_for(self, conversation: Conversation) -> Agent[Any]:
         """The agent that answers the next message of `conversation`."""
         if self.graph.config.next_turn == "entry":
             return self.graph.entry
-        active = conversation.active_agent
+        active = await conversation.get_active_agent()
         return self.graph.agents.get(active or "", self.graph.entry)
 
     async def run(self, conversation: Conversation, message: str) -> AsyncIterator[Event]:
         """Run one turn; yield its events, ending with TurnEnded or TurnFailed."""
-        agent = self.agent_for(conversation)
+        agent = await self.agent_for(conversation)
         yield TurnStarted(agent.name)
         translator = StreamTranslator(agent.name)
         conversation.begin_turn()
@@ -79,7 +79,7 @@ class TurnRunner:
             yield TurnFailed(translator.agent, describe_failure(exc, self.graph.config.max_turns))
             return
         ended = translator.ended()
-        conversation.active_agent = ended.agent
+        await conversation.set_active_agent(ended.agent)
         yield ended
 
     async def _abandon(self, result: RunResultStreaming, conversation: Conversation,
