@@ -19,7 +19,8 @@ from .document import Document
 from .errors import Problem
 from .schema import did_you_mean
 
-Provider = Literal["auto", "openai", "offline"]
+Provider = Literal["auto", "openai", "openai-compatible", "litellm", "offline"]
+Api = Literal["responses", "chat_completions"]
 NextTurn = Literal["last_agent", "entry"]
 Backend = Literal["sqlite", "memory"]
 
@@ -74,6 +75,38 @@ class HandoffConfig:
 
 
 @dataclass(frozen=True)
+class ModelSpec:
+    """Where one agent's model lives: provider, model name and connection."""
+
+    provider: Provider = "auto"
+    name: str = DEFAULT_MODEL
+    base_url: str | None = None
+    api: Api | None = None
+    api_key_env: str | None = None
+
+    def overridden_by(self, raw: Mapping[str, Any]) -> ModelSpec:
+        """This spec with the keys of an agent's `model` mapping taking precedence."""
+        names = {f.name for f in fields(self)}
+        return replace(self, **{k: v for k, v in raw.items() if k in names})
+
+    @property
+    def resolved_api(self) -> Api:
+        """The API spoken: configured, else what the provider's servers implement."""
+        if self.api is not None:
+            return self.api
+        return "chat_completions" if self.provider == "openai-compatible" else "responses"
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """The one retry loop for transient model faults."""
+
+    max_retries: int = 2
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     """One agent of the graph."""
 
@@ -82,17 +115,28 @@ class AgentConfig:
     handoffs: tuple[HandoffConfig, ...] = ()
     handoff_description: str | None = None
     language: str | None = None
-    model: str | None = None
+    model: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     model_settings: ModelSettingsConfig = field(default_factory=ModelSettingsConfig)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The default model provider, model name and settings."""
+    """The default model (provider, name, connection), its settings, timeout and retries."""
 
-    provider: Provider = "auto"
-    name: str = DEFAULT_MODEL
+    spec: ModelSpec = field(default_factory=ModelSpec)
     settings: ModelSettingsConfig = field(default_factory=ModelSettingsConfig)
+    timeout: float = 60.0
+    retry: RetryConfig = field(default_factory=RetryConfig)
+
+    @property
+    def provider(self) -> Provider:
+        """The default provider."""
+        return self.spec.provider
+
+    @property
+    def name(self) -> str:
+        """The default model name."""
+        return self.spec.name
 
 
 @dataclass(frozen=True)
@@ -124,6 +168,7 @@ class Config:
     next_turn: NextTurn = "last_agent"
     max_turns: int = DEFAULT_MAX_TURNS
     workflow_name: str | None = None
+    tracing: bool = False
 
     @property
     def title(self) -> str:
@@ -134,9 +179,9 @@ class Config:
         """Every declared handoff edge as (from, to)."""
         return [(a.name, h.agent) for a in self.agents.values() for h in a.handoffs]
 
-    def model_name_for(self, agent: str) -> str:
-        """The model name `agent` runs on."""
-        return self.agents[agent].model or self.model.name
+    def model_for(self, agent: str) -> ModelSpec:
+        """The provider, model and connection `agent` runs on."""
+        return self.model.spec.overridden_by(self.agents[agent].model)
 
     def settings_for(self, agent: str) -> ModelSettingsConfig:
         """The default settings overridden by the agent's own."""
@@ -145,6 +190,12 @@ class Config:
 
 def _notes_free(raw: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in raw.items() if not str(k).startswith("x-")}
+
+
+def _model_override(raw: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    return {"name": raw} if isinstance(raw, str) else _notes_free(raw)
 
 
 def build_config(document: Document, path: Path) -> tuple[Config | None, list[Problem]]:
@@ -178,7 +229,7 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
             handoffs=tuple(handoffs),
             handoff_description=spec.get("handoff_description"),
             language=spec.get("language"),
-            model=spec.get("model"),
+            model=MappingProxyType(_model_override(spec.get("model"))),
             model_settings=ModelSettingsConfig.from_dict(spec.get("model_settings")),
         )
 
@@ -191,6 +242,7 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
     if entry in agents_raw:
         _warn_unreachable(document, entry, agents, problems)
 
+    _check_base_urls(document, raw, problems)
     if any(p.severity == "error" for p in problems):
         return None, problems
 
@@ -203,9 +255,10 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         agents=MappingProxyType(agents),
         name=raw.get("name"),
         model=ModelConfig(
-            provider=model_raw.get("provider", "auto"),
-            name=model_raw.get("name", DEFAULT_MODEL),
+            spec=ModelSpec().overridden_by(model_raw),
             settings=ModelSettingsConfig.from_dict(model_raw.get("settings")),
+            timeout=model_raw.get("timeout", 60.0),
+            retry=RetryConfig(**_notes_free(model_raw.get("retry", {}))),
         ),
         session=SessionConfig(
             backend=session_raw.get("backend", "sqlite"),
@@ -215,8 +268,24 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         next_turn=raw.get("routing", {}).get("next_turn", "last_agent"),
         max_turns=raw.get("run", {}).get("max_turns", DEFAULT_MAX_TURNS),
         workflow_name=raw.get("run", {}).get("workflow_name"),
+        tracing=raw.get("run", {}).get("tracing", False),
     )
     return config, problems
+
+
+def _check_base_urls(document: Document, raw: Mapping[str, Any],
+                     problems: list[Problem]) -> None:
+    default = ModelSpec().overridden_by(raw.get("model", {}))
+    places: list[tuple[tuple[str, ...], ModelSpec]] = [(("model",), default)]
+    for name, spec in _notes_free(raw["agents"]).items():
+        override = _model_override(spec.get("model"))
+        if override:
+            places.append((("agents", name, "model"), default.overridden_by(override)))
+    for where, model in places:
+        if model.provider == "openai-compatible" and not model.base_url:
+            problems.append(document.problem(
+                where, "provider 'openai-compatible' needs a base_url (the server's /v1 URL, "
+                       "e.g. http://127.0.0.1:11434/v1 for Ollama)"))
 
 
 def _read_instructions(document: Document, base: Path, relative: str,

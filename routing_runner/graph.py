@@ -5,13 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agents import Agent, ModelSettings, RunConfig, handoff
+from agents import (
+    Agent,
+    ModelSettings,
+    OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
+    RunConfig,
+    handoff,
+)
 from agents.models.interface import Model
+from agents.retry import ModelRetrySettings
+from openai import AsyncOpenAI
 from openai.types.shared import Reasoning
 
 from .config import Config, ModelSettingsConfig
+from .errors import ProviderError
 from .offline_model import AgentProfile, OfflineModel
-from .providers import ResolvedProvider
+from .providers import ResolvedModel, ResolvedProvider
+from .retries import retry_settings
 from .window import history_window
 
 
@@ -32,13 +43,14 @@ class AgentGraph:
         """RunConfig for one turn: tracing off (it would export to OpenAI) and the window."""
         limit = self.config.session.history_limit
         return RunConfig(
-            tracing_disabled=True,
+            tracing_disabled=not self.config.tracing,
             workflow_name=self.config.workflow_name or self.config.title,
             session_input_callback=history_window(limit) if limit else None,
         )
 
 
-def sdk_model_settings(settings: ModelSettingsConfig) -> ModelSettings:
+def sdk_model_settings(settings: ModelSettingsConfig,
+                       retry: ModelRetrySettings | None = None) -> ModelSettings:
     """The SDK's ModelSettings for our typed settings."""
     values = settings.as_dict()
     effort = values.pop("reasoning_effort", None)
@@ -47,24 +59,63 @@ def sdk_model_settings(settings: ModelSettingsConfig) -> ModelSettings:
         **values,
         reasoning=Reasoning(effort=effort) if effort else None,
         extra_args={"seed": seed} if seed is not None else None,
+        retry=retry,
     )
+
+
+class _ModelFactory:
+    """Builds each agent's model, sharing one HTTP client per endpoint and key."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.profiles = {name: AgentProfile(name, spec.language)
+                         for name, spec in config.agents.items()}
+        self.clients: dict[tuple[str | None, str | None], AsyncOpenAI] = {}
+
+    def client(self, resolved: ResolvedModel) -> AsyncOpenAI:
+        key = (resolved.spec.base_url, resolved.api_key)
+        if key not in self.clients:
+            # max_retries=0: the runner's retry policy is the only retry loop.
+            self.clients[key] = AsyncOpenAI(api_key=resolved.api_key,
+                                            base_url=resolved.spec.base_url,
+                                            timeout=self.config.model.timeout, max_retries=0)
+        return self.clients[key]
+
+    def model(self, agent: str, resolved: ResolvedModel) -> Model:
+        spec = resolved.spec
+        if resolved.provider == "offline":
+            return OfflineModel(self.profiles[agent], self.profiles)
+        if resolved.provider == "litellm":
+            return _litellm_model(resolved)
+        if spec.resolved_api == "chat_completions":
+            return OpenAIChatCompletionsModel(model=spec.name, openai_client=self.client(resolved))
+        return OpenAIResponsesModel(model=spec.name, openai_client=self.client(resolved))
+
+
+def _litellm_model(resolved: ResolvedModel) -> Model:
+    try:
+        from agents.extensions.models.litellm_model import LitellmModel
+    except ImportError:
+        raise ProviderError("provider 'litellm' needs the LiteLLM extra: "
+                            "pip install 'routing-runner[litellm]'") from None
+    return LitellmModel(model=resolved.spec.name, base_url=resolved.spec.base_url,
+                        api_key=resolved.api_key)
 
 
 def build_graph(config: Config, provider: ResolvedProvider) -> AgentGraph:
     """Every agent of `config`, wired with its handoffs, on the resolved provider."""
-    profiles = {name: AgentProfile(name, spec.language) for name, spec in config.agents.items()}
+    factory = _ModelFactory(config)
+    retry = retry_settings(config.model.retry)
     agents: dict[str, Agent[Any]] = {}
     for name, spec in config.agents.items():
-        model: str | Model = (
-            OfflineModel(profiles[name], profiles) if provider.kind == "offline"
-            else config.model_name_for(name)
-        )
+        resolved = provider.models[name]
         agents[name] = Agent(
             name=name,
             instructions=spec.instructions,
             handoff_description=spec.handoff_description,
-            model=model,
-            model_settings=sdk_model_settings(config.settings_for(name)),
+            model=factory.model(name, resolved),
+            model_settings=sdk_model_settings(
+                config.settings_for(name), None if resolved.provider == "offline" else retry),
         )
     # Handoffs are attached once every agent exists, so cycles need no special case.
     for name, spec in config.agents.items():

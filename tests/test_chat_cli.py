@@ -147,5 +147,5 @@ def test_provider_openai_without_a_key_fails_before_the_first_prompt(
                                   "agents: {a: {instructions: hi}}\n")
     result = cli.invoke(app, ["chat", str(path)], input="Hello\n")
     assert result.exit_code == 3
-    assert "OPENAI_API_KEY is not set" in result.stderr
+    assert "needs the API key in OPENAI_API_KEY, but it is not set" in result.stderr
     assert result.stdout == ""

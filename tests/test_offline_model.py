@@ -8,21 +8,22 @@ from typing import Any
 from agents import Agent, RunConfig, Runner
 
 from routing_runner.config import Config
-from routing_runner.graph import build_graph
+from routing_runner.graph import AgentGraph, build_graph
 from routing_runner.loader import load_config
-from routing_runner.providers import ResolvedProvider
+from routing_runner.providers import resolve_provider
 
 from .conftest import REPO
-
-OFFLINE = ResolvedProvider("offline", "test")
-
 
 def _config() -> Config:
     return load_config(REPO / "configs" / "languages.yaml", env={}).config
 
 
+def _offline(config: Config) -> AgentGraph:
+    return build_graph(config, resolve_provider(config, {}))
+
+
 def _triage() -> Agent[Any]:
-    return build_graph(_config(), OFFLINE).entry
+    return _offline(_config()).entry
 
 
 def _run(agent: Agent[Any], message: str) -> Any:
@@ -61,14 +62,14 @@ def test_streamed_deltas_concatenate_to_the_non_streamed_reply() -> None:
 
 
 def test_a_language_agent_answers_a_message_in_its_own_language_itself() -> None:
-    french = build_graph(_config(), OFFLINE).agents["french"]
+    french = _offline(_config()).agents["french"]
     result = _run(french, "Bonjour, pouvez-vous m'aider avec ma commande ?")
     assert result.last_agent.name == "french"
     assert not [i for i in result.new_items if i.type == "handoff_call_item"]
 
 
 def test_an_unconfigured_language_goes_back_to_triage_which_lists_the_languages() -> None:
-    spanish = build_graph(_config(), OFFLINE).agents["spanish"]
+    spanish = _offline(_config()).agents["spanish"]
     result = _run(spanish, "Guten Tag, ich habe eine Frage zu meiner Rechnung.")
     assert result.last_agent.name == "triage"
     assert "English (en), español (es), français (fr)" in result.final_output
@@ -81,7 +82,7 @@ def test_max_tokens_bounds_the_reply() -> None:
     path = REPO / "configs" / ".test-max-tokens.yaml"
     path.write_text(text, encoding="utf-8")
     try:
-        graph = build_graph(load_config(path, env={}).config, OFFLINE)
+        graph = _offline(load_config(path, env={}).config)
     finally:
         path.unlink()
     result = _run(graph.entry, "Hola, necesito ayuda con mi pedido por favor.")

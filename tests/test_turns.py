@@ -11,7 +11,7 @@ import pytest
 from routing_runner.events import AgentChanged, TextDelta, TurnEnded, TurnStarted
 from routing_runner.graph import build_graph
 from routing_runner.loader import load_config
-from routing_runner.providers import ResolvedProvider
+from routing_runner.providers import resolve_provider
 from routing_runner.sessions import SQLiteStore
 from routing_runner.turns import TurnRunner
 
@@ -20,7 +20,7 @@ from .conftest import REPO
 
 def _runner() -> TurnRunner:
     config = load_config(REPO / "configs" / "languages.yaml", env={}).config
-    return TurnRunner(build_graph(config, ResolvedProvider("offline", "test")))
+    return TurnRunner(build_graph(config, resolve_provider(config, {})))
 
 
 async def _items(db: Path, session_id: str) -> list[Any]:
