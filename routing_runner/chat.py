@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
+from .events import TurnEnded
 from .graph import AgentGraph
 from .render import Style, TurnRenderer, inert
 from .sessions import Conversation, SessionStore
 from .turns import TurnRunner
 
 HELP = "Type a message. /exit or end of input (Ctrl-D) ends the chat; Ctrl-C interrupts a reply."
-COMMANDS = {"/exit": "end the chat", "/quit": "end the chat", "/help": "show this help"}
+COMMANDS = {"/exit": "end the chat", "/quit": "end the chat",
+            "/retry": "send the last message again after a failed or interrupted reply",
+            "/help": "show this help"}
 
 
 @dataclass
@@ -37,6 +40,8 @@ class ChatLoop:
     style: Style
     on_open: Callable[[Conversation, str], None]
     echo_input: bool = False
+    failed_turns: int = field(default=0, init=False)
+    _unanswered: str | None = field(default=None, init=False)
 
     def run(self) -> None:
         """Chat until /exit or end of input; the store is closed on the way out."""
@@ -59,21 +64,36 @@ class ChatLoop:
             message = line.strip()
             if not message:
                 continue
-            if message.startswith("/"):
+            if message.lower() in ("/retry", "/r"):
+                if self._unanswered is None:
+                    self.out.write("nothing to retry: the last message was answered\n")
+                    continue
+                message = self._unanswered
+                # The failed turn kept the message; take it back so it is stored once.
+                loop.run(conversation.session.pop_item())
+            elif message.startswith("/"):
                 if self._command(message):
                     return
                 continue
             if self.echo_input:
                 self.out.write(f"you: {inert(message)}\n")
+            self._unanswered = message
             try:
-                loop.run(self._turn(runner, renderer, conversation, message))
+                if loop.run(self._turn(runner, renderer, conversation, message)):
+                    self._unanswered = None
+                else:
+                    self.failed_turns += 1
             except KeyboardInterrupt:
                 renderer.interrupted()
 
     async def _turn(self, runner: TurnRunner, renderer: TurnRenderer,
-                    conversation: Conversation, message: str) -> None:
+                    conversation: Conversation, message: str) -> bool:
+        """Run and render one turn; True when it ended with a reply."""
+        ended = False
         async for event in runner.run(conversation, message):
             renderer.render(event)
+            ended = isinstance(event, TurnEnded)
+        return ended
 
     def _command(self, command: str) -> bool:
         """Handle a /command; True when the chat should end."""

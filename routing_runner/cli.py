@@ -15,7 +15,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from .errors import EXIT_INTERRUPTED, ConfigError, Problem, RoutingRunnerError
+from .errors import EXIT_INTERRUPTED, EXIT_RUN_FAILURE, ConfigError, Problem, RoutingRunnerError
 from .loader import LoadedConfig, load_config
 
 app = typer.Typer(
@@ -95,11 +95,19 @@ def _line_reader(interactive: bool) -> Callable[[str], str | None]:
     return read
 
 
+def _list_reader(messages: list[str]) -> Callable[[str], str | None]:
+    pending = iter(messages)
+    return lambda _prompt: next(pending, None)
+
+
 @app.command()
 def chat(
     config: ConfigArg,
     session_id: Annotated[str | None, typer.Option(
         "--session-id", "-s", help="Resume (or start) the conversation with this id.")] = None,
+    message: Annotated[list[str] | None, typer.Option(
+        "--message", "-m", help="Send this message instead of reading input (repeatable); "
+                                "exit code 3 if a reply fails.")] = None,
 ) -> None:
     """Chat with the bot in the terminal, streaming replies; the conversation is stored."""
     from .providers import resolve_provider
@@ -115,7 +123,7 @@ def chat(
         store = open_store(cfg.session)
     except RoutingRunnerError as error:
         _fail(error)
-    interactive = sys.stdin.isatty()
+    interactive = sys.stdin.isatty() and not message
     style = Style(enabled=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
     typer.echo(f"{cfg.title} - {config}", err=True)
     typer.echo(f"model: {provider.label}", err=True)
@@ -131,7 +139,8 @@ def chat(
         typer.echo(HELP, err=True)
 
     chosen_id = session_id or new_session_id()
-    loop = ChatLoop(build_graph(cfg, provider), store, chosen_id, _line_reader(interactive),
+    reader = _line_reader(interactive) if not message else _list_reader(message)
+    loop = ChatLoop(build_graph(cfg, provider), store, chosen_id, reader,
                     sys.stdout, style, on_open=opened, echo_input=not interactive)
     try:
         loop.run()
@@ -142,6 +151,8 @@ def chat(
     if cfg.session.backend != "memory":
         typer.echo(f"resume with: routing-runner chat {config} --session-id {chosen_id}",
                    err=True)
+    if message and loop.failed_turns:
+        raise typer.Exit(EXIT_RUN_FAILURE)
 
 
 def main() -> None:

@@ -42,6 +42,17 @@ class ToolCalled:
 
 
 @dataclass(frozen=True)
+class Retrying:
+    """A transient model fault; the request is sent again after `delay` seconds."""
+
+    agent: str
+    attempt: int
+    max_retries: int
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True)
 class TurnEnded:
     """The turn completed; `agent` spoke last and will answer next (unless routing says else)."""
 
@@ -61,7 +72,7 @@ class TurnFailed:
     interrupted: bool = False
 
 
-Event = TurnStarted | TextDelta | AgentChanged | ToolCalled | TurnEnded | TurnFailed
+Event = TurnStarted | TextDelta | AgentChanged | ToolCalled | Retrying | TurnEnded | TurnFailed
 
 
 @dataclass

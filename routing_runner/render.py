@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from .events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded, TurnFailed
+from .events import AgentChanged, Event, Retrying, TextDelta, ToolCalled, TurnEnded, TurnFailed
 
 # C0 controls but tab and newline, DEL, C1 controls, and the bidi embedding/override/isolate
 # characters that can make text display differently from what it is.
@@ -70,6 +70,11 @@ class TurnRenderer:
             self._end_line()
             self.out.write(self.style.dim(f"  [tool] {event.agent} called {inert(event.tool)}")
                            + "\n")
+        elif isinstance(event, Retrying):
+            self._end_line()
+            self.out.write(self.style.dim(
+                f"  [retry] {event.reason}; retrying in {event.delay:.1f}s "
+                f"({event.attempt}/{event.max_retries})") + "\n")
         elif isinstance(event, TurnEnded):
             self._end_line()
         elif isinstance(event, TurnFailed):

@@ -2,28 +2,44 @@
 
 Each turn passes only the new message with the session, as the SDK's routing example does
 (`Runner.run_streamed(agent, message, session=...)`), and starts with the agent the routing
-setting picks. A failed or interrupted turn is rolled back so the stored conversation holds the
-user's message and nothing after it.
+setting picks. Retries of transient model faults are reported as they are decided. A failed or
+interrupted turn is rolled back so the stored conversation holds the user's message and nothing
+after it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from agents import Agent, Runner
 from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorError
 from agents.result import RunResultStreaming
 
-from .events import Event, StreamTranslator, TurnFailed, TurnStarted
+from .events import Event, Retrying, StreamTranslator, TurnFailed, TurnStarted
 from .graph import AgentGraph
+from .retries import RetryNotice, retry_listener
 from .sessions import Conversation
 
 
-def describe_failure(exc: BaseException, max_turns: int) -> str:
-    """One line saying what failed and what to do."""
-    return " ".join(_describe(exc, max_turns).split())
+def describe_failure(exc: BaseException, max_turns: int, retries: int = 0) -> str:
+    """One line saying what failed, the request id where there is one, and what to do."""
+    text = _describe(exc, max_turns)
+    if retries:
+        text += f" (after {retries} retr{'y' if retries == 1 else 'ies'})"
+    return " ".join(text.split())
+
+
+def _error_code(exc: Any) -> str | None:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        nested = body.get("error", body)
+        code = nested.get("code") if isinstance(nested, dict) else None
+        return code if isinstance(code, str) else None
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, str) else None
 
 
 def _describe(exc: BaseException, max_turns: int) -> str:
@@ -33,15 +49,38 @@ def _describe(exc: BaseException, max_turns: int) -> str:
         return (f"no agent answered within run.max_turns={max_turns} model calls "
                 "(a handoff loop?); raise run.max_turns or check the handoffs")
     if isinstance(exc, openai.APIStatusError):
-        request = f" (request id {exc.request_id})" if exc.request_id else ""
-        return f"model request failed with HTTP {exc.status_code}{request}: {exc.message}"
+        request = f", request id {exc.request_id}" if exc.request_id else ""
+        what = f"HTTP {exc.status_code}{request}"
+        if exc.status_code == 401:
+            return f"the provider rejected the API key ({what}); check the key variable"
+        if _error_code(exc) == "insufficient_quota":
+            return f"the provider's quota is exhausted ({what}); check the plan and billing"
+        if exc.status_code == 429:
+            return f"the provider is rate limiting ({what}); wait, then /retry"
+        if exc.status_code >= 500:
+            return f"the provider failed ({what}): {exc.message}; /retry later"
+        return f"the provider refused the request ({what}): {exc.message}"
+    if isinstance(exc, openai.APITimeoutError):
+        return "the model did not answer in time (model.timeout); /retry, or raise model.timeout"
     if isinstance(exc, openai.APIConnectionError):
-        return f"cannot reach the model provider: {exc.message}"
+        cause = exc.__cause__ or exc.__context__
+        detail = f": {cause}" if cause else ""
+        return f"cannot reach the model provider{detail}; is it running? then /retry"
+    if isinstance(exc, openai.APIError):
+        return f"the provider's stream failed: {exc.message}; /retry"
     if isinstance(exc, ModelBehaviorError):
         return f"the model answered something the runner cannot use: {exc}"
     if isinstance(exc, AgentsException):
         return f"the run failed: {exc}"
     return f"the run failed: {type(exc).__name__}: {exc}"
+
+
+@dataclass(frozen=True)
+class _StreamError:
+    error: Exception
+
+
+_DONE = object()
 
 
 class TurnRunner:
@@ -62,30 +101,63 @@ class TurnRunner:
         agent = await self.agent_for(conversation)
         yield TurnStarted(agent.name)
         translator = StreamTranslator(agent.name)
+        # SDK events and retry notices meet in one queue, so a retry shows while it waits.
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        retries = 0
+
+        def heard(notice: RetryNotice) -> None:
+            nonlocal retries
+            retries += 1
+            queue.put_nowait(notice)
+
         conversation.begin_turn()
-        result = Runner.run_streamed(
-            agent, message, session=conversation.session,
-            max_turns=self.graph.config.max_turns, run_config=self.graph.run_config(),
-        )
+        token = retry_listener.set(heard)
         try:
-            async for sdk_event in result.stream_events():
-                for event in translator.translate(sdk_event):
+            result = Runner.run_streamed(
+                agent, message, session=conversation.session,
+                max_turns=self.graph.config.max_turns, run_config=self.graph.run_config(),
+            )
+        finally:
+            retry_listener.reset(token)
+        pump = asyncio.ensure_future(self._pump(result, queue))
+        try:
+            while (item := await queue.get()) is not _DONE:
+                if isinstance(item, _StreamError):
+                    raise item.error
+                if isinstance(item, RetryNotice):
+                    yield Retrying(translator.agent, item.attempt, item.max_retries,
+                                   item.delay, item.reason)
+                    continue
+                for event in translator.translate(item):
                     yield event
         except asyncio.CancelledError:
-            await self._abandon(result, conversation, message)
+            await self._abandon(result, pump, conversation, message)
             raise
         except Exception as exc:
-            await self._abandon(result, conversation, message)
-            yield TurnFailed(translator.agent, describe_failure(exc, self.graph.config.max_turns))
+            await self._abandon(result, pump, conversation, message)
+            yield TurnFailed(translator.agent,
+                             describe_failure(exc, self.graph.config.max_turns, retries))
             return
         ended = translator.ended()
         await conversation.set_active_agent(ended.agent)
         yield ended
 
-    async def _abandon(self, result: RunResultStreaming, conversation: Conversation,
-                       message: str) -> None:
+    @staticmethod
+    async def _pump(result: RunResultStreaming, queue: asyncio.Queue[Any]) -> None:
+        try:
+            async for sdk_event in result.stream_events():
+                queue.put_nowait(sdk_event)
+        except Exception as exc:
+            queue.put_nowait(_StreamError(exc))
+        else:
+            queue.put_nowait(_DONE)
+
+    @staticmethod
+    async def _abandon(result: RunResultStreaming, pump: asyncio.Future[None],
+                       conversation: Conversation, message: str) -> None:
         """Stop the run, wait until it no longer writes, and roll the turn back."""
         result.cancel()
-        if result.run_loop_task is not None:
-            await asyncio.wait([result.run_loop_task])
+        pump.cancel()
+        tasks = [t for t in (result.run_loop_task, pump) if t is not None]
+        await asyncio.wait(tasks)
         await conversation.roll_back_turn({"role": "user", "content": message})
