@@ -53,6 +53,7 @@ class ChatLoop:
                 self.on_open(conversation, loop.run(runner.agent_for(conversation)).name)
                 self._loop(loop, runner, renderer, conversation)
             finally:
+                loop.run(self.graph.aclose())
                 loop.run(self.store.close())
 
     def _loop(self, loop: asyncio.Runner, runner: TurnRunner, renderer: TurnRenderer,

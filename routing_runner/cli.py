@@ -7,6 +7,7 @@ config has loaded.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -26,6 +27,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
 )
+
+@app.callback()
+def _quiet_libraries() -> None:
+    # The SDK and the openai client log failures (with tracebacks) that the turn runner
+    # already reports in one line; without a handler Python would print them to stderr.
+    for name in ("openai", "httpx", "httpcore"):
+        logging.getLogger(name).addHandler(logging.NullHandler())
+        logging.getLogger(name).propagate = False
+
 
 ConfigArg = Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False)]
 
@@ -140,9 +150,9 @@ def chat(
 
     chosen_id = session_id or new_session_id()
     reader = _line_reader(interactive) if not message else _list_reader(message)
-    loop = ChatLoop(build_graph(cfg, provider), store, chosen_id, reader,
-                    sys.stdout, style, on_open=opened, echo_input=not interactive)
     try:
+        loop = ChatLoop(build_graph(cfg, provider), store, chosen_id, reader,
+                        sys.stdout, style, on_open=opened, echo_input=not interactive)
         loop.run()
     except KeyboardInterrupt:
         typer.echo("", err=True)

@@ -85,6 +85,8 @@ class StreamTranslator:
     model_calls: int = 0
     tool_calls: int = 0
     pending_handoff_tool: str = ""
+    response_open: bool = False
+    stream_error: str | None = None
 
     def translate(self, event: Any) -> list[Event]:
         """Our events for one SDK `StreamEvent` (often none)."""
@@ -96,8 +98,13 @@ class StreamTranslator:
                 return [TextDelta(self.agent, event.data.delta)]
             if data_type == "response.created":
                 self.model_calls += 1
+                self.response_open = True
                 # Only the last model call's text is the reply; earlier text preceded a handoff.
                 self.text_parts.clear()
+            elif data_type in ("response.completed", "response.incomplete", "response.failed"):
+                self.response_open = False
+            elif data_type == "error":
+                self.stream_error = f"{event.data.code}: {event.data.message}"
             return []
         if kind == "agent_updated_stream_event":
             self.agent = event.new_agent.name

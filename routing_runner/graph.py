@@ -33,11 +33,17 @@ class AgentGraph:
     config: Config
     provider: ResolvedProvider
     agents: dict[str, Agent[Any]]
+    clients: tuple[AsyncOpenAI, ...] = ()
 
     @property
     def entry(self) -> Agent[Any]:
         """The agent that receives a new conversation."""
         return self.agents[self.config.entry]
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients, on the event loop that used them."""
+        for client in self.clients:
+            await client.close()
 
     def run_config(self) -> RunConfig:
         """RunConfig for one turn: tracing off (it would export to OpenAI) and the window."""
@@ -124,4 +130,5 @@ def build_graph(config: Config, provider: ResolvedProvider) -> AgentGraph:
                     tool_description_override=h.description)
             for h in spec.handoffs
         ]
-    return AgentGraph(config=config, provider=provider, agents=agents)
+    return AgentGraph(config=config, provider=provider, agents=agents,
+                      clients=tuple(factory.clients.values()))

@@ -10,6 +10,7 @@ after it.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,9 +25,19 @@ from .retries import RetryNotice, retry_listener
 from .sessions import Conversation
 
 
-def describe_failure(exc: BaseException, max_turns: int, retries: int = 0) -> str:
-    """One line saying what failed, the request id where there is one, and what to do."""
+def describe_failure(exc: BaseException, max_turns: int, retries: int = 0,
+                     seen: StreamTranslator | None = None) -> str:
+    """One line saying what failed, the request id where there is one, and what to do.
+
+    `seen` is what the turn's stream showed before the failure: an `error` event the
+    provider sent, or a response that never completed, explain the SDK's generic errors.
+    """
     text = _describe(exc, max_turns)
+    if isinstance(exc, ModelBehaviorError) and seen is not None:
+        if seen.stream_error:
+            text = f"the provider reported an error in its stream: {seen.stream_error}; /retry"
+        elif seen.response_open:
+            text = "the provider's stream ended before the response was complete; /retry"
     if retries:
         text += f" (after {retries} retr{'y' if retries == 1 else 'ies'})"
     return " ".join(text.split())
@@ -68,6 +79,8 @@ def _describe(exc: BaseException, max_turns: int) -> str:
         return f"cannot reach the model provider{detail}; is it running? then /retry"
     if isinstance(exc, openai.APIError):
         return f"the provider's stream failed: {exc.message}; /retry"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"the provider sent a malformed stream (not JSON): {exc}; /retry"
     if isinstance(exc, ModelBehaviorError):
         return f"the model answered something the runner cannot use: {exc}"
     if isinstance(exc, AgentsException):
@@ -135,8 +148,8 @@ class TurnRunner:
             raise
         except Exception as exc:
             await self._abandon(result, pump, conversation, message)
-            yield TurnFailed(translator.agent,
-                             describe_failure(exc, self.graph.config.max_turns, retries))
+            yield TurnFailed(translator.agent, describe_failure(
+                exc, self.graph.config.max_turns, retries, translator))
             return
         ended = translator.ended()
         await conversation.set_active_agent(ended.agent)

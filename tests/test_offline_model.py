@@ -14,6 +14,7 @@ from routing_runner.providers import resolve_provider
 
 from .conftest import REPO
 
+
 def _config() -> Config:
     return load_config(REPO / "configs" / "languages.yaml", env={}).config
 

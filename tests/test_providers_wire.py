@@ -1,0 +1,340 @@
+"""Real providers over HTTP: `routing-runner chat` against the loopback OpenAI-format server.
+
+These drive the CLI entry point, the real Agents SDK and the real `openai` client; only the
+server is ours. Every fault test checks the message shown, the exit code of a one-shot run,
+how many requests reached the server, and what the stored conversation holds afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from routing_runner.cli import app
+
+from .conftest import write_config
+from .wire_server import Fault, Text, ToolCall, WireServer
+
+LANGUAGE_AGENTS = """
+agents:
+  triage:
+    instructions: Hand off by language.
+    handoffs: [spanish, french]
+  spanish:
+    language: es
+    instructions: Responde en español.
+    handoffs: [french, triage]
+  french:
+    language: fr
+    instructions: Réponds en français.
+    handoffs: [spanish, triage]
+"""
+
+
+@pytest.fixture
+def server() -> Iterator[WireServer]:
+    """The loopback server; strict, so a reply left unscripted fails the test."""
+    with WireServer() as wire:
+        yield wire
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+
+
+def _config(folder: Path, server: WireServer, provider: str, api: str = "",
+            agents: str = LANGUAGE_AGENTS, model_extra: str = "") -> Path:
+    api_line = f"  api: {api}\n" if api else ""
+    return write_config(folder, (
+        f"entry: triage\nmodel:\n  provider: {provider}\n  name: gpt-test\n"
+        f"  base_url: {server.base_url}\n{api_line}{model_extra}"
+        f"session:\n  path: {folder / 'sessions.db'}\n{agents}"))
+
+
+def _stored(folder: Path, session_id: str) -> list[dict[str, Any]]:
+    with sqlite3.connect(folder / "sessions.db") as conn:
+        return [json.loads(row[0]) for row in conn.execute(
+            "SELECT message_data FROM agent_messages WHERE session_id = ? ORDER BY id",
+            (session_id,))]
+
+
+def _chat(cli: CliRunner, config: Path, *messages: str, session: str = "wire") -> Any:
+    args = ["chat", str(config), "--session-id", session]
+    for message in messages:
+        args += ["-m", message]
+    return cli.invoke(app, args)
+
+
+@pytest.mark.parametrize(("provider", "api"), [("openai", ""),
+                                               ("openai-compatible", "chat_completions")])
+def test_spanish_is_routed_by_the_servers_handoff_and_history_goes_back(
+        cli: CliRunner, tmp_path: Path, server: WireServer, provider: str, api: str) -> None:
+    server.script(ToolCall("transfer_to_spanish"), Text("¡Hola! ¿En qué puedo ayudarte hoy?"),
+                  Text("Claro, con mucho gusto."))
+    config = _config(tmp_path, server, provider, api)
+
+    result = _chat(cli, config, "Hola, ¿cómo estás?", "¿Me ayudas con mi pedido?")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1:] == [
+        "  [handoff] triage -> spanish",
+        "spanish: ¡Hola! ¿En qué puedo ayudarte hoy?",
+        "you: ¿Me ayudas con mi pedido?",
+        "spanish: Claro, con mucho gusto.",
+    ]
+    first, second, third = server.requests
+    path = "/v1/responses" if provider == "openai" else "/v1/chat/completions"
+    assert {r.path for r in server.requests} == {path}
+    assert all(r.stream for r in server.requests)
+    if provider == "openai":
+        assert first.body["instructions"].startswith("Hand off by language.")
+        assert second.body["instructions"].startswith("Responde en español.")
+        history = third.body["input"]
+        assert [i.get("type", "message") for i in history] == [
+            "message", "function_call", "function_call_output", "message", "message"]
+        assert history[0]["content"] == "Hola, ¿cómo estás?"
+        assert history[-1]["content"] == "¿Me ayudas con mi pedido?"
+    else:
+        assert second.body["messages"][0] == {"role": "system",
+                                              "content": "Responde en español."}
+        roles = [m["role"] for m in third.body["messages"]]
+        assert roles == ["system", "user", "assistant", "tool", "assistant", "user"]
+        assert third.body["messages"][1]["content"] == "Hola, ¿cómo estás?"
+        assert third.body["messages"][2]["tool_calls"][0]["function"]["name"] == \
+            "transfer_to_spanish"
+
+
+def test_streamed_deltas_are_printed_in_order_as_they_arrive(
+        cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+    words = [f"palabra{i}" for i in range(40)]
+    server.script(Text(" ".join(words), chunk_size=3))
+    agents = "agents:\n  triage:\n    instructions: Responde.\n"
+    result = _chat(cli, _config(tmp_path, server, "openai", agents=agents), "Hola")
+    assert result.stdout.splitlines()[1] == "triage: " + " ".join(words)
+
+
+# --- faults -------------------------------------------------------------------------------
+
+FAST_RETRIES = "  timeout: 2\n  retry: {max_retries: 2, initial_delay: 0.01, max_delay: 0.05}\n"
+ONE_AGENT = "agents:\n  triage:\n    instructions: Answer.\n"
+
+
+def _fault_run(cli: CliRunner, tmp_path: Path, server: WireServer, *replies: Any,
+               timeout: str = "2") -> Any:
+    server.script(*replies)
+    extra = FAST_RETRIES.replace("timeout: 2", f"timeout: {timeout}")
+    config = _config(tmp_path, server, "openai", agents=ONE_AGENT, model_extra=extra)
+    return _chat(cli, config, "Hello there")
+
+
+def _error_line(stdout: str) -> str:
+    errors = [line for line in stdout.splitlines() if line.startswith("  [error] ")]
+    assert len(errors) == 1, stdout
+    return errors[0]
+
+
+def _assert_only_the_user_message_is_stored(tmp_path: Path) -> None:
+    assert _stored(tmp_path, "wire") == [{"role": "user", "content": "Hello there"}]
+
+
+def test_401_is_not_retried_and_names_the_key(cli: CliRunner, tmp_path: Path,
+                                              server: WireServer) -> None:
+    result = _fault_run(cli, tmp_path, server, Fault.unauthorized())
+    assert result.exit_code == 3
+    assert _error_line(result.stdout) == (
+        "  [error] the provider rejected the API key (HTTP 401, request id req_1); "
+        "check the key variable")
+    assert len(server.requests) == 1
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+def test_429_with_retry_after_waits_as_told_then_succeeds(cli: CliRunner, tmp_path: Path,
+                                                          server: WireServer) -> None:
+    result = _fault_run(cli, tmp_path, server, Fault.rate_limited(retry_after=0.2),
+                        Text("Hello!"))
+    assert result.exit_code == 0, result.output
+    assert "  [retry] rate limited (HTTP 429); retrying in 0.2s (1/2)\n" in result.stdout
+    assert "triage: Hello!" in result.stdout
+    assert len(server.requests) == 2
+    assert [i.get("role") for i in _stored(tmp_path, "wire")] == ["user", "assistant"]
+
+
+def test_429_without_retry_after_exhausts_the_budget_once(cli: CliRunner, tmp_path: Path,
+                                                          server: WireServer) -> None:
+    result = _fault_run(cli, tmp_path, server, *[Fault.rate_limited()] * 3)
+    assert result.exit_code == 3
+    assert result.stdout.count("[retry] rate limited (HTTP 429)") == 2
+    assert _error_line(result.stdout) == (
+        "  [error] the provider is rate limiting (HTTP 429, request id req_3); wait, then "
+        "/retry (after 2 retries)")
+    assert len(server.requests) == 3  # one loop: 1 + max_retries, not multiplied
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+def test_exhausted_quota_is_not_retried(cli: CliRunner, tmp_path: Path,
+                                        server: WireServer) -> None:
+    result = _fault_run(cli, tmp_path, server, Fault.quota_exhausted())
+    assert result.exit_code == 3
+    assert "[retry]" not in result.stdout
+    assert _error_line(result.stdout).startswith(
+        "  [error] the provider's quota is exhausted (HTTP 429, request id req_1)")
+    assert len(server.requests) == 1
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+def test_500_is_retried_and_the_turn_succeeds(cli: CliRunner, tmp_path: Path,
+                                              server: WireServer) -> None:
+    result = _fault_run(cli, tmp_path, server, Fault.server_error(), Text("Recovered."))
+    assert result.exit_code == 0, result.output
+    assert "  [retry] HTTP 500; retrying in" in result.stdout
+    assert "triage: Recovered." in result.stdout
+    assert len(server.requests) == 2
+
+
+def test_persistent_500_fails_with_the_request_id(cli: CliRunner, tmp_path: Path,
+                                                  server: WireServer) -> None:
+    result = _fault_run(cli, tmp_path, server, *[Fault.server_error()] * 3)
+    assert result.exit_code == 3
+    assert _error_line(result.stdout).startswith(
+        "  [error] the provider failed (HTTP 500, request id req_3)")
+    assert len(server.requests) == 3
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+def test_connection_reset_before_headers_is_retried(cli: CliRunner, tmp_path: Path,
+                                                    server: WireServer) -> None:
+    result = _fault_run(cli, tmp_path, server, Fault.reset_before_headers(), Text("Back."))
+    assert result.exit_code == 0, result.output
+    assert "  [retry] the connection failed; retrying in" in result.stdout
+    assert len(server.requests) == 2
+
+
+def test_reset_mid_stream_is_not_replayed_and_keeps_no_half_reply(
+        cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+    result = _fault_run(cli, tmp_path, server, Fault.reset_mid_stream(after_events=8))
+    assert result.exit_code == 3
+    assert "[retry]" not in result.stdout  # text already reached the user
+    assert _error_line(result.stdout).startswith("  [error] cannot reach the model provider")
+    assert len(server.requests) == 1
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+def test_a_stalled_stream_times_out(cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+    result = _fault_run(cli, tmp_path, server, Fault.stall(after_events=8), timeout="0.3")
+    assert result.exit_code == 3
+    assert _error_line(result.stdout) == (
+        "  [error] the model did not answer in time (model.timeout); /retry, or raise "
+        "model.timeout")
+    assert len(server.requests) == 1
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+def test_malformed_sse_json_is_one_clear_line(cli: CliRunner, tmp_path: Path,
+                                              server: WireServer) -> None:
+    result = _fault_run(cli, tmp_path, server, Fault.malformed_sse(after_events=8))
+    assert result.exit_code == 3
+    assert _error_line(result.stdout).startswith(
+        "  [error] the provider sent a malformed stream (not JSON)")
+    assert "Traceback" not in result.output
+    assert "Error streaming" not in result.stderr  # the SDK's own log stays quiet
+    assert len(server.requests) == 1
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+def test_an_sse_error_event_is_reported_with_its_code(cli: CliRunner, tmp_path: Path,
+                                                      server: WireServer) -> None:
+    result = _fault_run(cli, tmp_path, server,
+                        Fault.sse_error(code="server_error", message="The model crashed.",
+                                        after_events=2))
+    assert result.exit_code == 3
+    assert _error_line(result.stdout) == (
+        "  [error] the provider reported an error in its stream: server_error: "
+        "The model crashed.; /retry")
+    assert len(server.requests) == 1
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+def test_end_of_stream_without_completion_is_reported(cli: CliRunner, tmp_path: Path,
+                                                      server: WireServer) -> None:
+    result = _fault_run(cli, tmp_path, server, Fault.eof_without_completed(after_events=6))
+    assert result.exit_code == 3
+    assert _error_line(result.stdout) == (
+        "  [error] the provider's stream ended before the response was complete; /retry")
+    assert len(server.requests) == 1
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+def test_retry_resends_the_kept_message_without_duplicating_it(
+        cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+    server.script(Fault.unauthorized(), Text("Now it works."))
+    config = _config(tmp_path, server, "openai", agents=ONE_AGENT, model_extra=FAST_RETRIES)
+    result = cli.invoke(app, ["chat", str(config), "--session-id", "wire"],
+                        input="Hello there\n/retry\n")
+    assert "triage: Now it works." in result.stdout
+    assert server.requests[1].body["input"] == [{"role": "user", "content": "Hello there"}]
+    assert [i["role"] for i in _stored(tmp_path, "wire")] == ["user", "assistant"]
+
+
+# --- start-up -------------------------------------------------------------------------------
+
+
+def test_litellm_without_its_extra_names_the_extra(cli: CliRunner, tmp_path: Path) -> None:
+    config = write_config(tmp_path, "entry: a\nmodel: {provider: litellm, name: ollama/llama3}\n"
+                                    "agents: {a: {instructions: hi}}\n")
+    result = cli.invoke(app, ["chat", str(config), "-m", "Hello"])
+    try:
+        import litellm  # noqa: F401
+    except ImportError:
+        assert result.exit_code == 3
+        assert result.stderr.splitlines()[-1] == (
+            "error: provider 'litellm' needs the LiteLLM extra: "
+            "pip install 'routing-runner[litellm]'")
+    else:  # pragma: no cover - only where the extra is installed
+        assert "LiteLLM ollama/llama3" in result.stderr
+
+
+def test_a_key_named_by_api_key_env_is_required_and_used(
+        cli: CliRunner, tmp_path: Path, server: WireServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    config = _config(tmp_path, server, "openai", agents=ONE_AGENT,
+                     model_extra="  api_key_env: TEAM_KEY\n")
+    missing = cli.invoke(app, ["chat", str(config), "-m", "Hello"])
+    assert missing.exit_code == 3
+    assert "needs the API key in TEAM_KEY, but it is not set" in missing.stderr
+    assert server.requests == []
+
+    monkeypatch.setenv("TEAM_KEY", "sk-team")
+    server.script(Text("Hi."))
+    assert cli.invoke(app, ["chat", str(config), "-m", "Hello"]).exit_code == 0
+    assert server.requests[0].headers["authorization"] == "Bearer sk-team"
+
+
+def test_tracing_is_off_unless_the_config_turns_it_on(tmp_path: Path) -> None:
+    from routing_runner.graph import build_graph
+    from routing_runner.loader import load_config
+    from routing_runner.providers import resolve_provider
+
+    def tracing_disabled(run_block: str) -> bool:
+        path = write_config(tmp_path, f"entry: a\n{run_block}agents: {{a: {{instructions: hi}}}}\n")
+        config = load_config(path, env={}).config
+        return build_graph(config, resolve_provider(config, {})).run_config().tracing_disabled
+
+    assert tracing_disabled("") is True
+    assert tracing_disabled("run: {tracing: true}\n") is False
+
+
+def test_auto_uses_openai_when_the_key_is_set_and_says_so(
+        cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+    server.script(Text("Hi from the wire."))
+    config = _config(tmp_path, server, "auto", agents=ONE_AGENT)
+    result = _chat(cli, config, "Hello")
+    assert f"model: OpenAI Responses API, gpt-test at {server.base_url} - auto: " \
+           "OPENAI_API_KEY is set" in result.stderr
+    assert "triage: Hi from the wire." in result.stdout
