@@ -338,3 +338,26 @@ def test_auto_uses_openai_when_the_key_is_set_and_says_so(
     assert f"model: OpenAI Responses API, gpt-test at {server.base_url} - auto: " \
            "OPENAI_API_KEY is set" in result.stderr
     assert "triage: Hi from the wire." in result.stdout
+
+
+def test_agents_can_run_on_different_providers(cli: CliRunner, tmp_path: Path,
+                                                server: WireServer) -> None:
+    # Triage routes offline; the Spanish agent answers from the server, with its own settings.
+    server.script(Text("Respuesta del servidor."))
+    config = write_config(tmp_path, (
+        "entry: triage\nmodel: {provider: offline}\n"
+        f"session: {{path: {tmp_path / 'sessions.db'}}}\n"
+        "agents:\n"
+        "  triage: {instructions: Route., handoffs: [spanish, french]}\n"
+        "  french: {language: fr, instructions: Français.}\n"
+        "  spanish:\n    language: es\n    instructions: Español.\n"
+        f"    model: {{provider: openai-compatible, base_url: '{server.base_url}', name: local}}\n"
+        "    model_settings: {temperature: 0.7, max_tokens: 50}\n"))
+    result = _chat(cli, config, "Hola, ¿me ayudas con mi pedido, por favor?")
+    assert result.exit_code == 0, result.output
+    assert "  [handoff] triage -> spanish\nspanish: Respuesta del servidor.\n" in result.stdout
+    (request,) = server.requests
+    assert request.path == "/v1/chat/completions"
+    assert (request.body["model"], request.body["temperature"]) == ("local", 0.7)
+    assert request.body["max_tokens"] == 50
+    assert "OFFLINE model" in result.stderr and "OpenAI-compatible Chat Completions" in result.stderr
