@@ -29,7 +29,8 @@ class ChatLoop:
     """A chat on conversation `session_id` of `store`, reading lines with `read_line`.
 
     `read_line` returns None at end of input. `on_open` is told the opened conversation and the
-    agent that will answer first, before the first prompt.
+    agent that will answer first, before the first prompt. `on_turn`, when given, is told each
+    completed turn: the user's message and its TurnEnded (`chat --record` writes them down).
     """
 
     graph: AgentGraph
@@ -40,6 +41,7 @@ class ChatLoop:
     style: Style
     on_open: Callable[[Conversation, str], None]
     echo_input: bool = False
+    on_turn: Callable[[str, TurnEnded], None] | None = None
     failed_turns: int = field(default=0, init=False)
     _unanswered: str | None = field(default=None, init=False)
 
@@ -94,6 +96,8 @@ class ChatLoop:
         async for event in runner.run(conversation, message):
             renderer.render(event)
             ended = isinstance(event, TurnEnded)
+            if isinstance(event, TurnEnded) and self.on_turn is not None:
+                self.on_turn(message, event)
         return ended
 
     def _command(self, command: str) -> bool:

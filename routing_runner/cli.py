@@ -16,7 +16,16 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from .errors import EXIT_INTERRUPTED, EXIT_RUN_FAILURE, ConfigError, Problem, RoutingRunnerError
+from .cli_replay import replay
+from .cli_sessions import app as sessions_app
+from .errors import (
+    EXIT_INTERRUPTED,
+    EXIT_RUN_FAILURE,
+    ConfigError,
+    Problem,
+    RoutingRunnerError,
+    UserInputError,
+)
 from .loader import LoadedConfig, load_config
 
 app = typer.Typer(
@@ -38,6 +47,8 @@ def _quiet_libraries() -> None:
 
 
 ConfigArg = Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False)]
+
+app.add_typer(sessions_app)
 
 
 def _fail(error: RoutingRunnerError) -> NoReturn:
@@ -118,6 +129,9 @@ def chat(
     message: Annotated[list[str] | None, typer.Option(
         "--message", "-m", help="Send this message instead of reading input (repeatable); "
                                 "exit code 3 if a reply fails.")] = None,
+    record: Annotated[Path | None, typer.Option(
+        "--record", metavar="FILE", help="Write the chat as a transcript for `replay`: each turn "
+                                         "expects the agent and handoff route seen.")] = None,
 ) -> None:
     """Chat with the bot in the terminal, streaming replies; the conversation is stored."""
     from .providers import resolve_provider
@@ -126,6 +140,9 @@ def chat(
 
     loaded = _load(config)
     cfg = loaded.config
+    if record is not None and (record.exists() or not record.parent.is_dir()):
+        _fail(UserInputError(f"--record {record}: " + ("the file exists; choose a new name"
+              if record.exists() else f"the folder {record.parent} does not exist")))
     try:
         if session_id is not None:
             check_session_id(session_id)
@@ -141,18 +158,26 @@ def chat(
     from .chat import HELP, ChatLoop
     from .graph import build_graph
     from .sessions import Conversation
+    from .transcript import TranscriptRecorder
+
+    chosen_id = session_id or new_session_id()
+    recorder = None if record is None else TranscriptRecorder(record, record.stem, config,
+                                                              chosen_id)
 
     def opened(conversation: Conversation, first_agent: str) -> None:
+        if recorder is not None and not conversation.is_new:
+            raise UserInputError(f"--record needs a new conversation, and {chosen_id!r} has "
+                                 "messages already (a replay starts from an empty one)")
         state = "new" if conversation.is_new else f"resumed, last agent {first_agent}"
         typer.echo(f"session: {conversation.session_id} ({state}) in {store.description}",
                    err=True)
         typer.echo(HELP, err=True)
 
-    chosen_id = session_id or new_session_id()
     reader = _line_reader(interactive) if not message else _list_reader(message)
     try:
         loop = ChatLoop(build_graph(cfg, provider), store, chosen_id, reader,
-                        sys.stdout, style, on_open=opened, echo_input=not interactive)
+                        sys.stdout, style, on_open=opened, echo_input=not interactive,
+                        on_turn=None if recorder is None else recorder.record)
         loop.run()
     except KeyboardInterrupt:
         typer.echo("", err=True)
@@ -161,8 +186,15 @@ def chat(
     if cfg.session.backend != "memory":
         typer.echo(f"resume with: routing-runner chat {config} --session-id {chosen_id}",
                    err=True)
+    if recorder is not None:
+        typer.echo(f"recorded {_count(len(recorder.turns), 'turn')} to {record}; check it with: "
+                   f"routing-runner replay {config} {record}" if recorder.turns
+                   else "nothing recorded: no turn completed", err=True)
     if message and loop.failed_turns:
         raise typer.Exit(EXIT_RUN_FAILURE)
+
+
+app.command()(replay)
 
 
 def main() -> None:

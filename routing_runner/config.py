@@ -22,7 +22,7 @@ from .schema import did_you_mean
 Provider = Literal["auto", "openai", "openai-compatible", "litellm", "offline"]
 Api = Literal["responses", "chat_completions"]
 NextTurn = Literal["last_agent", "entry"]
-Backend = Literal["sqlite", "memory"]
+Backend = Literal["sqlite", "memory", "sqlalchemy", "redis"]
 
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_MAX_TURNS = 10
@@ -139,13 +139,53 @@ class ModelConfig:
         return self.spec.name
 
 
+DEFAULT_URL_ENV: Mapping[str, str] = MappingProxyType(
+    {"sqlalchemy": "DATABASE_URL", "redis": "REDIS_URL"})
+DEFAULT_KEY_PREFIX = "routing-runner"
+DEFAULT_KEY_ENV = "ROUTING_RUNNER_SESSION_KEY"
+# Which backends each backend-specific `session` key applies to; a key given for another
+# backend is an error rather than silently ignored.
+SESSION_KEYS_FOR: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "path": ("sqlite",),
+    "table_prefix": ("sqlite", "sqlalchemy"),
+    "url_env": ("sqlalchemy", "redis"),
+    "key_prefix": ("redis",),
+    "ttl": ("redis",),
+})
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_seconds(value: int | str) -> int:
+    """Seconds of a schema-valid duration: an integer, or a number with s, m, h, d or w."""
+    if isinstance(value, int):
+        return value
+    return int(value[:-1]) * _DURATION_UNITS[value[-1]]
+
+
+@dataclass(frozen=True)
+class EncryptionConfig:
+    """Session encryption: the variable holding the key, and how long items stay readable."""
+
+    ttl: int
+    key_env: str = DEFAULT_KEY_ENV
+
+
 @dataclass(frozen=True)
 class SessionConfig:
-    """Where conversations are kept."""
+    """Where conversations are kept.
+
+    Secrets are never part of the config: `url_env` and `encryption.key_env` name environment
+    variables that the store reads when it opens.
+    """
 
     backend: Backend = "sqlite"
     path: Path | None = None
     history_limit: int | None = None
+    url_env: str | None = None
+    table_prefix: str | None = None
+    key_prefix: str = DEFAULT_KEY_PREFIX
+    ttl: int | None = None
+    encryption: EncryptionConfig | None = None
 
     def database_path(self) -> Path:
         """The SQLite file: the configured one, or the per-user default."""
@@ -153,6 +193,10 @@ class SessionConfig:
             return self.path
         data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         return Path(data_home) / "routing-runner" / "sessions.db"
+
+    def url_variable(self) -> str:
+        """The environment variable holding the server URL (sqlalchemy and redis)."""
+        return self.url_env or DEFAULT_URL_ENV.get(self.backend, "DATABASE_URL")
 
 
 @dataclass(frozen=True)
@@ -233,6 +277,8 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
             model_settings=ModelSettingsConfig.from_dict(spec.get("model_settings")),
         )
 
+    session = _session_config(document, raw.get("session", {}), base, problems)
+
     entry = raw["entry"]
     if entry not in agents_raw:
         problems.append(document.problem(
@@ -247,8 +293,6 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         return None, problems
 
     model_raw = raw.get("model", {})
-    session_raw = raw.get("session", {})
-    session_path = session_raw.get("path")
     config = Config(
         source=path,
         entry=entry,
@@ -260,11 +304,7 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
             timeout=model_raw.get("timeout", 60.0),
             retry=RetryConfig(**_notes_free(model_raw.get("retry", {}))),
         ),
-        session=SessionConfig(
-            backend=session_raw.get("backend", "sqlite"),
-            path=(base / Path(session_path).expanduser()) if session_path else None,
-            history_limit=session_raw.get("history_limit"),
-        ),
+        session=session,
         next_turn=raw.get("routing", {}).get("next_turn", "last_agent"),
         max_turns=raw.get("run", {}).get("max_turns", DEFAULT_MAX_TURNS),
         workflow_name=raw.get("run", {}).get("workflow_name"),
@@ -286,6 +326,33 @@ def _check_base_urls(document: Document, raw: Mapping[str, Any],
             problems.append(document.problem(
                 where, "provider 'openai-compatible' needs a base_url (the server's /v1 URL, "
                        "e.g. http://127.0.0.1:11434/v1 for Ollama)"))
+
+
+def _session_config(document: Document, raw: Mapping[str, Any], base: Path,
+                    problems: list[Problem]) -> SessionConfig:
+    """The typed `session` block; keys meant for another backend are errors."""
+    backend = raw.get("backend", "sqlite")
+    for key, backends in SESSION_KEYS_FOR.items():
+        if key in raw and backend not in backends:
+            problems.append(document.problem(
+                ("session", key), f"applies only to backend {' or '.join(backends)}, "
+                                  f"not {backend!r}", key=True))
+    path = raw.get("path")
+    ttl = raw.get("ttl")
+    encryption_raw = raw.get("encryption")
+    encryption = None if encryption_raw is None else EncryptionConfig(
+        ttl=duration_seconds(encryption_raw["ttl"]),
+        key_env=encryption_raw.get("key_env", DEFAULT_KEY_ENV))
+    return SessionConfig(
+        backend=backend,
+        path=(base / Path(path).expanduser()) if path else None,
+        history_limit=raw.get("history_limit"),
+        url_env=raw.get("url_env"),
+        table_prefix=raw.get("table_prefix"),
+        key_prefix=raw.get("key_prefix", DEFAULT_KEY_PREFIX),
+        ttl=None if ttl is None else duration_seconds(ttl),
+        encryption=encryption,
+    )
 
 
 def _read_instructions(document: Document, base: Path, relative: str,

@@ -7,6 +7,7 @@
     └── RunFailure                     exit 3: the run itself failed (model provider, store)
         ├── ProviderError              the model provider is unusable (missing key, bad URL)
         └── StoreError                 the session store cannot be opened or written
+            └── SessionInUseError      another process has the conversation open (sqlite)
 
 Exit code 1 is reserved for "ran fine, but expectations failed" (replay) and is not an
 exception: it is a result.
@@ -79,3 +80,7 @@ class ProviderError(RunFailure):
 
 class StoreError(RunFailure):
     """The session store cannot be opened, read or written."""
+
+
+class SessionInUseError(StoreError):
+    """Another process has this conversation open; it can be continued once that one ends."""

@@ -1,38 +1,74 @@
-"""Session backends: where conversations (and the agent that spoke last) are kept.
+"""Session stores: where conversations, the agent that spoke last and turn counts are kept.
 
-Conversation items are stored by the SDK's own session classes. The SDK does not remember which
-agent spoke last, so each store keeps that beside the items, keyed by session id.
+    SessionStore                          what the chat, the turn runner and `sessions` use
+    ├── SQLiteStore      stores.sqlite    one file, one machine; a conversation is open in one
+    │                                     process at a time (a lock file per session id)
+    ├── MemoryStore      stores.memory    throwaway runs: nothing is kept after exit
+    ├── SQLAlchemyStore  stores.sqlalchemy  any SQLAlchemy async database (PostgreSQL, ...),
+    │                                     shared by any number of workers
+    └── RedisStore       stores.redis     a Redis server, shared by workers, optional expiry
 
-A `Conversation` wraps the SDK session in a `JournaledSession`, which counts what a turn
-appended so an interrupted or failed turn can be rolled back to "the user's message and nothing
-after it" - the stored conversation is never left with half a reply.
+Conversation items are stored by the SDK's own session classes; `session.encryption` wraps
+whichever one in the SDK's EncryptedSession (stores.encryption). The SDK remembers neither the
+agent that spoke last nor how many turns a conversation has, so every store keeps a small state
+record beside the items: last agent, turns (user messages stored), created and updated times.
+
+A `Conversation` wraps the SDK session in a `JournaledSession` (stores.journal), which counts
+what a turn appended so an interrupted or failed turn can be rolled back to "the user's message
+and nothing after it", keeps the turn count, and turns backend exceptions into `StoreError`.
+
+This module imports neither the Agents SDK nor a database driver: backends are imported when a
+store is opened, and a missing optional one names the extra that provides it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import os
 import re
 import secrets
-import sqlite3
 from abc import ABC, abstractmethod
-from contextlib import closing
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import SessionConfig
-from .errors import SessionIdError, StoreError
+from .errors import RoutingRunnerError, SessionIdError, SessionInUseError, StoreError
 
 if TYPE_CHECKING:
     from agents.items import TResponseInputItem
     from agents.memory import SessionABC
 
+    from .stores.encryption import SessionKey
+    from .stores.journal import JournaledSession
+    from .stores.memory import MemoryStore
+    from .stores.sqlite import SQLiteStore
+
+__all__ = [
+    "Conversation",
+    "Lease",
+    "MemoryStore",
+    "SQLiteStore",
+    "SessionStore",
+    "SessionSummary",
+    "TableNames",
+    "check_session_id",
+    "format_duration",
+    "is_user_message",
+    "new_session_id",
+    "open_store",
+    "require_extra",
+]
+
+# Letters, digits, '.', '_' and '-': safe as a file name (the SQLite lock files), as a SQL
+# parameter and inside a Redis key (no ':' to split on, no glob characters).
 SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-STATE_TABLE = "routing_runner_state"
+T = TypeVar("T")
 
 
 def new_session_id() -> str:
-    """A fresh random session id."""
+    """A fresh random session id (48 random bits, 12 hex digits)."""
     return secrets.token_hex(6)
 
 
@@ -45,37 +81,88 @@ def check_session_id(session_id: str) -> str:
     return session_id
 
 
-def _journaled(inner: SessionABC) -> SessionABC:
-    """`inner` wrapped so the current turn's additions are counted."""
-    from agents.memory import SessionABC
+def is_user_message(item: object) -> bool:
+    """Whether a stored item is a message the user wrote (one per turn)."""
+    return isinstance(item, dict) and item.get("role") == "user" and \
+        item.get("type", "message") == "message"
 
-    class JournaledSession(SessionABC):
-        """Delegates to an SDK session and remembers how many items the current turn added."""
 
-        def __init__(self, inner: SessionABC) -> None:
-            self.inner = inner
-            self.session_id = inner.session_id
-            self.session_settings = inner.session_settings
-            self.added_this_turn = 0
+def format_duration(seconds: int) -> str:
+    """`seconds` in the largest whole unit: 30d, 12h, 90m, 45s."""
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
-        async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
-            return await self.inner.get_items(limit)
 
-        async def add_items(self, items: list[TResponseInputItem]) -> None:
-            await self.inner.add_items(items)
-            self.added_this_turn += len(items)
+def require_extra(module: str, extra: str, what: str) -> None:
+    """StoreError naming the extra to install when `module` is not importable."""
+    if importlib.util.find_spec(module) is None:
+        raise StoreError(f"{what} needs the optional package {module!r}: "
+                         f"pip install 'routing-runner[{extra}]'")
 
-        async def pop_item(self) -> TResponseInputItem | None:
-            item = await self.inner.pop_item()
-            if item is not None and self.added_this_turn:
-                self.added_this_turn -= 1
-            return item
 
-        async def clear_session(self) -> None:
-            await self.inner.clear_session()
-            self.added_this_turn = 0
+async def settle(operation: Awaitable[T]) -> T:
+    """Await `operation` to its end even if the caller is cancelled meanwhile.
 
-    return JournaledSession(inner)
+    Bookkeeping written after the SDK stored items must not be abandoned halfway by Ctrl-C,
+    or the turn count would drift from the items; the cancellation is re-raised afterwards.
+    """
+    task = asyncio.ensure_future(operation)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError as exc:
+            cancelled = cancelled or exc
+    if cancelled is not None:
+        raise cancelled
+    return task.result()
+
+
+# The schema's patterns again: stores can be built directly, and the SDK writes table names
+# into its SQL as text, so a name is checked where it is used as well.
+TABLE_PREFIX_PATTERN = re.compile(r"^[a-z](?:[a-z0-9_]{0,30}[a-z0-9])?$")
+KEY_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class TableNames:
+    """The SQL tables of a store: the SDK's two and our state table, all with one prefix."""
+
+    sessions: str = "agent_sessions"
+    messages: str = "agent_messages"
+    state: str = "routing_runner_state"
+
+    @classmethod
+    def with_prefix(cls, prefix: str | None) -> TableNames:
+        """The tables for `prefix` (None: the SDK's default names)."""
+        if prefix is None:
+            return cls()
+        if not TABLE_PREFIX_PATTERN.fullmatch(prefix):
+            raise StoreError(f"invalid table prefix {prefix!r}: use a lower-case letter, then "
+                             "up to 31 lower-case letters, digits or '_'")
+        return cls(f"{prefix}_agent_sessions", f"{prefix}_agent_messages",
+                   f"{prefix}_routing_runner_state")
+
+    def describe(self) -> str:
+        """How the tables are shown in a store's description."""
+        return f"tables {self.sessions}, {self.messages}, {self.state}"
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """What a store knows of one conversation without reading its items.
+
+    `turns` counts the user messages stored; it and the others are None when the conversation's
+    items exist but its state record does not (written by another tool, or a crash between the
+    two writes).
+    """
+
+    session_id: str
+    last_agent: str | None = None
+    turns: int | None = None
+    last_activity: float | None = None  # seconds since the epoch, UTC
 
 
 @dataclass
@@ -83,7 +170,7 @@ class Conversation:
     """One stored conversation: its SDK session and the agent that spoke last."""
 
     session_id: str
-    session: SessionABC
+    session: JournaledSession
     store: SessionStore
     is_new: bool
 
@@ -97,12 +184,19 @@ class Conversation:
 
     def begin_turn(self) -> None:
         """Start counting what the coming turn stores."""
-        self.session.added_this_turn = 0  # type: ignore[attr-defined]
+        self.session.begin_turn()
 
     async def roll_back_turn(self, user_message: TResponseInputItem) -> None:
-        """Undo what the current turn stored, keeping only the user's message."""
-        added: int = self.session.added_this_turn  # type: ignore[attr-defined]
-        for _ in range(added):
+        """Undo what the current turn stored, keeping only the user's message.
+
+        When another worker has written to the conversation since (shared stores), nothing is
+        popped - that would delete its items - and the turn's items stay as they are.
+        """
+        if not await self.session.turn_is_last():
+            if not any(is_user_message(item) for item in self.session.turn_items):
+                await self.session.add_items([user_message])
+            return
+        for _ in range(self.session.added_this_turn):
             if await self.session.pop_item() is None:
                 break
         await self.session.add_items([user_message])
@@ -112,115 +206,251 @@ class Conversation:
         return await self.session.get_items()
 
 
+class Lease:
+    """Exclusive use of one conversation while it is open; stores without locks lend this one."""
+
+    def release(self, *, remove: bool = False) -> None:
+        """Give the conversation back; `remove` also deletes what backs the lease (a file)."""
+
+
 class SessionStore(ABC):
-    """A place conversations are kept."""
+    """A place conversations are kept.
+
+    Public methods check session ids and turn backend exceptions into StoreError; backends
+    implement the underscore hooks.
+    """
 
     description: str
 
-    @abstractmethod
-    async def open(self, session_id: str) -> Conversation:
-        """Open (or create) the conversation `session_id`."""
+    def __init__(self, *, encryption: SessionKey | None = None) -> None:
+        self.encryption = encryption
+        self._leases: list[Lease] = []
 
-    @abstractmethod
+    # -- what the chat and the turn runner use --------------------------------------------
+
+    async def open(self, session_id: str) -> Conversation:
+        """Open (or create) the conversation `session_id` for chatting; close() ends it.
+
+        SessionInUseError when the store allows one process per conversation and another
+        has it open; StoreError when an encrypted conversation does not decrypt with the key.
+        """
+        from .stores.journal import JournaledSession
+
+        check_session_id(session_id)
+        lease = await self._acquire(session_id)
+        try:
+            is_new = not await self.exists(session_id)
+            session = await self._readable_session(session_id)
+        except BaseException:
+            lease.release()
+            raise
+        self._leases.append(lease)
+        return Conversation(session_id, JournaledSession(session, self, session_id), self, is_new)
+
     async def get_active_agent(self, session_id: str) -> str | None:
         """The agent that spoke last in `session_id`."""
+        summary = await self.summary(session_id)
+        return summary.last_agent if summary else None
 
-    @abstractmethod
     async def set_active_agent(self, session_id: str, agent: str) -> None:
         """Remember `agent` as the one that spoke last in `session_id`."""
+        await self.guarded(self._write_state(session_id, agent=agent, turns=0),
+                           f"save the last agent of conversation {session_id!r}")
 
-    async def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
-        """Release connections and files."""
+    async def record_turns(self, session_id: str, turns: int) -> None:
+        """Add `turns` (may be negative) to the turn count of `session_id`."""
+        await self.guarded(self._write_state(session_id, agent=None, turns=turns),
+                           f"save the turn count of conversation {session_id!r}")
 
+    async def check(self) -> None:
+        """Reach the backend now (connect, create tables); StoreError when it cannot be used.
 
-class SQLiteStore(SessionStore):
-    """Conversations in one SQLite file (the SDK's SQLiteSession), created owner-only."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.description = f"sqlite {path}"
-        self._sessions: list[SessionABC] = []
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # Create the file owner-only before SQLite opens it; SQLite gives its -wal and
-            # -shm side files the same permissions as the database file.
-            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-            with closing(self._connect()) as conn, conn:
-                conn.execute(f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} ("
-                             "session_id TEXT PRIMARY KEY, active_agent TEXT NOT NULL, "
-                             "updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)")
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the session database {path}: {exc}") from exc
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=5.0)
-
-    async def open(self, session_id: str) -> Conversation:
-        from agents.memory import SQLiteSession
-
-        check_session_id(session_id)
-        try:
-            with closing(self._connect()) as conn:
-                exists = conn.execute(
-                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='agent_sessions'"
-                ).fetchone() is not None and conn.execute(
-                    "SELECT 1 FROM agent_sessions WHERE session_id = ?", (session_id,)
-                ).fetchone() is not None
-            inner = SQLiteSession(session_id, self.path)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the session database {self.path}: {exc}") from exc
-        self._sessions.append(inner)
-        return Conversation(session_id, _journaled(inner), self, not exists)
-
-    async def get_active_agent(self, session_id: str) -> str | None:
-        with closing(self._connect()) as conn:
-            row = conn.execute(f"SELECT active_agent FROM {STATE_TABLE} WHERE session_id = ?",
-                               (session_id,)).fetchone()
-        return str(row[0]) if row else None
-
-    async def set_active_agent(self, session_id: str, agent: str) -> None:
-        try:
-            with closing(self._connect()) as conn, conn:
-                conn.execute(
-                    f"INSERT INTO {STATE_TABLE} (session_id, active_agent) VALUES (?, ?) "
-                    "ON CONFLICT(session_id) DO UPDATE SET active_agent = excluded.active_agent, "
-                    "updated_at = CURRENT_TIMESTAMP", (session_id, agent))
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write the session database {self.path}: {exc}") from exc
+        Stores connect lazily, so this is how a caller fails fast before any conversation.
+        """
+        await self.guarded(self._check(), "reach the session store")
 
     async def close(self) -> None:
-        for session in self._sessions:
-            session.close()  # type: ignore[attr-defined]
-        self._sessions.clear()
+        """Release connections, files and the conversations this store opened."""
+        try:
+            await self._close()
+        finally:
+            for lease in self._leases:
+                lease.release()
+            self._leases.clear()
 
+    # -- what `routing-runner sessions` uses ------------------------------------------------
 
-class MemoryStore(SessionStore):
-    """Conversations that live as long as the process (the SDK's in-memory SQLiteSession)."""
-
-    description = "memory (nothing is kept after exit)"
-
-    def __init__(self) -> None:
-        self._sessions: dict[str, SessionABC] = {}
-        self._active: dict[str, str] = {}
-
-    async def open(self, session_id: str) -> Conversation:
-        from agents.memory import SQLiteSession
-
+    async def exists(self, session_id: str) -> bool:
+        """Whether anything is stored for `session_id`."""
         check_session_id(session_id)
-        is_new = session_id not in self._sessions
-        if is_new:
-            self._sessions[session_id] = _journaled(SQLiteSession(session_id))
-        return Conversation(session_id, self._sessions[session_id], self, is_new)
+        return await self.guarded(self._exists(session_id),
+                                  f"look up conversation {session_id!r}")
 
-    async def get_active_agent(self, session_id: str) -> str | None:
-        return self._active.get(session_id)
+    async def summary(self, session_id: str) -> SessionSummary | None:
+        """Last agent, turns and last activity of `session_id`; None when nothing is stored."""
+        check_session_id(session_id)
+        return await self.guarded(self._summary(session_id),
+                                  f"read the state of conversation {session_id!r}")
 
-    async def set_active_agent(self, session_id: str, agent: str) -> None:
-        self._active[session_id] = agent
+    async def list_sessions(self) -> list[SessionSummary]:
+        """Every stored conversation, most recently active first."""
+        found = await self.guarded(self._list(), "list the conversations")
+        return sorted(found, key=lambda s: (-(s.last_activity or 0.0), s.session_id))
+
+    async def read_items(self, session_id: str) -> list[TResponseInputItem]:
+        """The items of a stored conversation, oldest first, without opening it for a chat.
+
+        SessionIdError when nothing is stored under `session_id`.
+        """
+        if not await self.exists(session_id):
+            raise SessionIdError(f"no conversation {session_id!r} in {self.description}")
+        session = await self._readable_session(session_id)
+        return await self.guarded(session.get_items(), f"read conversation {session_id!r}")
+
+    async def delete(self, session_id: str) -> bool:
+        """Delete one conversation and its state; False when nothing was stored.
+
+        SessionInUseError when another process has it open (stores that lock).
+        """
+        check_session_id(session_id)
+        lease = await self._acquire(session_id)
+        try:
+            return await self.guarded(self._delete(session_id),
+                                      f"delete conversation {session_id!r}")
+        finally:
+            lease.release(remove=True)
+
+    async def clear(self) -> tuple[list[str], list[str]]:
+        """Delete every conversation; return (deleted ids, ids kept because they are in use)."""
+        deleted: list[str] = []
+        in_use: list[str] = []
+        for summary in await self.list_sessions():
+            try:
+                if await self.delete(summary.session_id):
+                    deleted.append(summary.session_id)
+            except SessionInUseError:
+                in_use.append(summary.session_id)
+        return deleted, in_use
+
+    # -- shared machinery ------------------------------------------------------------------
+
+    async def guarded(self, operation: Awaitable[T], doing: str) -> T:
+        """Await `operation`, turning a backend exception into a StoreError saying `doing`."""
+        try:
+            return await operation
+        except RoutingRunnerError:
+            raise
+        except Exception as exc:
+            error = self._store_error(exc, doing)
+            if error is None:
+                raise
+            raise error from exc
+
+    async def _readable_session(self, session_id: str) -> SessionABC:
+        """The SDK session of `session_id`, encrypted and key-checked when configured."""
+        session = await self.guarded(self._session(session_id),
+                                     f"open conversation {session_id!r}")
+        if self.encryption is None:
+            return session
+        from .stores.encryption import check_key, encrypted
+
+        protected = encrypted(session, session_id, self.encryption)
+        await self.guarded(check_key(protected, session, self.encryption, self.description),
+                           f"read conversation {session_id!r}")
+        return protected
+
+    # -- backend hooks -----------------------------------------------------------------------
+
+    @abstractmethod
+    async def _session(self, session_id: str) -> SessionABC:
+        """The backend's SDK session for `session_id` (unencrypted)."""
+
+    @abstractmethod
+    async def _exists(self, session_id: str) -> bool:
+        """Whether items or state are stored for `session_id`."""
+
+    @abstractmethod
+    async def _summary(self, session_id: str) -> SessionSummary | None:
+        """The state record of `session_id` (fields None if only items exist), or None."""
+
+    @abstractmethod
+    async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
+        """Upsert the state record: set the agent if given, add `turns`, touch the time."""
+
+    @abstractmethod
+    async def _list(self) -> list[SessionSummary]:
+        """A summary of every stored conversation, in any order."""
+
+    @abstractmethod
+    async def _delete(self, session_id: str) -> bool:
+        """Delete the items and state of `session_id`; whether anything was there."""
+
+    async def _acquire(self, session_id: str) -> Lease:
+        """Exclusive use of `session_id`, for stores that allow one process per conversation."""
+        return Lease()
+
+    def _store_error(self, exc: Exception, doing: str) -> StoreError | None:
+        """The StoreError for a backend exception, or None to let it propagate."""
+        return None
+
+    async def _check(self) -> None:  # noqa: B027 - stores that open eagerly have nothing to do
+        """Connect to the backend."""
+
+    async def _close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
+        """Release the backend's connections."""
 
 
-def open_store(config: SessionConfig) -> SessionStore:
-    """The store a config's `session` block selects."""
+def _url(config: SessionConfig, env: Mapping[str, str]) -> str:
+    variable = config.url_variable()
+    url = env.get(variable, "").strip()
+    if not url:
+        raise StoreError(
+            f"the {config.backend} session store reads its URL from the environment variable "
+            f"{variable} (session.url_env), which is not set; export {variable}=<url>")
+    return url
+
+
+def open_store(config: SessionConfig, env: Mapping[str, str] | None = None) -> SessionStore:
+    """The store a config's `session` block selects, its URL and key read from `env`.
+
+    Nothing is connected yet: an unreachable server is reported by `check()` or the first
+    `open`. A missing variable, a malformed URL or key, or a missing optional package is a
+    StoreError now.
+    """
+    env = os.environ if env is None else env
+    key = None
+    if config.encryption is not None:
+        from .stores.encryption import load_key
+
+        key = load_key(config.encryption, env)
     if config.backend == "memory":
-        return MemoryStore()
-    return SQLiteStore(config.database_path())
+        from .stores.memory import MemoryStore
+
+        return MemoryStore(encryption=key)
+    if config.backend == "sqlite":
+        from .stores.sqlite import SQLiteStore
+
+        return SQLiteStore(config.database_path(), table_prefix=config.table_prefix,
+                           encryption=key)
+    url = _url(config, env)
+    if config.backend == "sqlalchemy":
+        from .stores.sqlalchemy import SQLAlchemyStore
+
+        return SQLAlchemyStore(url, table_prefix=config.table_prefix, encryption=key)
+    from .stores.redis import RedisStore
+
+    return RedisStore(url, key_prefix=config.key_prefix, ttl=config.ttl, encryption=key)
+
+
+def __getattr__(name: str) -> Any:
+    # The built-in stores stay importable from here (`from routing_runner.sessions import
+    # SQLiteStore`) without importing every backend whenever this module is.
+    if name == "SQLiteStore":
+        from .stores.sqlite import SQLiteStore
+
+        return SQLiteStore
+    if name == "MemoryStore":
+        from .stores.memory import MemoryStore
+
+        return MemoryStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

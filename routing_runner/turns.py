@@ -19,6 +19,7 @@ from agents import Agent, Runner
 from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorError
 from agents.result import RunResultStreaming
 
+from .errors import RoutingRunnerError
 from .events import Event, Retrying, StreamTranslator, TurnFailed, TurnStarted
 from .graph import AgentGraph
 from .retries import RetryNotice, retry_listener
@@ -56,6 +57,8 @@ def _error_code(exc: Any) -> str | None:
 def _describe(exc: BaseException, max_turns: int) -> str:
     import openai
 
+    if isinstance(exc, RoutingRunnerError):
+        return str(exc)  # already written for the user (a store failure, say)
     if isinstance(exc, MaxTurnsExceeded):
         return (f"no agent answered within run.max_turns={max_turns} model calls "
                 "(a handoff loop?); raise run.max_turns or check the handoffs")

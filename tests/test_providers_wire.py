@@ -360,4 +360,5 @@ def test_agents_can_run_on_different_providers(cli: CliRunner, tmp_path: Path,
     assert request.path == "/v1/chat/completions"
     assert (request.body["model"], request.body["temperature"]) == ("local", 0.7)
     assert request.body["max_tokens"] == 50
-    assert "OFFLINE model" in result.stderr and "OpenAI-compatible Chat Completions" in result.stderr
+    assert "OFFLINE model" in result.stderr
+    assert "OpenAI-compatible Chat Completions" in result.stderr

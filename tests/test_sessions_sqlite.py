@@ -1,14 +1,17 @@
-"""The default SQLite store: owner-only files, safe ids, the last agent kept."""
+"""The default SQLite store: owner-only files, one process per conversation, clear errors."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import stat
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from routing_runner.errors import SessionIdError
+from routing_runner.errors import SessionIdError, SessionInUseError, StoreError
 from routing_runner.sessions import SQLiteStore, check_session_id, new_session_id
 
 
@@ -68,3 +71,141 @@ def test_an_unwritable_location_is_a_store_error(tmp_path: Path) -> None:
 
     with pytest.raises(StoreError, match="cannot open the session database"):
         SQLiteStore(blocker / "sessions.db")
+
+
+def test_the_database_is_in_wal_mode(tmp_path: Path) -> None:
+    SQLiteStore(tmp_path / "s.db")
+    with closing(sqlite3.connect(tmp_path / "s.db")) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_an_existing_database_readable_by_others_is_made_owner_only(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    db.touch()
+    db.chmod(0o644)  # as an older version or another tool may have left it
+    with closing(sqlite3.connect(db, isolation_level=None)) as other:
+        # Another connection in WAL mode: its side files exist, 0644 like the database.
+        other.execute("PRAGMA journal_mode=WAL")
+        other.execute("CREATE TABLE t (x)")
+        side_files = [Path(f"{db}-wal"), Path(f"{db}-shm")]
+        assert [_mode(p) for p in side_files] == [0o644] * 2
+        SQLiteStore(db)
+        assert [_mode(p) for p in (db, *side_files)] == [0o600] * 3
+
+
+def test_a_conversation_is_open_in_one_place_at_a_time(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        first, second = SQLiteStore(tmp_path / "s.db"), SQLiteStore(tmp_path / "s.db")
+        await first.open("abc")
+        with pytest.raises(SessionInUseError, match="conversation 'abc' is in use by another "
+                                                    "process") as raised:
+            await second.open("abc")
+        assert raised.value.exit_code == 3
+        with pytest.raises(SessionInUseError):
+            await second.delete("abc")
+        await second.open("other")  # other conversations are free
+        await first.close()
+        await second.open("abc")  # free again once the first chat ended
+        await second.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_lock_file_is_owner_only_and_goes_with_the_conversation(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = SQLiteStore(tmp_path / "s.db")
+        conversation = await store.open("abc")
+        await conversation.session.add_items([{"role": "user", "content": "hi"}])
+        lock = tmp_path / "s.db-locks" / "abc.lock"
+        assert (_mode(lock), _mode(lock.parent)) == (0o600, 0o700)
+        await store.close()
+        assert await store.delete("abc")
+        assert not lock.exists()
+
+    asyncio.run(scenario())
+
+
+def test_a_busy_database_is_a_clear_store_error(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    store = SQLiteStore(db, busy_timeout=0.2)
+    with closing(sqlite3.connect(db, isolation_level=None)) as blocker:
+        blocker.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(StoreError, match=r"the session database .* is busy: another "
+                                             r"process kept it locked for more than 0.2 s, so "
+                                             r"this process could not save the last agent"):
+            asyncio.run(store.set_active_agent("abc", "french"))
+        with pytest.raises(StoreError, match="is busy"):
+            SQLiteStore(db, busy_timeout=0.2)
+
+
+def test_an_sdk_error_during_a_turn_becomes_a_store_error(tmp_path: Path) -> None:
+    from agents.memory import SessionABC
+
+    class Locked(SessionABC):
+        session_id = "abc"
+
+        async def get_items(self, limit: int | None = None) -> list[Any]:
+            raise sqlite3.OperationalError("database is locked")
+
+        async def add_items(self, items: list[Any]) -> None:
+            raise sqlite3.OperationalError("database is locked")
+
+        async def pop_item(self) -> Any:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        async def clear_session(self) -> None:
+            pass
+
+    from routing_runner.stores.journal import JournaledSession
+
+    store = SQLiteStore(tmp_path / "s.db")
+    session = JournaledSession(Locked(), store, "abc")
+    with pytest.raises(StoreError, match=r"is busy: .* could not read conversation 'abc'"):
+        asyncio.run(session.get_items())
+    with pytest.raises(StoreError, match=r"is busy: .* could not save conversation 'abc'"):
+        asyncio.run(session.add_items([{"role": "user", "content": "hi"}]))
+    with pytest.raises(StoreError, match=r"cannot roll back conversation 'abc' in the session "
+                                         r"database .*: disk I/O error"):
+        asyncio.run(session.pop_item())
+
+
+def test_a_version_0_state_table_is_migrated_with_its_turns(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+
+    async def old_conversation() -> None:
+        store = SQLiteStore(db)
+        conversation = await store.open("old")
+        await conversation.session.add_items([
+            {"role": "user", "content": "one"}, {"role": "assistant", "content": "1"},
+            {"role": "user", "content": "two"}])
+        await store.close()
+
+    asyncio.run(old_conversation())
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("DROP TABLE routing_runner_state")
+        conn.execute("CREATE TABLE routing_runner_state (session_id TEXT PRIMARY KEY, "
+                     "active_agent TEXT NOT NULL, updated_at TIMESTAMP DEFAULT "
+                     "CURRENT_TIMESTAMP)")
+        conn.execute("INSERT INTO routing_runner_state (session_id, active_agent) "
+                     "VALUES ('old', 'french')")
+
+    summary = asyncio.run(SQLiteStore(db).summary("old"))
+    assert summary is not None
+    assert (summary.last_agent, summary.turns) == ("french", 2)
+    assert summary.last_activity is not None and summary.last_activity > 1e9
+
+
+def test_table_prefixes_keep_two_bots_apart_in_one_file(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[str], list[str]]:
+        one = SQLiteStore(tmp_path / "s.db", table_prefix="one")
+        two = SQLiteStore(tmp_path / "s.db", table_prefix="two")
+        conversation = await one.open("abc")
+        await conversation.session.add_items([{"role": "user", "content": "hi"}])
+        await one.close()
+        return ([s.session_id for s in await one.list_sessions()],
+                [s.session_id for s in await two.list_sessions()])
+
+    assert asyncio.run(scenario()) == (["abc"], [])
+    with closing(sqlite3.connect(tmp_path / "s.db")) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"one_agent_sessions", "one_agent_messages", "one_routing_runner_state"} <= tables

@@ -1,0 +1,127 @@
+"""`routing-runner replay`: arguments in, library calls, report and exit code out.
+
+Everything is checked before the first model call - the config, every transcript, the
+selection, the provider, the session store and where the reports go. The Agents SDK is
+imported only once there is something to run, so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from .errors import EXIT_USER_INPUT, ConfigError, RoutingRunnerError
+
+
+def _fail(error: RoutingRunnerError, what: str = "") -> NoReturn:
+    if isinstance(error, ConfigError):
+        for problem in error.problems:
+            typer.echo(str(problem), err=True)
+        count = sum(p.severity == "error" for p in error.problems)
+        typer.echo(f"{count} error{'s' if count != 1 else ''} found{what}; nothing was run.",
+                   err=True)
+    else:
+        typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(error.exit_code)
+
+
+def _usage(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_USER_INPUT)
+
+
+def _check_writable(target: str | Path | None, option: str) -> None:
+    if target is None or str(target) == "-":
+        return
+    folder = Path(target).parent
+    if not folder.is_dir():
+        _usage(f"{option} {target}: the folder {folder} does not exist")
+
+
+def replay(
+    config: Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False)],
+    transcripts: Annotated[list[str], typer.Argument(
+        help="Transcript files, folders (searched for *.yaml) or globs.", show_default=False)],
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", "-j", min=1, max=256, metavar="N",
+        help="Conversations run at once (one event loop).")] = 4,
+    keyword: Annotated[list[str] | None, typer.Option(
+        "-k", metavar="TEXT",
+        help="Only transcripts whose name contains TEXT, ignoring case (repeatable).")] = None,
+    tag: Annotated[list[str] | None, typer.Option(
+        "--tag", "-t", metavar="TAG", help="Only transcripts with this tag (repeatable).")] = None,
+    fail_fast: Annotated[bool, typer.Option(
+        "--fail-fast", "-x", help="Stop at the first failing conversation.")] = False,
+    repeat: Annotated[int, typer.Option(
+        "--repeat", min=1, max=1000, metavar="N",
+        help="Run each transcript N times and show each turn's pass rate.")] = 1,
+    json_report: Annotated[str | None, typer.Option(
+        "--json", metavar="FILE|-", help="Write a JSON report (- for stdout).")] = None,
+    junit: Annotated[Path | None, typer.Option(
+        "--junit", metavar="FILE", help="Write a JUnit XML report.")] = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Show each conversation as chat would.")] = False,
+) -> None:
+    """Replay scripted conversations (transcripts) and check every reply; 1 if any fails."""
+    from .loader import load_config
+    from .schema import did_you_mean
+    from .transcript import load_transcripts, select
+
+    try:
+        loaded = load_config(config)
+    except RoutingRunnerError as error:
+        _fail(error)
+    for warning in loaded.warnings:
+        typer.echo(str(warning), err=True)
+    cfg = loaded.config
+    try:
+        every = load_transcripts(transcripts, cfg)
+    except ConfigError as error:
+        _fail(error, " in the transcripts")
+    chosen = select(every, keyword or (), tag or ())
+    if not chosen:
+        known_tags = sorted({t for transcript in every for t in transcript.tags})
+        hints = "".join(did_you_mean(t, known_tags) for t in tag or ())
+        asked = " ".join([*(f"-k {k!r}" for k in keyword or ()),
+                          *(f"--tag {t!r}" for t in tag or ())])
+        _usage(f"no transcript matches {asked} among the {len(every)} loaded{hints}")
+    _check_writable(json_report, "--json")
+    _check_writable(junit, "--junit")
+
+    from .render import Style
+    from .replay import Replayer, check_stores, plan, run_replay
+    from .report import Colours, Progress, summary, write_json, write_junit
+
+    try:
+        jobs = plan(chosen, repeat, os.environ)
+        check_stores(jobs)
+    except RoutingRunnerError as error:
+        _fail(error)
+    # With the JSON report on stdout, everything meant for people goes to stderr.
+    out = sys.stderr if json_report == "-" else sys.stdout
+    styled = out.isatty() and "NO_COLOR" not in os.environ
+    typer.echo(f"replay: {len(jobs)} conversation{'s' if len(jobs) != 1 else ''} from "
+               f"{len(chosen)} transcript{'s' if len(chosen) != 1 else ''} on {config} "
+               f"(-j {concurrency})", err=True)
+    typer.echo(f"model: {jobs[0].provider.label}", err=True)
+    progress = Progress(sys.stderr, len(jobs), live=sys.stderr.isatty() and not verbose)
+    replayer = Replayer(jobs, cfg, concurrency=concurrency, fail_fast=fail_fast,
+                        on_start=progress.started,
+                        on_finish=None if verbose else progress.finished,
+                        show=out if verbose else None, style=Style(enabled=styled))
+    try:
+        result = run_replay(replayer)
+    finally:
+        progress.close()
+    out.write(("\n" if verbose else "") + summary(result, Colours(styled)))
+    out.flush()
+    if json_report is not None:
+        write_json(result, json_report)
+    if junit is not None:
+        write_junit(result, junit)
+    raise typer.Exit(result.exit_code)
+

@@ -1,0 +1,238 @@
+"""`routing-runner sessions ...`: look after stored conversations, on every backend.
+
+Arguments in, `session_admin` calls, rendering and exit codes out. Data (tables, JSON, the
+rendered conversation, a new key) goes to stdout; what happened goes to stderr. The Agents SDK
+and database drivers are imported only when a command reaches its store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from .errors import EXIT_RUN_FAILURE, RoutingRunnerError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from .config import Config
+    from .sessions import SessionStore, SessionSummary
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="sessions",
+    help="List, show, export and delete stored conversations (every session backend).",
+    no_args_is_help=True,
+)
+
+ConfigArg = Annotated[Path, typer.Argument(
+    help="The YAML config whose session store to use.", show_default=False)]
+IdArg = Annotated[str, typer.Argument(help="The session id.", show_default=False)]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+class ExportFormat(StrEnum):
+    """Formats `sessions export` writes."""
+
+    json = "json"
+    transcript = "transcript"
+
+
+def _fail(error: RoutingRunnerError) -> NoReturn:
+    from .cli import _fail as fail
+
+    fail(error)
+
+
+def _config(path: Path) -> Config:
+    from .cli import _load
+
+    return _load(path).config
+
+
+def _run(config: Config, action: Callable[[SessionStore], Awaitable[T]]) -> T:
+    from .session_admin import with_store
+
+    try:
+        return with_store(config.session, action)
+    except RoutingRunnerError as error:
+        _fail(error)
+
+
+def _turns(summary: SessionSummary) -> str:
+    if summary.turns is None:
+        return "? turns"
+    return f"{summary.turns} turn{'' if summary.turns == 1 else 's'}"
+
+
+def _confirm(question: str) -> bool:
+    """Ask on stderr; end of input counts as no."""
+    try:
+        answer = typer.confirm(question, default=False, err=True)
+    except typer.Abort:
+        answer = False
+    if not sys.stdin.isatty():
+        typer.echo("", err=True)  # a piped answer is not echoed: end the prompt's line
+    return answer
+
+
+@app.command("list")
+def list_sessions(
+    config: ConfigArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the stored conversations: id, last agent, turns, last activity (newest first)."""
+    from .session_admin import summary_record, summary_table
+
+    cfg = _config(config)
+
+    async def action(store: SessionStore) -> tuple[str, list[SessionSummary]]:
+        return store.description, await store.list_sessions()
+
+    description, summaries = _run(cfg, action)
+    if as_json:
+        typer.echo(json.dumps([summary_record(s) for s in summaries], indent=2,
+                              ensure_ascii=False))
+        return
+    count = len(summaries)
+    typer.echo(f"{count} conversation{'' if count == 1 else 's'} in {description}", err=True)
+    if summaries:
+        typer.echo("\n".join(summary_table(summaries)))
+
+
+@app.command()
+def show(config: ConfigArg, session_id: IdArg) -> None:
+    """Show a stored conversation the way the chat showed it."""
+    from .render import Style
+    from .session_admin import format_time, render_conversation
+    from .sessions import SessionSummary
+
+    cfg = _config(config)
+
+    async def action(store: SessionStore) -> tuple[str, SessionSummary, list[Any]]:
+        items = await store.read_items(session_id)
+        summary = await store.summary(session_id) or SessionSummary(session_id)
+        return store.description, summary, list(items)
+
+    description, summary, items = _run(cfg, action)
+    typer.echo(f"session: {session_id} in {description} - {_turns(summary)}, last agent "
+               f"{summary.last_agent or '-'}, last activity "
+               f"{format_time(summary.last_activity)}", err=True)
+    style = Style(enabled=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    render_conversation(items, cfg, sys.stdout, style)
+
+
+@app.command()
+def export(
+    config: ConfigArg,
+    session_id: IdArg,
+    output_format: Annotated[ExportFormat, typer.Option(
+        "--format", "-f", help="json: the summary and the items exactly as stored. "
+                               "transcript: the completed turns as a replay transcript.")
+    ] = ExportFormat.json,
+) -> None:
+    """Write a stored conversation to stdout (JSON, or a transcript for `replay`)."""
+    from .session_admin import export_document, stored_turns
+    from .sessions import SessionSummary
+
+    cfg = _config(config)
+
+    async def action(store: SessionStore) -> dict[str, Any]:
+        items = await store.read_items(session_id)
+        summary = await store.summary(session_id) or SessionSummary(session_id)
+        return export_document(summary, items, store.description)
+
+    document = _run(cfg, action)
+    if output_format is ExportFormat.json:
+        typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    from .transcript import TranscriptRecorder
+
+    # The schema reference in the transcript is written relative to the current folder,
+    # where `> file.yaml` puts it.
+    recorder = TranscriptRecorder(Path.cwd() / f"{session_id}.yaml", f"session {session_id}",
+                                  config, session_id)
+    for user, ended in stored_turns(document["items"], cfg):
+        if ended is not None:  # a turn without a reply has nothing to expect
+            recorder.add(user, ended)
+    typer.echo(recorder.text(), nl=False)
+
+
+@app.command()
+def delete(config: ConfigArg, session_id: IdArg, yes: YesOption = False) -> None:
+    """Delete one stored conversation (asks first unless --yes)."""
+    from .errors import SessionIdError
+    from .session_admin import format_time
+    from .sessions import check_session_id
+
+    cfg = _config(config)
+    try:
+        check_session_id(session_id)
+    except SessionIdError as error:
+        _fail(error)
+
+    async def describe(store: SessionStore) -> tuple[str, SessionSummary | None]:
+        return store.description, await store.summary(session_id)
+
+    description, summary = _run(cfg, describe)
+    if summary is None:
+        _fail(SessionIdError(f"no conversation {session_id!r} in {description}"))
+    question = (f"Delete conversation {session_id} ({_turns(summary)}, last activity "
+                f"{format_time(summary.last_activity)}) from {description}?")
+    if not yes and not _confirm(question):
+        typer.echo("nothing deleted", err=True)
+        return
+
+    async def remove(store: SessionStore) -> bool:
+        return await store.delete(session_id)
+
+    _run(cfg, remove)
+    typer.echo(f"deleted conversation {session_id}", err=True)
+
+
+@app.command()
+def clear(config: ConfigArg, yes: YesOption = False) -> None:
+    """Delete every stored conversation of the config's store (asks first unless --yes)."""
+    cfg = _config(config)
+
+    async def count(store: SessionStore) -> tuple[str, int]:
+        return store.description, len(await store.list_sessions())
+
+    description, total = _run(cfg, count)
+    if total == 0:
+        typer.echo(f"no conversations in {description}", err=True)
+        return
+    noun = "conversation" if total == 1 else f"{total} conversations"
+    if not yes and not _confirm(f"Delete {'the ' if total == 1 else 'all '}{noun} "
+                                f"in {description}?"):
+        typer.echo("nothing deleted", err=True)
+        return
+
+    async def remove(store: SessionStore) -> tuple[list[str], list[str]]:
+        return await store.clear()
+
+    deleted, in_use = _run(cfg, remove)
+    typer.echo(f"deleted {len(deleted)} conversation{'' if len(deleted) == 1 else 's'}",
+               err=True)
+    if in_use:
+        typer.echo(f"error: kept {len(in_use)} in use by another process: {', '.join(in_use)}",
+                   err=True)
+        raise typer.Exit(EXIT_RUN_FAILURE)
+
+
+@app.command("new-key")
+def new_key() -> None:
+    """Print a new random key for session.encryption (export it as the key_env variable)."""
+    from .config import DEFAULT_KEY_ENV
+    from .stores.encryption import new_key as make_key
+
+    typer.echo(make_key())
+    typer.echo(f"keep it secret, and keep it: conversations written with a key are readable "
+               f"only with it (e.g. export {DEFAULT_KEY_ENV}=<the key>)", err=True)

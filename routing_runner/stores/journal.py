@@ -1,0 +1,85 @@
+"""The SDK session a conversation runs on: journals a turn's additions, keeps the turn count.
+
+Every SDK read and write goes through the store's `guarded`, so a busy database or an
+unreachable server reaches the user as a StoreError saying what failed, never as a driver's
+traceback.
+
+The journal remembers the items the current turn stored, so a rollback can first make sure
+they are still the last ones: on a shared store another worker may have written to the same
+conversation meanwhile, and popping "the last N items" would then delete its items.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from agents.items import TResponseInputItem
+from agents.memory import SessionABC
+
+from routing_runner.sessions import is_user_message, settle
+
+if TYPE_CHECKING:
+    from routing_runner.sessions import SessionStore
+
+
+class JournaledSession(SessionABC):
+    """Delegates to an SDK session; remembers how many items the current turn added."""
+
+    def __init__(self, inner: SessionABC, store: SessionStore, session_id: str) -> None:
+        self.inner = inner
+        self.store = store
+        self.session_id = session_id
+        self.session_settings = inner.session_settings
+        self.added_this_turn = 0
+        self.turn_items: list[TResponseInputItem] = []
+
+    def begin_turn(self) -> None:
+        """Start journaling a new turn."""
+        self.added_this_turn = 0
+        self.turn_items = []
+
+    async def turn_is_last(self) -> bool:
+        """Whether the items this turn stored are still the conversation's last items."""
+        if not self.turn_items:
+            return True
+        tail = await self.get_items(limit=len(self.turn_items))
+        return [_canonical(i) for i in tail] == [_canonical(i) for i in self.turn_items]
+
+    async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
+        return await self.store.guarded(self.inner.get_items(limit),
+                                        f"read conversation {self.session_id!r}")
+
+    async def add_items(self, items: list[TResponseInputItem]) -> None:
+        await self.store.guarded(self.inner.add_items(items),
+                                 f"save conversation {self.session_id!r}")
+        self.added_this_turn += len(items)
+        self.turn_items.extend(items)
+        turns = sum(is_user_message(item) for item in items)
+        if turns:
+            await settle(self.store.record_turns(self.session_id, turns))
+
+    async def pop_item(self) -> TResponseInputItem | None:
+        item = await self.store.guarded(self.inner.pop_item(),
+                                        f"roll back conversation {self.session_id!r}")
+        if item is not None:
+            if self.added_this_turn:
+                self.added_this_turn -= 1
+            if self.turn_items:
+                self.turn_items.pop()
+            if is_user_message(item):
+                await settle(self.store.record_turns(self.session_id, -1))
+        return item
+
+    async def clear_session(self) -> None:
+        await self.store.guarded(self.inner.clear_session(),
+                                 f"clear conversation {self.session_id!r}")
+        self.begin_turn()
+        summary = await self.store.summary(self.session_id)
+        if summary is not None and summary.turns:
+            await self.store.record_turns(self.session_id, -summary.turns)
+
+
+def _canonical(item: Any) -> str:
+    """An item as stored: backends return JSON round-trips of what was added."""
+    return json.dumps(item, sort_keys=True, default=str, ensure_ascii=False)

@@ -1,0 +1,65 @@
+"""One process per conversation: an exclusive `flock` on a lock file per session id.
+
+The lock is taken without waiting (a second chat on the same conversation is refused at once,
+not queued behind a chat that may last an hour) and the kernel drops it when the process dies,
+so a crash never leaves a conversation locked. Lock files live in a folder next to the database
+(`sessions.db-locks/<session id>.lock`), owner-only like the database.
+
+Deleting a lock file while someone might still open it is the classic flock race: the deleter
+and a late opener would lock two different inodes. So a lock only counts once the locked file
+is still the one at the path; otherwise it is taken again.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from routing_runner.sessions import Lease
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock; conversations are not locked
+    fcntl = None  # type: ignore[assignment]
+
+
+class FileLease(Lease):
+    """An exclusive flock held on `path` until released."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    def release(self, *, remove: bool = False) -> None:
+        if self._fd is None:
+            return
+        if remove:
+            # Unlinked while still held, so no one can lock this inode after we let go.
+            self.path.unlink(missing_ok=True)
+        os.close(self._fd)  # closing the descriptor drops the flock
+        self._fd = None
+
+
+def try_lock(folder: Path, session_id: str) -> Lease | None:
+    """The lease of `session_id`, or None when another process holds it."""
+    if fcntl is None:  # pragma: no cover
+        return Lease()
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"{session_id}.lock"
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        if current is not None and current.st_ino == os.fstat(fd).st_ino:
+            return FileLease(path, fd)
+        os.close(fd)  # the file was deleted (with its lock) meanwhile: lock the new one

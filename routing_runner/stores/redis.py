@@ -1,0 +1,148 @@
+"""Conversations on a Redis server (the SDK's RedisSession), shared by workers, optional expiry.
+
+Keys are `<prefix>:<session id>` (the SDK's hash), `...:messages` and `...:counter` (the SDK's),
+and `...:state` (ours: last agent, turns, times). Session ids contain no ':' and prefixes no
+':' or glob characters, so one conversation's keys can never be read as another's and a SCAN
+pattern matches exactly one store. With a TTL every key of a conversation expires that long
+after its last change, ours included.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from routing_runner.errors import StoreError
+from routing_runner.sessions import (
+    KEY_PREFIX_PATTERN,
+    SESSION_ID_PATTERN,
+    SessionStore,
+    SessionSummary,
+    format_duration,
+    require_extra,
+)
+
+if TYPE_CHECKING:
+    from agents.memory import SessionABC
+
+    from .encryption import SessionKey
+
+CONNECT_TIMEOUT = 5.0
+SOCKET_TIMEOUT = 30.0
+
+
+def hide_password(url: str) -> str:
+    """`url` with any password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+class RedisStore(SessionStore):
+    """Conversations in Redis, each key under `key_prefix`, expiring after `ttl` if given."""
+
+    def __init__(self, url: str, *, key_prefix: str, ttl: int | None = None,
+                 encryption: SessionKey | None = None) -> None:
+        require_extra("redis", "redis", "the redis session backend")
+        import redis.asyncio
+
+        super().__init__(encryption=encryption)
+        if not KEY_PREFIX_PATTERN.fullmatch(key_prefix):
+            raise StoreError(f"invalid Redis key prefix {key_prefix!r}")
+        self.key_prefix = key_prefix
+        self.ttl = ttl
+        shown = hide_password(url)
+        try:
+            self._client = redis.asyncio.from_url(
+                url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT)
+        except ValueError as exc:
+            raise StoreError(f"the session store URL {shown} is not a Redis URL: {exc}") from None
+        self.description = f"redis {shown} (keys {key_prefix}:*"
+        self.description += f", expire {format_duration(ttl)} after the last change)" \
+            if ttl else ")"
+        if encryption is not None:
+            self.description += f", {encryption.describe()}"
+
+    def _keys(self, session_id: str) -> tuple[str, str, str, str]:
+        """The SDK's three keys of a conversation, then ours."""
+        base = f"{self.key_prefix}:{session_id}"
+        return base, f"{base}:messages", f"{base}:counter", f"{base}:state"
+
+    async def _check(self) -> None:
+        await self._client.ping()
+
+    async def _session(self, session_id: str) -> SessionABC:
+        from agents.extensions.memory import RedisSession
+
+        # Fail here, on open, when the server is unreachable, not halfway through a turn.
+        await self._client.ping()
+        return RedisSession(session_id, redis_client=self._client, key_prefix=self.key_prefix,
+                            ttl=self.ttl)
+
+    async def _exists(self, session_id: str) -> bool:
+        return bool(await self._client.exists(*self._keys(session_id)))
+
+    async def _summary(self, session_id: str) -> SessionSummary | None:
+        state = await self._client.hgetall(self._keys(session_id)[3])
+        if state:
+            return self._parse(session_id, state)
+        return SessionSummary(session_id) if await self._exists(session_id) else None
+
+    @staticmethod
+    def _parse(session_id: str, state: dict[Any, Any]) -> SessionSummary:
+        fields = {_text(k): _text(v) for k, v in state.items()}
+        return SessionSummary(
+            session_id, fields.get("agent") or None, max(int(fields.get("turns", 0)), 0),
+            float(fields["updated_at"]) if "updated_at" in fields else None)
+
+    async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
+        key = self._keys(session_id)[3]
+        now = repr(time.time())
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(key, "created_at", now)
+            if agent is not None:
+                pipe.hset(key, "agent", agent)
+            if turns:
+                pipe.hincrby(key, "turns", turns)
+            pipe.hset(key, "updated_at", now)
+            if self.ttl:
+                pipe.expire(key, self.ttl)
+            await pipe.execute()
+
+    async def _list(self) -> list[SessionSummary]:
+        ids: set[str] = set()
+        start = len(self.key_prefix) + 1
+        async for key in self._client.scan_iter(match=f"{self.key_prefix}:*", count=500):
+            session_id = _text(key)[start:].split(":", 1)[0]
+            if SESSION_ID_PATTERN.fullmatch(session_id):
+                ids.add(session_id)
+        found = []
+        for session_id in sorted(ids):
+            summary = await self._summary(session_id)
+            if summary is not None:  # it may have expired since the scan
+                found.append(summary)
+        return found
+
+    async def _delete(self, session_id: str) -> bool:
+        return bool(await self._client.delete(*self._keys(session_id)))
+
+    def _store_error(self, exc: Exception, doing: str) -> StoreError | None:
+        from redis import exceptions
+
+        if isinstance(exc, exceptions.ConnectionError | exceptions.TimeoutError | OSError):
+            return StoreError(f"cannot reach the session store {self.description}: {exc}")
+        if isinstance(exc, exceptions.RedisError):
+            return StoreError(f"cannot {doing} in the session store {self.description}: {exc}")
+        return None
+
+    async def _close(self) -> None:
+        await self._client.aclose()

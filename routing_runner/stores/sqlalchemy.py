@@ -1,0 +1,220 @@
+"""Conversations in any SQLAlchemy async database (the SDK's SQLAlchemySession), shared by workers.
+
+Any number of processes can serve the same conversations: every turn reads the history and
+the last agent from the database, and the SDK serializes writes to one conversation with a row
+lock. Tables are created on first use; on PostgreSQL an advisory lock keeps two workers that
+start together from racing to create them. The URL comes from an environment variable and is
+only ever shown with its password hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from routing_runner.errors import StoreError
+from routing_runner.sessions import SessionStore, SessionSummary, TableNames, require_extra
+
+if TYPE_CHECKING:
+    from agents.memory import SessionABC
+    from sqlalchemy import TableClause
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from .encryption import SessionKey
+
+# pg_advisory_lock key serializing table creation across workers ("rr-schema" in ASCII).
+SCHEMA_LOCK_KEY = 0x72722D736368656D
+CONNECT_TIMEOUT = 10
+
+
+def _engine(url: str) -> AsyncEngine:
+    """An async engine for `url`; plain postgres:// URLs use asyncpg."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError("the session database URL is not a URL SQLAlchemy understands "
+                         "(expected e.g. postgresql+asyncpg://user@host/db)") from None
+    if parsed.drivername in ("postgres", "postgresql"):
+        # DATABASE_URL is conventionally postgres://...; the async driver is implied.
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    connect_args: dict[str, Any] = {}
+    if parsed.drivername == "postgresql+asyncpg":
+        # asyncpg waits 60 s for an unreachable host by default; fail sooner.
+        connect_args["timeout"] = CONNECT_TIMEOUT
+    try:
+        return create_async_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+    except (NoSuchModuleError, InvalidRequestError, ImportError) as exc:
+        shown = parsed.render_as_string(hide_password=True)
+        raise StoreError(f"cannot use the session database {shown}: {exc}; the URL needs an "
+                         "async driver, such as postgresql+asyncpg://") from None
+
+
+class SQLAlchemyStore(SessionStore):
+    """Conversations in a SQL database reached through SQLAlchemy's asyncio engine."""
+
+    def __init__(self, url: str, *, table_prefix: str | None = None,
+                 encryption: SessionKey | None = None) -> None:
+        require_extra("sqlalchemy", "sqlalchemy", "the sqlalchemy session backend")
+        from sqlalchemy import Column, Float, Integer, MetaData, String, Table
+
+        super().__init__(encryption=encryption)
+        self.tables = TableNames.with_prefix(table_prefix)
+        self._engine = _engine(url)
+        shown = self._engine.url.render_as_string(hide_password=True)
+        self.description = f"{shown} ({self.tables.describe()})"
+        if encryption is not None:
+            self.description += f", {encryption.describe()}"
+        self._metadata = MetaData()
+        self._state = Table(
+            self.tables.state, self._metadata,
+            Column("session_id", String(128), primary_key=True),
+            Column("active_agent", String(128), nullable=True),
+            Column("turns", Integer, nullable=False, default=0),
+            Column("created_at", Float, nullable=False),
+            Column("updated_at", Float, nullable=False),
+        )
+        self._schema_ready = False
+        self._schema_lock = asyncio.Lock()
+
+    def _sdk_tables(self) -> tuple[TableClause, TableClause]:
+        """Just the columns of the SDK's tables that listing and deleting need."""
+        from sqlalchemy import column, table
+
+        return (table(self.tables.sessions, column("session_id")),
+                table(self.tables.messages, column("session_id")))
+
+    async def _ensure_schema(self) -> None:
+        """Create the SDK's tables and ours once, one worker at a time."""
+        if self._schema_ready:
+            return
+        from agents.extensions.memory import SQLAlchemySession
+        from sqlalchemy import text
+
+        async with self._schema_lock:
+            if self._schema_ready:
+                return
+            async with self._engine.connect() as guard:
+                postgres = guard.dialect.name == "postgresql"
+                if postgres:
+                    await guard.execute(text("SELECT pg_advisory_lock(:key)"),
+                                        {"key": SCHEMA_LOCK_KEY})
+                try:
+                    # The SDK creates its own tables on first use; a read is first use.
+                    probe = SQLAlchemySession(
+                        "schema-probe", engine=self._engine, create_tables=True,
+                        sessions_table=self.tables.sessions,
+                        messages_table=self.tables.messages)
+                    await probe.get_items(limit=1)
+                    async with self._engine.begin() as conn:
+                        await conn.run_sync(self._metadata.create_all)
+                finally:
+                    if postgres:
+                        await guard.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                            {"key": SCHEMA_LOCK_KEY})
+                        await guard.commit()
+            self._schema_ready = True
+
+    async def _check(self) -> None:
+        await self._ensure_schema()
+
+    async def _session(self, session_id: str) -> SessionABC:
+        from agents.extensions.memory import SQLAlchemySession
+
+        await self._ensure_schema()
+        return SQLAlchemySession(session_id, engine=self._engine, create_tables=False,
+                                 sessions_table=self.tables.sessions,
+                                 messages_table=self.tables.messages)
+
+    async def _exists(self, session_id: str) -> bool:
+        return await self._summary(session_id) is not None
+
+    async def _summary(self, session_id: str) -> SessionSummary | None:
+        from sqlalchemy import select
+
+        await self._ensure_schema()
+        sessions, _ = self._sdk_tables()
+        state = self._state
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(
+                select(state.c.active_agent, state.c.turns, state.c.updated_at)
+                .where(state.c.session_id == session_id))).first()
+            if row is not None:
+                return SessionSummary(session_id, row[0], max(row[1], 0), row[2])
+            known = (await conn.execute(select(sessions.c.session_id)
+                                        .where(sessions.c.session_id == session_id))).first()
+        return SessionSummary(session_id) if known is not None else None
+
+    async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
+        from sqlalchemy import insert, update
+        from sqlalchemy.exc import IntegrityError
+
+        await self._ensure_schema()
+        state = self._state
+        now = time.time()
+        changes: dict[str, Any] = {"updated_at": now, "turns": state.c.turns + turns}
+        if agent is not None:
+            changes["active_agent"] = agent
+        change = update(state).where(state.c.session_id == session_id).values(changes)
+        # Update, else insert: portable across dialects (no dialect-specific upsert), and a
+        # worker that loses the insert race to another just updates the row that one made.
+        async with self._engine.begin() as conn:
+            if (await conn.execute(change)).rowcount:
+                return
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(insert(state).values(
+                        session_id=session_id, active_agent=agent, turns=max(turns, 0),
+                        created_at=now, updated_at=now))
+            except IntegrityError:
+                await conn.execute(change)
+
+    async def _list(self) -> list[SessionSummary]:
+        from sqlalchemy import select
+
+        await self._ensure_schema()
+        sessions, _ = self._sdk_tables()
+        state = self._state
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(select(state.c.session_id, state.c.active_agent,
+                                             state.c.turns, state.c.updated_at))
+            found = {r[0]: SessionSummary(r[0], r[1], max(r[2], 0), r[3]) for r in rows}
+            for (session_id,) in await conn.execute(select(sessions.c.session_id)):
+                found.setdefault(session_id, SessionSummary(session_id))
+        return list(found.values())
+
+    async def _delete(self, session_id: str) -> bool:
+        from sqlalchemy import delete
+
+        await self._ensure_schema()
+        sessions, messages = self._sdk_tables()
+        deleted = 0
+        async with self._engine.begin() as conn:
+            for table in (messages, sessions, self._state):
+                result = await conn.execute(
+                    delete(table).where(table.c.session_id == session_id))
+                deleted += result.rowcount
+        return deleted > 0
+
+    def _store_error(self, exc: Exception, doing: str) -> StoreError | None:
+        from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+        if isinstance(exc, OSError | TimeoutError) or (
+                isinstance(exc, DBAPIError) and exc.connection_invalidated):
+            return StoreError(f"cannot reach the session database {self.description}: "
+                              f"{exc or type(exc).__name__}")
+        if isinstance(exc, DBAPIError):
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            return StoreError(f"cannot {doing} in the session database "
+                              f"{self.description}: {reason}")
+        if isinstance(exc, SQLAlchemyError):
+            return StoreError(f"cannot {doing} in the session database "
+                              f"{self.description}: {str(exc).splitlines()[0]}")
+        return None
+
+    async def _close(self) -> None:
+        await self._engine.dispose()

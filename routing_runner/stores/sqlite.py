@@ -1,0 +1,232 @@
+"""Conversations in one SQLite file on one machine (the SDK's SQLiteSession).
+
+The file, its folder and SQLite's side files (-wal, -shm) are owner-only: conversations are
+private. WAL lets `sessions show` read while a chat writes. A conversation is open in one
+process at a time (stores.locks): two chats interleaving turns of one conversation would
+each answer from a history missing the other's messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import stat
+import time
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from routing_runner.errors import SessionInUseError, StoreError
+from routing_runner.sessions import Lease, SessionStore, SessionSummary, TableNames
+from routing_runner.stores.locks import try_lock
+
+if TYPE_CHECKING:
+    from agents.memory import SessionABC, SQLiteSession
+
+    from .encryption import SessionKey
+
+T = TypeVar("T")
+# SQLite's own wait for a lock another connection holds; the SDK's connections use the same
+# (sqlite3.connect's default), so "busy" means another process held the file this long.
+BUSY_TIMEOUT = 5.0
+# A version-0 state row's CURRENT_TIMESTAMP text as seconds since the epoch.
+_EPOCH = "CAST(coalesce(strftime('%s', updated_at), strftime('%s', 'now')) AS REAL)"
+
+
+def _owner_only(path: Path) -> None:
+    """Create `path` owner-only if missing; take group and other access away if present.
+
+    SQLite creates the -wal and -shm files with the database file's permissions, so getting
+    the database right covers them; existing side files are fixed here too.
+    """
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = stat.S_IMODE(candidate.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            candidate.chmod(mode & 0o700)
+
+
+class SQLiteStore(SessionStore):
+    """Conversations in one SQLite file, created owner-only, one process per conversation."""
+
+    def __init__(self, path: Path, *, table_prefix: str | None = None,
+                 encryption: SessionKey | None = None,
+                 busy_timeout: float = BUSY_TIMEOUT) -> None:
+        super().__init__(encryption=encryption)
+        self.path = path
+        self.tables = TableNames.with_prefix(table_prefix)
+        self.busy_timeout = busy_timeout
+        self.description = f"sqlite {path}"
+        if table_prefix:
+            self.description += f" ({self.tables.describe()})"
+        if encryption is not None:
+            self.description += f", {encryption.describe()}"
+        self._locks = Path(f"{path}-locks")
+        self._sessions: list[SQLiteSession] = []
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _owner_only(path)
+            with closing(self._connect()) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+                self._create_state_table(conn)
+        except (OSError, sqlite3.Error) as exc:
+            if self._is_busy(exc):
+                raise self._busy("open it") from exc
+            raise StoreError(f"cannot open the session database {path}: {exc}") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) where they matter.
+        return sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+
+    def _create_state_table(self, conn: sqlite3.Connection) -> None:
+        """Our state table; a version-0 table (agent only, no turns) is migrated in place."""
+        state = self.tables.state
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {row[1] for row in conn.execute(f"PRAGMA table_info({state})")}
+            if columns and "turns" not in columns:
+                conn.execute(f"ALTER TABLE {state} RENAME TO {state}_v0")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {state} ("
+                         "session_id TEXT PRIMARY KEY, active_agent TEXT, "
+                         "turns INTEGER NOT NULL DEFAULT 0, "
+                         "created_at REAL NOT NULL, updated_at REAL NOT NULL)")
+            if columns and "turns" not in columns:
+                self._migrate_v0(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _migrate_v0(self, conn: sqlite3.Connection) -> None:
+        # Turns were not kept before: count the stored user messages instead.
+        state, messages = self.tables.state, self.tables.messages
+        has_messages = self._has_table(conn, messages)
+        turns = (f"(SELECT COUNT(*) FROM {messages} m WHERE m.session_id = o.session_id "
+                 "AND json_extract(m.message_data, '$.role') = 'user' "
+                 "AND coalesce(json_extract(m.message_data, '$.type'), 'message') = 'message')"
+                 if has_messages else "0")
+        conn.execute(f"INSERT INTO {state} (session_id, active_agent, turns, created_at, "
+                     f"updated_at) SELECT session_id, active_agent, {turns}, "
+                     f"{_EPOCH}, {_EPOCH} FROM {state}_v0 o")
+        conn.execute(f"DROP TABLE {state}_v0")
+
+    @staticmethod
+    def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                            (name,)).fetchone() is not None
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` on a fresh connection in a worker thread: a busy wait never blocks the loop."""
+        def run() -> T:
+            with closing(self._connect()) as conn:
+                return work(conn)
+
+        return await asyncio.to_thread(run)
+
+    async def _acquire(self, session_id: str) -> Lease:
+        try:
+            lease = await asyncio.to_thread(try_lock, self._locks, session_id)
+        except OSError as exc:
+            raise StoreError(f"cannot lock conversation {session_id!r} in {self._locks}: "
+                             f"{exc}") from exc
+        if lease is None:
+            raise SessionInUseError(
+                f"conversation {session_id!r} is in use by another process ({self.description});"
+                " end that chat first, or continue with another session id")
+        return lease
+
+    async def _session(self, session_id: str) -> SessionABC:
+        from agents.memory import SQLiteSession
+
+        session = await asyncio.to_thread(
+            SQLiteSession, session_id, self.path, sessions_table=self.tables.sessions,
+            messages_table=self.tables.messages)
+        self._sessions.append(session)
+        return session
+
+    async def _exists(self, session_id: str) -> bool:
+        return await self._summary(session_id) is not None
+
+    async def _summary(self, session_id: str) -> SessionSummary | None:
+        def read(conn: sqlite3.Connection) -> SessionSummary | None:
+            row = conn.execute(f"SELECT active_agent, turns, updated_at FROM {self.tables.state}"
+                               " WHERE session_id = ?", (session_id,)).fetchone()
+            if row is not None:
+                return SessionSummary(session_id, row[0], max(row[1], 0), row[2])
+            if self._has_table(conn, self.tables.sessions) and conn.execute(
+                    f"SELECT 1 FROM {self.tables.sessions} WHERE session_id = ?",
+                    (session_id,)).fetchone():
+                return SessionSummary(session_id)
+            return None
+
+        return await self._run(read)
+
+    async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
+        now = time.time()
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"INSERT INTO {self.tables.state} (session_id, active_agent, turns, created_at, "
+                "updated_at) VALUES (?, ?, max(?, 0), ?, ?) ON CONFLICT(session_id) DO UPDATE "
+                "SET active_agent = coalesce(excluded.active_agent, active_agent), "
+                "turns = max(turns + ?, 0), updated_at = excluded.updated_at",
+                (session_id, agent, turns, now, now, turns))
+
+        await self._run(write)
+
+    async def _list(self) -> list[SessionSummary]:
+        def read(conn: sqlite3.Connection) -> list[SessionSummary]:
+            found = {row[0]: SessionSummary(row[0], row[1], max(row[2], 0), row[3])
+                     for row in conn.execute("SELECT session_id, active_agent, turns, "
+                                             f"updated_at FROM {self.tables.state}")}
+            if self._has_table(conn, self.tables.sessions):
+                for (session_id,) in conn.execute(
+                        f"SELECT session_id FROM {self.tables.sessions}"):
+                    found.setdefault(session_id, SessionSummary(session_id))
+            return list(found.values())
+
+        return await self._run(read)
+
+    async def _delete(self, session_id: str) -> bool:
+        def delete(conn: sqlite3.Connection) -> bool:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = 0
+                for table in (self.tables.messages, self.tables.sessions, self.tables.state):
+                    if self._has_table(conn, table):
+                        deleted += conn.execute(f"DELETE FROM {table} WHERE session_id = ?",
+                                                (session_id,)).rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return deleted > 0
+
+        return await self._run(delete)
+
+    @staticmethod
+    def _is_busy(exc: Exception) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and (
+            "locked" in str(exc) or "busy" in str(exc))
+
+    def _busy(self, doing: str) -> StoreError:
+        return StoreError(
+            f"the session database {self.path} is busy: another process kept it locked for "
+            f"more than {self.busy_timeout:g} s, so this process could not {doing}; try again")
+
+    def _store_error(self, exc: Exception, doing: str) -> StoreError | None:
+        if self._is_busy(exc):
+            return self._busy(doing)
+        if isinstance(exc, sqlite3.Error | OSError):
+            return StoreError(f"cannot {doing} in the session database {self.path}: {exc}")
+        return None
+
+    async def _close(self) -> None:
+        sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
