@@ -209,3 +209,30 @@ def test_table_prefixes_keep_two_bots_apart_in_one_file(tmp_path: Path) -> None:
     with closing(sqlite3.connect(tmp_path / "s.db")) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"one_agent_sessions", "one_agent_messages", "one_routing_runner_state"} <= tables
+
+
+def test_opening_a_store_keeps_the_locks_other_connections_of_the_process_hold(
+        tmp_path: Path) -> None:
+    # Closing any descriptor of a SQLite file drops all of the process's POSIX locks on it.
+    # A store that opened the file to set its permissions dropped the shared lock of every
+    # connection in use, so another process could checkpoint and reset the WAL under them:
+    # batches over several workers corrupted the database.
+    import subprocess
+    import sys
+
+    db = tmp_path / "s.db"
+    asyncio.run(SQLiteStore(db).close())
+    probe = ("import fcntl, os, sys\n"
+             "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+             "try:\n"
+             "    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 510, 0x40000002)\n"
+             "    print('free')\n"
+             "except OSError:\n"
+             "    print('held')\n")
+    with closing(sqlite3.connect(db)) as reader:
+        reader.execute("BEGIN")
+        reader.execute("SELECT * FROM sqlite_master").fetchall()  # holds SQLite's shared lock
+        asyncio.run(SQLiteStore(db).close())  # another conversation's store, same process
+        seen = subprocess.run([sys.executable, "-c", probe, str(db)], capture_output=True,
+                              text=True, timeout=60).stdout.strip()
+    assert seen == "held"

@@ -9,6 +9,7 @@ each answer from a history missing the other's messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import stat
@@ -40,8 +41,13 @@ def _owner_only(path: Path) -> None:
 
     SQLite creates the -wal and -shm files with the database file's permissions, so getting
     the database right covers them; existing side files are fixed here too.
+
+    An existing database is never opened here: closing any descriptor of the file drops every
+    POSIX lock this process holds on it, including the locks of SQLite connections in use by
+    other conversations, and unlocked writers corrupt the database.
     """
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
     for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         try:
             mode = stat.S_IMODE(candidate.stat().st_mode)
