@@ -48,7 +48,10 @@ def replay(
         help="Transcript files, folders (searched for *.yaml) or globs.", show_default=False)],
     concurrency: Annotated[int, typer.Option(
         "--concurrency", "-j", min=1, max=256, metavar="N",
-        help="Conversations run at once (one event loop).")] = 4,
+        help="Conversations run at once, over all workers.")] = 4,
+    workers: Annotated[int, typer.Option(
+        "--workers", "-w", min=0, max=64, metavar="N",
+        help="Worker processes, each with its own event loop (0: one per CPU core).")] = 1,
     keyword: Annotated[list[str] | None, typer.Option(
         "-k", metavar="TEXT",
         help="Only transcripts whose name contains TEXT, ignoring case (repeatable).")] = None,
@@ -89,12 +92,17 @@ def replay(
         asked = " ".join([*(f"-k {k!r}" for k in keyword or ()),
                           *(f"--tag {t!r}" for t in tag or ())])
         _usage(f"no transcript matches {asked} among the {len(every)} loaded{hints}")
+    if workers == 0:
+        workers = os.cpu_count() or 1
+    if verbose and workers > 1:
+        _usage("--verbose shows conversations as they run, which needs --workers 1")
     _check_writable(json_report, "--json")
     _check_writable(junit, "--junit")
 
     from .render import Style
     from .replay import Replayer, check_stores, plan, run_replay
     from .report import Colours, Progress, summary, write_json, write_junit
+    from .workers import available, run_in_workers
 
     try:
         jobs = plan(chosen, repeat, os.environ)
@@ -106,15 +114,23 @@ def replay(
     styled = out.isatty() and "NO_COLOR" not in os.environ
     typer.echo(f"replay: {len(jobs)} conversation{'s' if len(jobs) != 1 else ''} from "
                f"{len(chosen)} transcript{'s' if len(chosen) != 1 else ''} on {config} "
-               f"(-j {concurrency})", err=True)
+               f"(-j {concurrency}" + (f", {workers} workers)" if workers > 1 else ")"),
+               err=True)
     typer.echo(f"model: {jobs[0].provider.label}", err=True)
     progress = Progress(sys.stderr, len(jobs), live=sys.stderr.isatty() and not verbose)
-    replayer = Replayer(jobs, cfg, concurrency=concurrency, fail_fast=fail_fast,
-                        on_start=progress.started,
-                        on_finish=None if verbose else progress.finished,
-                        show=out if verbose else None, style=Style(enabled=styled))
     try:
-        result = run_replay(replayer)
+        if workers > 1 and available():
+            result = run_in_workers(jobs, cfg, workers=workers, concurrency=concurrency,
+                                    fail_fast=fail_fast, on_start=progress.started,
+                                    on_finish=progress.finished)
+        else:
+            replayer = Replayer(jobs, cfg, concurrency=concurrency, fail_fast=fail_fast,
+                                on_start=progress.started,
+                                on_finish=None if verbose else progress.finished,
+                                show=out if verbose else None, style=Style(enabled=styled))
+            result = run_replay(replayer)
+    except RoutingRunnerError as error:
+        _fail(error)
     finally:
         progress.close()
     out.write(("\n" if verbose else "") + summary(result, Colours(styled)))

@@ -116,7 +116,12 @@ def check_stores(jobs: Sequence[Job]) -> None:
 
     async def probe() -> None:
         for session in sessions:
-            await open_store(session).close()
+            store = open_store(session)
+            try:
+                # Shared stores connect lazily: check() proves the server answers now.
+                await store.check()
+            finally:
+                await store.close()
 
     asyncio.run(probe())
 
@@ -446,6 +451,10 @@ class Replayer:
             raise KeyboardInterrupt
         self._stop("interrupted")
 
+    def stop_fast(self) -> None:
+        """Stop as --fail-fast does: another worker's conversation failed."""
+        self._stop("fail_fast")
+
     def _stop(self, why: Literal["interrupted", "fail_fast"]) -> None:
         if self.stopped is None or why == "interrupted":
             self.stopped = why
@@ -645,9 +654,16 @@ class _ConversationRun:
                           missed, first_text_seconds=first_text, after_restart=after_restart)
 
 
-def run_replay(replayer: Replayer, *, handle_signals: bool = True) -> BatchResult:
-    """Run `replayer` on an event loop of its own; SIGINT/SIGTERM stop it cleanly."""
+def run_replay(replayer: Replayer, *, handle_signals: bool = True,
+               on_loop: Callable[[asyncio.AbstractEventLoop], None] | None = None) -> BatchResult:
+    """Run `replayer` on an event loop of its own; SIGINT/SIGTERM stop it cleanly.
+
+    `on_loop` is given the loop before the run starts (a worker adds a signal handler there).
+    """
     with asyncio.Runner() as runner:
-        runner.get_loop().set_default_executor(
+        loop = runner.get_loop()
+        loop.set_default_executor(
             ThreadPoolExecutor(SESSION_THREADS, thread_name_prefix="replay-session"))
+        if on_loop is not None:
+            on_loop(loop)
         return runner.run(replayer.run(handle_signals=handle_signals))
