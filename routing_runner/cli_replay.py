@@ -10,28 +10,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-from .errors import EXIT_USER_INPUT, ConfigError, RoutingRunnerError
-
-
-def _fail(error: RoutingRunnerError, what: str = "") -> NoReturn:
-    if isinstance(error, ConfigError):
-        for problem in error.problems:
-            typer.echo(str(problem), err=True)
-        count = sum(p.severity == "error" for p in error.problems)
-        typer.echo(f"{count} error{'s' if count != 1 else ''} found{what}; nothing was run.",
-                   err=True)
-    else:
-        typer.echo(f"error: {error}", err=True)
-    raise typer.Exit(error.exit_code)
-
-
-def _usage(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(EXIT_USER_INPUT)
+from .cli_common import ConfigArg, fail, load, usage
+from .errors import ConfigError, RoutingRunnerError
 
 
 def _check_writable(target: str | Path | None, option: str) -> None:
@@ -39,11 +23,11 @@ def _check_writable(target: str | Path | None, option: str) -> None:
         return
     folder = Path(target).parent
     if not folder.is_dir():
-        _usage(f"{option} {target}: the folder {folder} does not exist")
+        usage(f"{option} {target}: the folder {folder} does not exist")
 
 
 def replay(
-    config: Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False)],
+    config: ConfigArg,
     transcripts: Annotated[list[str], typer.Argument(
         help="Transcript files, folders (searched for *.yaml) or globs.", show_default=False)],
     concurrency: Annotated[int, typer.Option(
@@ -70,32 +54,25 @@ def replay(
         "--verbose", "-v", help="Show each conversation as chat would.")] = False,
 ) -> None:
     """Replay scripted conversations (transcripts) and check every reply; 1 if any fails."""
-    from .loader import load_config
     from .schema import did_you_mean
     from .transcript import load_transcripts, select
 
-    try:
-        loaded = load_config(config)
-    except RoutingRunnerError as error:
-        _fail(error)
-    for warning in loaded.warnings:
-        typer.echo(str(warning), err=True)
-    cfg = loaded.config
+    cfg = load(config).config
     try:
         every = load_transcripts(transcripts, cfg)
     except ConfigError as error:
-        _fail(error, " in the transcripts")
+        fail(error, " in the transcripts")
     chosen = select(every, keyword or (), tag or ())
     if not chosen:
         known_tags = sorted({t for transcript in every for t in transcript.tags})
         hints = "".join(did_you_mean(t, known_tags) for t in tag or ())
         asked = " ".join([*(f"-k {k!r}" for k in keyword or ()),
                           *(f"--tag {t!r}" for t in tag or ())])
-        _usage(f"no transcript matches {asked} among the {len(every)} loaded{hints}")
+        usage(f"no transcript matches {asked} among the {len(every)} loaded{hints}")
     if workers == 0:
         workers = os.cpu_count() or 1
     if verbose and workers > 1:
-        _usage("--verbose shows conversations as they run, which needs --workers 1")
+        usage("--verbose shows conversations as they run, which needs --workers 1")
     _check_writable(json_report, "--json")
     _check_writable(junit, "--junit")
 
@@ -108,7 +85,7 @@ def replay(
         jobs = plan(chosen, repeat, os.environ)
         check_stores(jobs)
     except RoutingRunnerError as error:
-        _fail(error)
+        fail(error)
     # With the JSON report on stdout, everything meant for people goes to stderr.
     out = sys.stderr if json_report == "-" else sys.stdout
     styled = out.isatty() and "NO_COLOR" not in os.environ
@@ -130,7 +107,7 @@ def replay(
                                 show=out if verbose else None, style=Style(enabled=styled))
             result = run_replay(replayer)
     except RoutingRunnerError as error:
-        _fail(error)
+        fail(error)
     finally:
         progress.close()
     out.write(("\n" if verbose else "") + summary(result, Colours(styled)))

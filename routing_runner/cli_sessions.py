@@ -12,10 +12,11 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from .cli_common import fail, load
 from .errors import EXIT_RUN_FAILURE, RoutingRunnerError
 
 if TYPE_CHECKING:
@@ -45,16 +46,8 @@ class ExportFormat(StrEnum):
     transcript = "transcript"
 
 
-def _fail(error: RoutingRunnerError) -> NoReturn:
-    from .cli import _fail as fail
-
-    fail(error)
-
-
 def _config(path: Path) -> Config:
-    from .cli import _load
-
-    return _load(path).config
+    return load(path).config
 
 
 def _run(config: Config, action: Callable[[SessionStore], Awaitable[T]]) -> T:
@@ -63,7 +56,7 @@ def _run(config: Config, action: Callable[[SessionStore], Awaitable[T]]) -> T:
     try:
         return with_store(config.session, action)
     except RoutingRunnerError as error:
-        _fail(error)
+        fail(error)
 
 
 def _turns(summary: SessionSummary) -> str:
@@ -176,14 +169,14 @@ def delete(config: ConfigArg, session_id: IdArg, yes: YesOption = False) -> None
     try:
         check_session_id(session_id)
     except SessionIdError as error:
-        _fail(error)
+        fail(error)
 
     async def describe(store: SessionStore) -> tuple[str, SessionSummary | None]:
         return store.description, await store.summary(session_id)
 
     description, summary = _run(cfg, describe)
     if summary is None:
-        _fail(SessionIdError(f"no conversation {session_id!r} in {description}"))
+        fail(SessionIdError(f"no conversation {session_id!r} in {description}"))
     question = (f"Delete conversation {session_id} ({_turns(summary)}, last activity "
                 f"{format_time(summary.last_activity)}) from {description}?")
     if not yes and not _confirm(question):

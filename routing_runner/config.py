@@ -223,6 +223,12 @@ class Config:
         """Every declared handoff edge as (from, to)."""
         return [(a.name, h.agent) for a in self.agents.values() for h in a.handoffs]
 
+    def first_agent(self, last_agent: str | None) -> str:
+        """The agent that answers the next message, given the one that spoke last."""
+        if self.next_turn == "last_agent" and last_agent in self.agents:
+            return str(last_agent)
+        return self.entry
+
     def model_for(self, agent: str) -> ModelSpec:
         """The provider, model and connection `agent` runs on."""
         return self.model.spec.overridden_by(self.agents[agent].model)

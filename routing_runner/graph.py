@@ -40,6 +40,13 @@ class AgentGraph:
         """The agent that receives a new conversation."""
         return self.agents[self.config.entry]
 
+    def warm_up(self) -> None:
+        """Do now the slow first-use work of the models (the offline model's language data)."""
+        for agent in self.agents.values():
+            if isinstance(agent.model, OfflineModel):
+                agent.model.warm_up()  # the detectors are shared: one agent is enough
+                return
+
     async def aclose(self) -> None:
         """Close the HTTP clients, on the event loop that used them."""
         for client in self.clients:

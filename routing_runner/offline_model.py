@@ -92,6 +92,10 @@ class OfflineModel(Model):
         self.agent = agent
         self.profiles = dict(profiles)
 
+    def warm_up(self) -> None:
+        """Load the language models now rather than on the first message."""
+        detect("warm up", [p.language for p in self.profiles.values() if p.language])
+
     def decide(self, input: str | list[TResponseInputItem], handoffs: Sequence[Handoff],
                settings: ModelSettings) -> ResponseFunctionToolCall | ResponseOutputMessage:
         """The single output item this model produces for the conversation so far."""

@@ -213,6 +213,24 @@ class Lease:
         """Give the conversation back; `remove` also deletes what backs the lease (a file)."""
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """A conversation held for this process (its lease taken), not yet opened.
+
+    Reserving needs neither the Agents SDK nor the conversation's items, so a chat can refuse a
+    conversation in use, or say which agent will answer, before the SDK has loaded.
+    """
+
+    session_id: str
+    lease: Lease
+    summary: SessionSummary | None
+
+    @property
+    def is_new(self) -> bool:
+        """Nothing is stored for this conversation yet."""
+        return self.summary is None
+
+
 class SessionStore(ABC):
     """A place conversations are kept.
 
@@ -234,18 +252,28 @@ class SessionStore(ABC):
         SessionInUseError when the store allows one process per conversation and another
         has it open; StoreError when an encrypted conversation does not decrypt with the key.
         """
-        from .stores.journal import JournaledSession
+        return await self.attach(await self.reserve(session_id))
 
+    async def reserve(self, session_id: str) -> Reservation:
+        """Take the conversation's lease and read its summary; SessionInUseError if held."""
         check_session_id(session_id)
         lease = await self._acquire(session_id)
         try:
-            is_new = not await self.exists(session_id)
-            session = await self._readable_session(session_id)
+            summary = await self.summary(session_id)
         except BaseException:
             lease.release()
             raise
         self._leases.append(lease)
-        return Conversation(session_id, JournaledSession(session, self, session_id), self, is_new)
+        return Reservation(session_id, lease, summary)
+
+    async def attach(self, reservation: Reservation) -> Conversation:
+        """Open the reserved conversation's SDK session (this is where the SDK is needed)."""
+        from .stores.journal import JournaledSession
+
+        session_id = reservation.session_id
+        session = await self._readable_session(session_id)
+        return Conversation(session_id, JournaledSession(session, self, session_id), self,
+                            reservation.is_new)
 
     async def get_active_agent(self, session_id: str) -> str | None:
         """The agent that spoke last in `session_id`."""

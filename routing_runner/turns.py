@@ -107,10 +107,9 @@ class TurnRunner:
 
     async def agent_for(self, conversation: Conversation) -> Agent[Any]:
         """The agent that answers the next message of `conversation`."""
-        if self.graph.config.next_turn == "entry":
-            return self.graph.entry
-        active = await conversation.get_active_agent()
-        return self.graph.agents.get(active or "", self.graph.entry)
+        last = None if self.graph.config.next_turn == "entry" else \
+            await conversation.get_active_agent()
+        return self.graph.agents[self.graph.config.first_agent(last)]
 
     async def run(self, conversation: Conversation, message: str) -> AsyncIterator[Event]:
         """Run one turn; yield its events, ending with TurnEnded or TurnFailed."""

@@ -6,8 +6,8 @@ forked after the transcripts are loaded and checked: they inherit the plan (and 
 instead of re-reading it, and send back only what a finished conversation produced.
 
 Workers run in their own process group so a terminal's Ctrl-C reaches the parent only, which
-passes a single SIGINT on; each worker then stops as a single-process replay does, rolling back
-what was running and reporting what finished. A rate limit seen by one worker pauses that
+tells every worker to stop; each then stops as a single-process replay does, rolling back what
+was running and reporting what finished. A rate limit seen by one worker pauses that
 worker's conversations; the others find out from their own 429s.
 """
 
@@ -56,28 +56,30 @@ def available() -> bool:
 
 
 def _worker(shard: Sequence[Job], config: Config, concurrency: int, fail_fast: bool,
-            outbox: Any) -> None:
+            outbox: Any, interrupt: Any, stop_fast: Any) -> None:
     os.setpgrp()
-    # A signal can arrive before the event loop exists (the default action of SIGUSR1 would
-    # kill the worker, SIGINT would raise mid-setup): note it, act on it once the loop runs.
-    early: set[int] = set()
-    for noted in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
-        signal.signal(noted, lambda received, _frame: early.add(received))
+    # The parent decides when to stop and says so through events the worker polls: a signal
+    # could arrive before the worker's event loop exists or after it closed, and kill it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     replayer = Replayer(
         shard, config, concurrency=concurrency, fail_fast=fail_fast,
         on_start=lambda job: outbox.put(("start", job.index)),
         on_finish=lambda r: outbox.put(_Finished(r.job.index, r.status, r.turns, r.seconds,
                                                  r.error)),
     )
-    actions = {signal.SIGINT: replayer.interrupt, signal.SIGTERM: replayer.interrupt,
-               signal.SIGUSR1: replayer.stop_fast}
+
+    async def watch() -> None:
+        stopping = False
+        while not interrupt.is_set():
+            if stop_fast.is_set() and not stopping:
+                stopping = True
+                replayer.stop_fast()
+            await asyncio.sleep(POLL_SECONDS)
+        replayer.interrupt()
 
     def prepare(loop: asyncio.AbstractEventLoop) -> None:
-        for signum, action in actions.items():
-            loop.add_signal_handler(signum, action)
-        # One interrupt, even if both SIGINT and SIGTERM came: a second would abandon cleanup.
-        for action in {actions[signal.Signals(received)] for received in early}:
-            action()
+        loop.create_task(watch())
 
     result = run_replay(replayer, handle_signals=False, on_loop=prepare)
     outbox.put(_Done(result.stopped, result.rate_limited))
@@ -94,11 +96,13 @@ def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurr
     count = max(1, min(workers, len(jobs)))
     per_worker = max(1, math.ceil(concurrency / count))
     outbox = context.Queue()
+    interrupt, stop_fast = context.Event(), context.Event()
     # Flush so buffered output is not written twice, once by each forked copy.
     sys.stdout.flush()
     sys.stderr.flush()
     processes = [context.Process(target=_worker, name=f"replay-worker-{n}", daemon=True,
-                                 args=(jobs[n::count], config, per_worker, fail_fast, outbox))
+                                 args=(jobs[n::count], config, per_worker, fail_fast, outbox,
+                                       interrupt, stop_fast))
                  for n in range(count)]
     by_index = {job.index: job for job in jobs}
     results: dict[int, ConversationResult] = {}
@@ -106,12 +110,12 @@ def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurr
     interrupted = False
     fast_stopped = False
 
-    def forward(signum: int, _frame: FrameType | None) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         nonlocal interrupted
         interrupted = True
-        _signal_all(processes, signal.SIGINT)
+        interrupt.set()
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
     try:
         for process in processes:
@@ -122,7 +126,8 @@ def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurr
             except queues.Empty:
                 dead = [p for p in processes if p.exitcode not in (None, 0)]
                 if dead and len(done) < count:
-                    _stop_all(processes)
+                    for process in processes:
+                        process.kill()
                     raise RunFailure(f"replay worker {dead[0].name} stopped unexpectedly "
                                      f"(exit code {dead[0].exitcode})") from None
                 continue
@@ -136,7 +141,7 @@ def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurr
                     on_finish(result)
                 if fail_fast and result.status != "passed" and not fast_stopped:
                     fast_stopped = True
-                    _signal_all(processes, signal.SIGUSR1)
+                    stop_fast.set()
             elif on_start is not None:
                 on_start(by_index[message[1]])
     finally:
@@ -153,13 +158,3 @@ def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurr
                        conversations=tuple(results[i] for i in sorted(results)),
                        seconds=time.monotonic() - started, stopped=stopped,
                        rate_limited=sum(d.rate_limited for d in done))
-
-
-def _signal_all(processes: Sequence[multiprocessing.process.BaseProcess], signum: int) -> None:
-    for process in processes:
-        if process.pid is not None and process.is_alive():
-            os.kill(process.pid, signum)
-
-
-def _stop_all(processes: Sequence[multiprocessing.process.BaseProcess]) -> None:
-    _signal_all(processes, signal.SIGTERM)

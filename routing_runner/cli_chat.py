@@ -1,0 +1,110 @@
+"""`routing-runner chat`: arguments in, a chat loop on the terminal, exit code out.
+
+The banner and the prompt appear before the Agents SDK has loaded (see `chat.ChatLoop`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from .cli_common import ConfigArg, count, fail, load
+from .errors import EXIT_RUN_FAILURE, RoutingRunnerError, UserInputError
+
+if TYPE_CHECKING:
+    from .graph import AgentGraph
+
+
+def _line_reader(interactive: bool) -> Callable[[str], str | None]:
+    def read(prompt: str) -> str | None:
+        try:
+            if interactive:
+                return input(prompt)
+            line = sys.stdin.readline()
+            return line.rstrip("\n") if line else None
+        except EOFError:
+            return None
+
+    return read
+
+
+def _list_reader(messages: list[str]) -> Callable[[str], str | None]:
+    pending = iter(messages)
+    return lambda _prompt: next(pending, None)
+
+
+def chat(
+    config: ConfigArg,
+    session_id: Annotated[str | None, typer.Option(
+        "--session-id", "-s", help="Resume (or start) the conversation with this id.")] = None,
+    message: Annotated[list[str] | None, typer.Option(
+        "--message", "-m", help="Send this message instead of reading input (repeatable); "
+                                "exit code 3 if a reply fails.")] = None,
+    record: Annotated[Path | None, typer.Option(
+        "--record", metavar="FILE", help="Write the chat as a transcript for `replay`: each turn "
+                                         "expects the agent and handoff route seen.")] = None,
+) -> None:
+    """Chat with the bot in the terminal, streaming replies; the conversation is stored."""
+    from .chat import HELP, ChatLoop
+    from .providers import resolve_provider
+    from .render import Style
+    from .sessions import Reservation, check_session_id, new_session_id, open_store
+    from .transcript import TranscriptRecorder
+
+    cfg = load(config).config
+    if record is not None and (record.exists() or not record.parent.is_dir()):
+        fail(UserInputError(f"--record {record}: " + ("the file exists; choose a new name"
+             if record.exists() else f"the folder {record.parent} does not exist")))
+    try:
+        if session_id is not None:
+            check_session_id(session_id)
+        provider = resolve_provider(cfg, os.environ)
+        store = open_store(cfg.session)
+    except RoutingRunnerError as error:
+        fail(error)
+    interactive = sys.stdin.isatty() and not message
+    style = Style(enabled=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    typer.echo(f"{cfg.title} - {config}", err=True)
+    typer.echo(f"model: {provider.label}", err=True)
+
+    chosen_id = session_id or new_session_id()
+    recorder = None if record is None else TranscriptRecorder(record, record.stem, config,
+                                                              chosen_id)
+
+    def opened(reservation: Reservation, first_agent: str) -> None:
+        if recorder is not None and not reservation.is_new:
+            raise UserInputError(f"--record needs a new conversation, and {chosen_id!r} has "
+                                 "messages already (a replay starts from an empty one)")
+        state = "new" if reservation.is_new else f"resumed, last agent {first_agent}"
+        typer.echo(f"session: {chosen_id} ({state}) in {store.description}", err=True)
+        typer.echo(HELP, err=True)
+
+    def build() -> AgentGraph:
+        from .graph import build_graph
+
+        return build_graph(cfg, provider)
+
+    reader = _line_reader(interactive) if not message else _list_reader(message)
+    loop = ChatLoop(cfg, build, store, chosen_id, reader,
+                    sys.stdout, style, on_open=opened, echo_input=not interactive,
+                    on_turn=None if recorder is None else recorder.record)
+    try:
+        loop.run()
+    except KeyboardInterrupt:
+        typer.echo("", err=True)
+    except RoutingRunnerError as error:
+        fail(error)
+    if cfg.session.backend != "memory":
+        typer.echo(f"resume with: routing-runner chat {config} --session-id {chosen_id}",
+                   err=True)
+    if recorder is not None:
+        typer.echo(f"recorded {count(len(recorder.turns), 'turn')} to {record}; check it with: "
+                   f"routing-runner replay {config} {record}" if recorder.turns
+                   else "nothing recorded: no turn completed", err=True)
+    if message and loop.failed_turns:
+        raise typer.Exit(EXIT_RUN_FAILURE)

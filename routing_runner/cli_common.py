@@ -1,0 +1,56 @@
+"""What every command of the CLI shares: loading a config, and turning errors into exit codes.
+
+Errors are printed here and only here, one readable line each (every problem of a file, for a
+ConfigError), and the process exits with the error's code - never with a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from .errors import EXIT_USER_INPUT, ConfigError, Problem, RoutingRunnerError
+from .loader import LoadedConfig, load_config
+
+ConfigArg = Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False)]
+
+
+def fail(error: RoutingRunnerError, where: str = "") -> NoReturn:
+    """Print `error` (every problem of a ConfigError) and exit with its code."""
+    if isinstance(error, ConfigError):
+        for problem in error.problems:
+            typer.echo(str(problem), err=True)
+        errors = sum(p.severity == "error" for p in error.problems)
+        typer.echo(f"{count(errors, 'error')} found{where}; nothing was run.", err=True)
+    else:
+        typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(error.exit_code)
+
+
+def usage(message: str) -> NoReturn:
+    """Exit 2 for arguments that do not fit together."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_USER_INPUT)
+
+
+def warn(problems: tuple[Problem, ...]) -> None:
+    """Print warnings; they never stop a command."""
+    for problem in problems:
+        typer.echo(str(problem), err=True)
+
+
+def load(path: Path) -> LoadedConfig:
+    """The config at `path` with its warnings printed, or exit 2 listing its problems."""
+    try:
+        loaded = load_config(path)
+    except RoutingRunnerError as error:
+        fail(error)
+    warn(loaded.warnings)
+    return loaded
+
+
+def count(n: int, noun: str) -> str:
+    """`1 agent`, `2 agents`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
