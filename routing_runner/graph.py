@@ -11,6 +11,7 @@ from agents import (
     OpenAIChatCompletionsModel,
     OpenAIResponsesModel,
     RunConfig,
+    SessionSettings,
     handoff,
 )
 from agents.models.interface import Model
@@ -53,12 +54,18 @@ class AgentGraph:
             await client.close()
 
     def run_config(self) -> RunConfig:
-        """RunConfig for one turn: tracing off (it would export to OpenAI) and the window."""
+        """RunConfig for one turn: tracing off (it would export to OpenAI) and the window.
+
+        With a history limit the session is asked for one item more than the limit only, so a
+        long conversation costs no more per turn than a short one; the extra item tells the
+        window that the history was cut, and the window cuts it again at a turn boundary.
+        """
         limit = self.config.session.history_limit
         return RunConfig(
             tracing_disabled=not self.config.tracing,
             workflow_name=self.config.workflow_name or self.config.title,
             session_input_callback=history_window(limit) if limit else None,
+            session_settings=SessionSettings(limit=limit + 1) if limit else None,
         )
 
 

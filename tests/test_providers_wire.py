@@ -362,3 +362,20 @@ def test_agents_can_run_on_different_providers(cli: CliRunner, tmp_path: Path,
     assert request.body["max_tokens"] == 50
     assert "OFFLINE model" in result.stderr
     assert "OpenAI-compatible Chat Completions" in result.stderr
+
+
+def test_the_history_limit_bounds_what_is_sent_and_keeps_turns_whole(
+        cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+    server.responder = lambda body: Text("Vale.")
+    server.script(ToolCall("transfer_to_spanish"))
+    config = _config(tmp_path, server, "openai").read_text(encoding="utf-8").replace(
+        "session:\n", "session:\n  history_limit: 5\n")
+    path = write_config(tmp_path, config)
+    result = _chat(cli, path, *[f"Mensaje número {n}, en español." for n in range(1, 6)])
+    assert result.exit_code == 0, result.output
+    last = server.requests[-1].body["input"]
+    assert len(last) <= 5 + 1  # the stored history, then the new message
+    assert last[0] == {"role": "user", "content": "Mensaje número 3, en español."}
+    assert last[-1] == {"role": "user", "content": "Mensaje número 5, en español."}
+    # The store keeps everything: 5 user messages, 5 replies, the handoff's call and output.
+    assert len(_stored(tmp_path, "wire")) == 12
