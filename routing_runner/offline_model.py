@@ -17,7 +17,6 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from agents import Handoff, Model, ModelResponse, ModelSettings, ModelTracing, Tool, Usage
 from agents.agent_output import AgentOutputSchemaBase
@@ -42,6 +41,7 @@ from openai.types.responses import (
 from openai.types.responses.response_prompt_param import ResponsePromptParam
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
+from .items import is_user_message, message_text
 from .language_id import detect, primary_subtag
 from .phrases import PHRASES, phrases_for
 
@@ -57,22 +57,8 @@ class AgentProfile:
     language: str | None
 
 
-def _text_of(item: Mapping[str, Any]) -> str:
-    content = item.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""
-
-
 def _user_messages(items: Sequence[TResponseInputItem]) -> list[str]:
-    return [
-        _text_of(item)
-        for item in items
-        if isinstance(item, dict) and item.get("role") == "user"
-        and item.get("type", "message") == "message"
-    ]
+    return [message_text(item) for item in items if is_user_message(item)]
 
 
 def _quote(text: str) -> str:

@@ -16,8 +16,9 @@ from typing import Any, TextIO, TypeVar
 
 from .config import Config, SessionConfig
 from .events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded
+from .items import is_user_message, message_text
 from .render import Style, TurnRenderer, inert
-from .sessions import SessionStore, SessionSummary, is_user_message, open_store
+from .sessions import SessionStore, SessionSummary, open_store
 
 T = TypeVar("T")
 EXPORT_FORMAT = "routing-runner.session/1"
@@ -74,15 +75,6 @@ def export_document(summary: SessionSummary, items: Sequence[Any],
             "items": list(items)}
 
 
-def _text(item: dict[str, Any]) -> str:
-    content = item.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""
-
-
 @dataclass(frozen=True)
 class UserSaid:
     """A user message of a stored conversation."""
@@ -116,7 +108,7 @@ def conversation_events(items: Sequence[Any], config: Config) -> Iterator[UserSa
         if is_user_message(item):
             if config.next_turn == "entry":
                 agent = config.entry
-            yield UserSaid(_text(item))
+            yield UserSaid(message_text(item))
         elif kind == "function_call":
             calls[str(item.get("call_id"))] = str(item.get("name", "?"))
         elif kind in OUTPUT_TYPES:
@@ -130,7 +122,7 @@ def conversation_events(items: Sequence[Any], config: Config) -> Iterator[UserSa
                 yield AgentChanged(agent, target, tool)
                 agent = target
         elif kind == "message" and item.get("role") == "assistant":
-            text = _text(item)
+            text = message_text(item)
             yield TextDelta(agent, text)
             yield TurnEnded(agent, text)
 

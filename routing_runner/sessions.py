@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import SessionConfig
 from .errors import RoutingRunnerError, SessionIdError, SessionInUseError, StoreError
+from .items import is_user_message
 
 if TYPE_CHECKING:
     from agents.items import TResponseInputItem
@@ -55,7 +56,6 @@ __all__ = [
     "TableNames",
     "check_session_id",
     "format_duration",
-    "is_user_message",
     "new_session_id",
     "open_store",
     "require_extra",
@@ -79,12 +79,6 @@ def check_session_id(session_id: str) -> str:
             f"invalid session id {session_id!r}: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit")
     return session_id
-
-
-def is_user_message(item: object) -> bool:
-    """Whether a stored item is a message the user wrote (one per turn)."""
-    return isinstance(item, dict) and item.get("role") == "user" and \
-        item.get("type", "message") == "message"
 
 
 def format_duration(seconds: int) -> str:

@@ -11,14 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .items import is_user_message
+
 Item = Any
 OUTPUT_TYPES = frozenset({"function_call_output", "custom_tool_call_output",
                           "computer_call_output", "local_shell_call_output"})
-
-
-def _is_user_message(item: Item) -> bool:
-    return isinstance(item, dict) and item.get("role") == "user" and \
-        item.get("type", "message") == "message"
 
 
 def window(items: Sequence[Item], limit: int) -> list[Item]:
@@ -27,7 +24,7 @@ def window(items: Sequence[Item], limit: int) -> list[Item]:
     if len(tail) == len(items):
         return tail
     for start, item in enumerate(tail):
-        if _is_user_message(item):
+        if is_user_message(item):
             return tail[start:]
     call_ids = {item.get("call_id") for item in tail
                 if isinstance(item, dict) and item.get("type") not in OUTPUT_TYPES}

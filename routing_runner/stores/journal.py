@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from agents.items import TResponseInputItem
 from agents.memory import SessionABC
 
-from routing_runner.sessions import is_user_message, settle
+from routing_runner.items import is_user_message
+from routing_runner.sessions import settle
 
 if TYPE_CHECKING:
     from routing_runner.sessions import SessionStore
