@@ -13,11 +13,12 @@ import contextlib
 import os
 import sqlite3
 import stat
+import threading
 import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from routing_runner.errors import SessionInUseError, StoreError
 from routing_runner.sessions import Lease, SessionStore, SessionSummary, TableNames
@@ -57,6 +58,62 @@ def _owner_only(path: Path) -> None:
             candidate.chmod(mode & 0o700)
 
 
+class _StateConnection:
+    """One connection per database file for our state table, shared by a process's stores.
+
+    A fresh connection per state read or write cost about 1 ms of CPU, three times a turn; one
+    per store would cost three descriptors (the file, -wal, -shm) per open conversation, and a
+    batch of 32 conversations must fit in 256. The connection closes with its last store, so
+    nothing is open when replay forks its workers.
+    """
+
+    _shared: ClassVar[dict[tuple[Path, float], _StateConnection]] = {}
+    _guard: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: Path, busy_timeout: float) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self.users = 0
+        self.lock = threading.Lock()
+        self.connection: sqlite3.Connection | None = None
+
+    @classmethod
+    def share(cls, path: Path, busy_timeout: float) -> _StateConnection:
+        """The state connection of `path`, counting one more user."""
+        key = (path.resolve(), busy_timeout)
+        with cls._guard:
+            shared = cls._shared.get(key)
+            if shared is None:
+                shared = cls._shared[key] = cls(path, busy_timeout)
+            shared.users += 1
+            return shared
+
+    def release(self) -> None:
+        """One user fewer; the last one closes the connection."""
+        with self._guard:
+            self.users -= 1
+            if self.users > 0:
+                return
+            self._shared.pop((self.path.resolve(), self.busy_timeout), None)
+        with self.lock:
+            if self.connection is not None:
+                self.connection.close()
+                self.connection = None
+
+    def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` on the connection, one thread at a time; a failed transaction rolls back."""
+        with self.lock:
+            if self.connection is None:
+                self.connection = sqlite3.connect(self.path, timeout=self.busy_timeout,
+                                                  isolation_level=None, check_same_thread=False)
+            try:
+                return work(self.connection)
+            except BaseException:
+                if self.connection.in_transaction:
+                    self.connection.rollback()
+                raise
+
+
 class SQLiteStore(SessionStore):
     """Conversations in one SQLite file, created owner-only, one process per conversation."""
 
@@ -84,6 +141,7 @@ class SQLiteStore(SessionStore):
             if self._is_busy(exc):
                 raise self._busy("open it") from exc
             raise StoreError(f"cannot open the session database {path}: {exc}") from exc
+        self._state = _StateConnection.share(path, busy_timeout)
 
     def _connect(self) -> sqlite3.Connection:
         # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) where they matter.
@@ -127,12 +185,8 @@ class SQLiteStore(SessionStore):
                             (name,)).fetchone() is not None
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` on a fresh connection in a worker thread: a busy wait never blocks the loop."""
-        def run() -> T:
-            with closing(self._connect()) as conn:
-                return work(conn)
-
-        return await asyncio.to_thread(run)
+        """`work` on the state connection in a worker thread: a busy wait never blocks the loop."""
+        return await asyncio.to_thread(self._state.run, work)
 
     async def _acquire(self, session_id: str) -> Lease:
         try:
@@ -236,3 +290,4 @@ class SQLiteStore(SessionStore):
         sessions, self._sessions = self._sessions, []
         for session in sessions:
             session.close()
+        self._state.release()
