@@ -37,6 +37,7 @@ from typing import Any, Literal, TextIO
 import openai
 from agents import Model, ModelResponse
 from agents.items import TResponseStreamEvent
+from openai import DefaultAsyncHttpxClient
 
 from .config import Config, SessionConfig
 from .errors import (
@@ -425,7 +426,7 @@ class Replayer:
                  on_finish: Callable[[ConversationResult], None] | None = None,
                  show: TextIO | None = None, style: Style | None = None,
                  gate: RateLimitGate | None = None,
-                 build: GraphBuilder = build_graph) -> None:
+                 build: GraphBuilder | None = None) -> None:
         self.jobs = tuple(jobs)
         self.config = config
         self.concurrency = max(1, concurrency)
@@ -437,6 +438,7 @@ class Replayer:
         retry = config.model.retry
         self.gate = gate or RateLimitGate(retry.initial_delay, retry.max_delay)
         self.build = build
+        self._http: DefaultAsyncHttpxClient | None = None
         self.results: dict[int, ConversationResult] = {}
         self.stopped: Literal["interrupted", "fail_fast"] | None = None
         self._running: set[asyncio.Task[None]] = set()
@@ -473,6 +475,14 @@ class Replayer:
             self._crashed.append(task)
             self._cancel_running()
 
+    def build_graph(self, config: Config, provider: ResolvedProvider) -> AgentGraph:
+        """A conversation's graph; by default on the batch's one HTTP client."""
+        if self.build is not None:
+            return self.build(config, provider)
+        if self._http is None:
+            self._http = DefaultAsyncHttpxClient()
+        return build_graph(config, provider, http_client=self._http)
+
     async def run(self, *, handle_signals: bool = False) -> BatchResult:
         """Run every job (until interrupted, or the first failure with fail_fast)."""
         loop = asyncio.get_running_loop()
@@ -483,6 +493,9 @@ class Replayer:
         finally:
             for signum in handled:
                 loop.remove_signal_handler(signum)
+            if self._http is not None:
+                await self._http.aclose()
+                self._http = None
         return BatchResult(
             config=self.config, jobs=self.jobs,
             conversations=tuple(self.results[i] for i in sorted(self.results)),
@@ -609,7 +622,7 @@ class _ConversationRun:
                 await conversation.session.clear_session()
                 if await conversation.get_active_agent() not in (None, self.config.entry):
                     await conversation.set_active_agent(self.config.entry)
-            graph = self.replayer.build(self.config, self.job.provider)
+            graph = self.replayer.build_graph(self.config, self.job.provider)
         except BaseException:
             await store.close()
             raise
