@@ -14,7 +14,6 @@ worker's conversations; the others find out from their own 429s.
 from __future__ import annotations
 
 import asyncio
-import math
 import multiprocessing
 import os
 import queue as queues
@@ -93,16 +92,17 @@ def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurr
                    on_finish: Callable[[ConversationResult], None] | None = None) -> BatchResult:
     """Run `jobs` in `workers` processes sharing `concurrency` conversations at once."""
     context = multiprocessing.get_context("fork")
-    count = max(1, min(workers, len(jobs)))
-    per_worker = max(1, math.ceil(concurrency / count))
+    # Never more workers than conversations allowed at once: -j stays the total.
+    count = max(1, min(workers, len(jobs), concurrency))
     outbox = context.Queue()
     interrupt, stop_fast = context.Event(), context.Event()
     # Flush so buffered output is not written twice, once by each forked copy.
     sys.stdout.flush()
     sys.stderr.flush()
     processes = [context.Process(target=_worker, name=f"replay-worker-{n}", daemon=True,
-                                 args=(jobs[n::count], config, per_worker, fail_fast, outbox,
-                                       interrupt, stop_fast))
+                                 args=(jobs[n::count], config,
+                                       concurrency // count + (n < concurrency % count),
+                                       fail_fast, outbox, interrupt, stop_fast))
                  for n in range(count)]
     by_index = {job.index: job for job in jobs}
     results: dict[int, ConversationResult] = {}
