@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +30,18 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
 def cli() -> CliRunner:
     """Runs the real Typer app in-process, stdout and stderr kept apart."""
     return CliRunner()
+
+
+def run_cli_with_few_files(*args: str, env: dict[str, str] | None = None,
+                           open_files: int = 256) -> subprocess.CompletedProcess[str]:
+    """`routing-runner ARGS` in a process that may hold at most `open_files` files."""
+    probe = ("import resource, sys\n"
+             f"resource.setrlimit(resource.RLIMIT_NOFILE, ({open_files}, {open_files}))\n"
+             "from routing_runner.cli import main\n"
+             "sys.argv = ['routing-runner', *sys.argv[1:]]\n"
+             "main()\n")
+    return subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True,
+                          timeout=300, env=env)
 
 
 def write_config(folder: Path, text: str, name: str = "bot.yaml") -> Path:

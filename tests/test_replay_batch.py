@@ -35,7 +35,7 @@ from routing_runner.report import junit_tree, summary
 from routing_runner.retries import retry_settings
 from routing_runner.transcript import load_transcripts
 
-from .conftest import REPO
+from .conftest import REPO, run_cli_with_few_files
 
 MESSAGES = [("Hola, ¿cómo estás?", "spanish"),
             ("Je veux apprendre le français.", "french"),
@@ -74,14 +74,7 @@ def test_hundreds_of_conversations_run_32_at_a_time_within_256_file_descriptors(
     config, transcripts = _batch(tmp_path, 240)
     # The real entry point, in a process that may hold at most 256 files: holding every
     # conversation's session (240 lock files, plus SQLite connections) would not fit.
-    probe = ("import resource, sys\n"
-             "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))\n"
-             "from routing_runner.cli import main\n"
-             "sys.argv = ['routing-runner', *sys.argv[1:]]\n"
-             "main()\n")
-    done = subprocess.run(
-        [sys.executable, "-c", probe, "replay", str(config), str(transcripts), "-j", "32"],
-        capture_output=True, text=True, timeout=180)
+    done = run_cli_with_few_files("replay", str(config), str(transcripts), "-j", "32")
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
     assert "replay: 240 passed, 0 failed, 0 errors (240 conversations, 480 turns)" \
         in done.stdout

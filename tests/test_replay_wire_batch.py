@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from .conftest import write_config
+from .conftest import run_cli_with_few_files, write_config
 from .wire_server import Reply, Text, ToolCall, WireServer
 
 CONVERSATIONS = 200
@@ -42,15 +40,8 @@ def test_hundreds_of_transcripts_run_32_at_a_time_over_the_wire(tmp_path: Path) 
             "  spanish: {language: es, instructions: Responde., handoffs: [triage]}\n"))
         # At most 256 open files: holding every conversation's session and connection at
         # once would not fit.
-        probe = ("import resource, sys\n"
-                 "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))\n"
-                 "from routing_runner.cli import main\n"
-                 "sys.argv = ['routing-runner', *sys.argv[1:]]\n"
-                 "main()\n")
-        done = subprocess.run(
-            [sys.executable, "-c", probe, "replay", str(config), str(transcripts), "-j", "32"],
-            capture_output=True, text=True, timeout=300,
-            env={**os.environ, "OPENAI_API_KEY": "sk-test"})
+        done = run_cli_with_few_files("replay", str(config), str(transcripts), "-j", "32",
+                                      env={**os.environ, "OPENAI_API_KEY": "sk-test"})
         requests = len(server.requests)
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
     assert f"replay: {CONVERSATIONS} passed, 0 failed, 0 errors ({CONVERSATIONS} " \
