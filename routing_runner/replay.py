@@ -52,6 +52,7 @@ from .graph import AgentGraph, build_graph
 from .language_id import detect, primary_subtag
 from .providers import ResolvedProvider, resolve_provider
 from .render import Style, TurnRenderer, inert
+from .retries import quota_exhausted
 from .sessions import Conversation, SessionStore, open_store
 from .transcript import Expectations, Restart, TextCheck, Transcript, Turn, route_of
 from .turns import TurnRunner
@@ -335,11 +336,7 @@ def retry_after(error: openai.APIStatusError) -> float | None:
 
 def _closes_gate(error: BaseException) -> bool:
     """A rate limit the batch should wait out (an exhausted quota will not come back)."""
-    if not isinstance(error, openai.RateLimitError):
-        return False
-    body = error.body if isinstance(error.body, dict) else {}
-    nested = body.get("error", body)
-    return not (isinstance(nested, dict) and nested.get("code") == "insufficient_quota")
+    return isinstance(error, openai.RateLimitError) and not quota_exhausted(error)
 
 
 class GatedModel(Model):

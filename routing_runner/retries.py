@@ -23,6 +23,22 @@ NEVER_RETRY_CODES = frozenset(
     {"insufficient_quota", "invalid_api_key", "billing_hard_limit_reached"})
 
 
+def error_code(error: BaseException) -> str | None:
+    """The provider's error code (`insufficient_quota`, ...) from an openai error's body."""
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        nested = body.get("error", body)
+        code = nested.get("code") if isinstance(nested, dict) else None
+    else:
+        code = getattr(error, "code", None)
+    return code if isinstance(code, str) else None
+
+
+def quota_exhausted(error: BaseException) -> bool:
+    """A 429 that waiting will not cure: the account is out of quota."""
+    return error_code(error) == "insufficient_quota"
+
+
 @dataclass(frozen=True)
 class RetryNotice:
     """A transient fault that will be retried after `delay` seconds."""

@@ -22,7 +22,7 @@ from agents.result import RunResultStreaming
 from .errors import RoutingRunnerError
 from .events import Event, Retrying, StreamTranslator, TurnFailed, TurnStarted
 from .graph import AgentGraph
-from .retries import RetryNotice, retry_listener
+from .retries import RetryNotice, quota_exhausted, retry_listener
 from .sessions import Conversation
 
 
@@ -44,16 +44,6 @@ def describe_failure(exc: BaseException, max_turns: int, retries: int = 0,
     return " ".join(text.split())
 
 
-def _error_code(exc: Any) -> str | None:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        nested = body.get("error", body)
-        code = nested.get("code") if isinstance(nested, dict) else None
-        return code if isinstance(code, str) else None
-    code = getattr(exc, "code", None)
-    return code if isinstance(code, str) else None
-
-
 def _describe(exc: BaseException, max_turns: int) -> str:
     import openai
 
@@ -67,7 +57,7 @@ def _describe(exc: BaseException, max_turns: int) -> str:
         what = f"HTTP {exc.status_code}{request}"
         if exc.status_code == 401:
             return f"the provider rejected the API key ({what}); check the key variable"
-        if _error_code(exc) == "insufficient_quota":
+        if quota_exhausted(exc):
             return f"the provider's quota is exhausted ({what}); check the plan and billing"
         if exc.status_code == 429:
             return f"the provider is rate limiting ({what}); wait, then /retry"
