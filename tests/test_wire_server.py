@@ -319,35 +319,29 @@ def test_agents_sdk_streams_text_and_hands_off(server: WireServer, api: str) -> 
         assert any(message["role"] == "tool" for message in second.body["messages"])
 
 
+async def _stream_one_responses_turn(server: WireServer) -> None:
+    """One streamed SDK turn of a single agent on the Responses API, events drained."""
+    async with _async_client(server) as client:
+        model = OpenAIResponsesModel(model="gpt-test", openai_client=client)
+        agent = Agent(name="solo", instructions="Answer.", model=model)
+        result = Runner.run_streamed(agent, "hi", run_config=RunConfig(tracing_disabled=True))
+        async for _ in result.stream_events():
+            pass
+
+
 def test_agents_sdk_raises_on_sse_error_event(server: WireServer) -> None:
     server.script(Fault.sse_error(code="server_error", message="boom", after_events=4))
 
-    async def scenario() -> None:
-        async with _async_client(server) as client:
-            model = OpenAIResponsesModel(model="gpt-test", openai_client=client)
-            agent = Agent(name="solo", instructions="Answer.", model=model)
-            result = Runner.run_streamed(agent, "hi", run_config=RunConfig(tracing_disabled=True))
-            async for _ in result.stream_events():
-                pass
-
     with pytest.raises(ModelBehaviorError, match="code=server_error; message=boom"):
-        asyncio.run(scenario())
+        asyncio.run(_stream_one_responses_turn(server))
     assert len(server.requests) == 1
 
 
 def test_agents_sdk_rejects_responses_stream_without_completed(server: WireServer) -> None:
     server.script(Fault.eof_without_completed())
 
-    async def scenario() -> None:
-        async with _async_client(server) as client:
-            model = OpenAIResponsesModel(model="gpt-test", openai_client=client)
-            agent = Agent(name="solo", instructions="Answer.", model=model)
-            result = Runner.run_streamed(agent, "hi", run_config=RunConfig(tracing_disabled=True))
-            async for _ in result.stream_events():
-                pass
-
     with pytest.raises(ModelBehaviorError, match="did not produce a final response"):
-        asyncio.run(scenario())
+        asyncio.run(_stream_one_responses_turn(server))
 
 
 # ----------------------------------------------------------------------------------------

@@ -100,6 +100,15 @@ def _check_delay(name: str, value: float | None) -> None:
         raise ValueError(f"{name} must be >= 0, got {value!r}")
 
 
+def _check_streaming(chunk_size: int | None, latency: float | None,
+                     token_delay: float | None) -> None:
+    """Validate the pacing fields Text and ToolCall share."""
+    if chunk_size is not None and chunk_size <= 0:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size!r}")
+    _check_delay("latency", latency)
+    _check_delay("token_delay", token_delay)
+
+
 def _split_chunks(text: str, chunk_size: int | None) -> list[str]:
     """Split text into stream deltas: words by default, fixed-size pieces otherwise."""
     if not text:
@@ -131,10 +140,7 @@ class Text:
     token_delay: float | None = None
 
     def __post_init__(self) -> None:
-        if self.chunk_size is not None and self.chunk_size <= 0:
-            raise ValueError(f"chunk_size must be positive, got {self.chunk_size!r}")
-        _check_delay("latency", self.latency)
-        _check_delay("token_delay", self.token_delay)
+        _check_streaming(self.chunk_size, self.latency, self.token_delay)
 
     def chunks(self) -> list[str]:
         """The deltas this message is streamed as, in order."""
@@ -162,10 +168,7 @@ class ToolCall:
     token_delay: float | None = None
 
     def __post_init__(self) -> None:
-        if self.chunk_size is not None and self.chunk_size <= 0:
-            raise ValueError(f"chunk_size must be positive, got {self.chunk_size!r}")
-        _check_delay("latency", self.latency)
-        _check_delay("token_delay", self.token_delay)
+        _check_streaming(self.chunk_size, self.latency, self.token_delay)
 
     @property
     def arguments_json(self) -> str:
