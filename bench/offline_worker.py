@@ -45,10 +45,10 @@ def decisions(limit: int | None) -> dict[str, Any]:
     from agents import Handoff, ModelSettings
     from openai.types.responses import ResponseFunctionToolCall
 
-    from routing_runner.graph import build_graph
-    from routing_runner.loader import load_config
-    from routing_runner.offline_model import OfflineModel
-    from routing_runner.providers import resolve_provider
+    from routing_runner.config import load_config
+    from routing_runner.runtime.graph import build_graph
+    from routing_runner.runtime.offline.model import OfflineModel
+    from routing_runner.runtime.providers import resolve_provider
 
     config = load_config(CONFIG, {**os.environ, "ROUTING_RUNNER_PROVIDER": "offline"}).config
     graph = build_graph(config, resolve_provider(config, os.environ))
@@ -92,12 +92,12 @@ def decisions(limit: int | None) -> dict[str, Any]:
 
 async def turns(count: int) -> list[float]:
     """Wall time of whole offline turns (route + answer, streamed, stored)."""
-    from routing_runner.events import TurnEnded
-    from routing_runner.graph import build_graph
-    from routing_runner.loader import load_config
-    from routing_runner.providers import resolve_provider
-    from routing_runner.sessions import open_store
-    from routing_runner.turns import TurnRunner
+    from routing_runner.config import load_config
+    from routing_runner.runtime.events import TurnEnded
+    from routing_runner.runtime.graph import build_graph
+    from routing_runner.runtime.providers import resolve_provider
+    from routing_runner.runtime.turns import TurnRunner
+    from routing_runner.stores.base import open_store
 
     config = load_config(CONFIG, {**os.environ, "ROUTING_RUNNER_PROVIDER": "offline"}).config
     graph = build_graph(config, resolve_provider(config, os.environ))

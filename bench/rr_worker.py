@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench.scenario import CONVERSATION, history_items
-from routing_runner.loader import load_config
-from routing_runner.transcript import load_transcripts
+from routing_runner.config import load_config
+from routing_runner.replay.script import load_transcripts
 
 
 def replay(config_path: Path, transcripts: Path, warmup_prefix: str) -> dict[str, Any]:
     """Warm-up transcripts first, then the measured ones, each batch one `run_replay`."""
-    from routing_runner.replay import Replayer, check_stores, plan, run_replay
+    from routing_runner.replay.runner import Replayer, check_stores, plan, run_replay
 
     config = load_config(config_path).config
     every = load_transcripts([str(transcripts)], config)
@@ -65,11 +65,11 @@ async def _long(config_path: Path, items: int, turns: int) -> dict[str, Any]:
     from agents.items import TResponseInputItem
     from agents.memory import SQLiteSession
 
-    from routing_runner.events import TextDelta, TurnEnded, TurnFailed
-    from routing_runner.graph import build_graph
-    from routing_runner.providers import resolve_provider
-    from routing_runner.sessions import Conversation, open_store
-    from routing_runner.turns import TurnRunner
+    from routing_runner.runtime.events import TextDelta, TurnEnded, TurnFailed
+    from routing_runner.runtime.graph import build_graph
+    from routing_runner.runtime.providers import resolve_provider
+    from routing_runner.runtime.turns import TurnRunner
+    from routing_runner.stores.base import Conversation, open_store
 
     config = load_config(config_path).config
     provider = resolve_provider(config, os.environ)

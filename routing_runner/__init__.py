@@ -4,8 +4,8 @@ The loader (`load_config`) needs nothing beyond PyYAML and jsonschema; building 
 agents imports the Agents SDK lazily, in `graph` and `turns`.
 """
 
+from .config import LoadedConfig, load_config
 from .errors import ConfigError, Problem, RoutingRunnerError
-from .loader import LoadedConfig, load_config
 
 __version__ = "0.1.0"
 

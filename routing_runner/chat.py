@@ -16,14 +16,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
-from .config import Config
-from .events import TurnEnded
+from .config.model import Config
 from .render import Style, TurnRenderer, inert
-from .sessions import Conversation, Reservation, SessionStore
+from .runtime.events import TurnEnded
+from .stores.base import Conversation, Reservation, SessionStore
 
 if TYPE_CHECKING:
-    from .graph import AgentGraph
-    from .turns import TurnRunner
+    from .runtime.graph import AgentGraph
+    from .runtime.turns import TurnRunner
 
 HELP = "Type a message. /exit or end of input (Ctrl-D) ends the chat; Ctrl-C interrupts a reply."
 COMMANDS = {"/exit": "end the chat", "/quit": "end the chat",
@@ -124,7 +124,7 @@ class ChatLoop:
 
     def _ready(self, loop: asyncio.Runner, loading: Future[AgentGraph],
                reservation: Reservation) -> _Ready:
-        from .turns import TurnRunner
+        from .runtime.turns import TurnRunner
 
         graph = loading.result()  # raises what building the graph raised
         conversation = loop.run(self.store.attach(reservation))

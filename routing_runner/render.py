@@ -10,7 +10,15 @@ import re
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from .events import AgentChanged, Event, Retrying, TextDelta, ToolCalled, TurnEnded, TurnFailed
+from .runtime.events import (
+    AgentChanged,
+    Event,
+    Retrying,
+    TextDelta,
+    ToolCalled,
+    TurnEnded,
+    TurnFailed,
+)
 
 # C0 controls but tab and newline, DEL, C1 controls, and the bidi embedding/override/isolate
 # characters that can make text display differently from what it is.

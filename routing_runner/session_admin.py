@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO, TypeVar
 
-from .config import Config, SessionConfig
-from .events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded
-from .items import is_user_message, message_text
+from .config.model import Config, SessionConfig
 from .render import Style, TurnRenderer, inert
-from .sessions import SessionStore, SessionSummary, open_store
+from .runtime.events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded
+from .stores.base import SessionStore, SessionSummary, open_store
+from .stores.items import is_user_message, message_text
 
 T = TypeVar("T")
 EXPORT_FORMAT = "routing-runner.session/1"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from routing_runner.config import load_config
 from routing_runner.errors import ConfigError
-from routing_runner.loader import load_config
 
 from .conftest import FIXTURES
 

@@ -10,7 +10,7 @@ import pytest
 import typer.main
 
 from routing_runner.cli import app
-from routing_runner.loader import load_config
+from routing_runner.config import load_config
 
 from .conftest import REPO
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from routing_runner.language_id import detect
+from routing_runner.runtime.offline.language_id import detect
 
 DATA = Path(__file__).resolve().parent / "data" / "langid"
 CONFIGURED = ["en", "fr", "es"]

@@ -7,10 +7,10 @@ from typing import Any
 
 from agents import Agent, RunConfig, Runner
 
-from routing_runner.config import Config
-from routing_runner.graph import AgentGraph, build_graph
-from routing_runner.loader import load_config
-from routing_runner.providers import resolve_provider
+from routing_runner.config import load_config
+from routing_runner.config.model import Config
+from routing_runner.runtime.graph import AgentGraph, build_graph
+from routing_runner.runtime.providers import resolve_provider
 
 from .conftest import REPO
 

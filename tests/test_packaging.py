@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from routing_runner.schema import schema_path
+from routing_runner.config.schema import schema_path
 
 from .conftest import REPO
 
@@ -28,7 +28,7 @@ def test_the_wheel_carries_the_schemas_and_finds_them_as_package_data(tmp_path: 
         archive.extractall(tmp_path / "site")
     assert "routing_runner/schemas/config.schema.json" in names
     found = subprocess.run(
-        [sys.executable, "-c", "from routing_runner.schema import schema_path; "
+        [sys.executable, "-c", "from routing_runner.config.schema import schema_path; "
                                "print(schema_path('config'))"],
         cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")},
         check=True, capture_output=True, text=True, timeout=60,

@@ -317,9 +317,9 @@ def test_a_key_named_by_api_key_env_is_required_and_used(
 
 
 def test_tracing_is_off_unless_the_config_turns_it_on(tmp_path: Path) -> None:
-    from routing_runner.graph import build_graph
-    from routing_runner.loader import load_config
-    from routing_runner.providers import resolve_provider
+    from routing_runner.config import load_config
+    from routing_runner.runtime.graph import build_graph
+    from routing_runner.runtime.providers import resolve_provider
 
     def tracing_disabled(run_block: str) -> bool:
         path = write_config(tmp_path, f"entry: a\n{run_block}agents: {{a: {{instructions: hi}}}}\n")

@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 
-from routing_runner.config import Config
-from routing_runner.graph import AgentGraph, build_graph
-from routing_runner.loader import load_config
-from routing_runner.providers import ResolvedProvider
-from routing_runner.replay import (
+from routing_runner.config import load_config
+from routing_runner.config.model import Config
+from routing_runner.replay.report import pass_rates, summary
+from routing_runner.replay.runner import (
     BatchResult,
     Mismatch,
     Replayer,
@@ -27,8 +26,9 @@ from routing_runner.replay import (
     run_replay,
     session_id_for,
 )
-from routing_runner.report import pass_rates, summary
-from routing_runner.transcript import load_transcripts
+from routing_runner.replay.script import load_transcripts
+from routing_runner.runtime.graph import AgentGraph, build_graph
+from routing_runner.runtime.providers import ResolvedProvider
 
 from .conftest import REPO
 
@@ -111,8 +111,8 @@ def test_a_missed_expectation_fails_saying_what_happened(
 
 
 def test_not_contains_shows_the_text_around_what_it_found() -> None:
-    from routing_runner.replay import Observed
-    from routing_runner.transcript import Expectations, TextCheck
+    from routing_runner.replay.runner import Observed
+    from routing_runner.replay.script import Expectations, TextCheck
 
     text = "word " * 60 + "FORBIDDEN" + " tail" * 60
     observed = Observed("a", ("a",), text, 1, 0)
@@ -239,7 +239,7 @@ def test_repeat_runs_each_transcript_in_sessions_of_its_own(tmp_path: Path) -> N
 
 
 def test_repeat_shows_flaky_routing_as_a_pass_rate(tmp_path: Path) -> None:
-    from routing_runner.offline_model import OfflineModel
+    from routing_runner.runtime.offline.model import OfflineModel
 
     decisions = itertools.count()
 
@@ -271,7 +271,7 @@ def test_repeat_shows_flaky_routing_as_a_pass_rate(tmp_path: Path) -> None:
 def test_progress_on_a_terminal_is_one_redrawn_line_cleared_at_the_end(tmp_path: Path) -> None:
     import io
 
-    from routing_runner.report import Progress
+    from routing_runner.replay.report import Progress
 
     result = replay_text(tmp_path, RESTART, repeat=2)
     first, second = result.conversations
@@ -293,7 +293,7 @@ def test_progress_on_a_terminal_is_one_redrawn_line_cleared_at_the_end(tmp_path:
 def test_progress_off_a_terminal_is_a_plain_line_per_conversation(tmp_path: Path) -> None:
     import io
 
-    from routing_runner.report import Progress
+    from routing_runner.replay.report import Progress
 
     result = replay_text(tmp_path, RESTART)
     stream = io.StringIO()

@@ -19,11 +19,10 @@ import openai
 import pytest
 from agents import Model
 
-from routing_runner.config import Config, RetryConfig
-from routing_runner.graph import AgentGraph, build_graph
-from routing_runner.loader import load_config
-from routing_runner.providers import ResolvedProvider
-from routing_runner.replay import (
+from routing_runner.config import load_config
+from routing_runner.config.model import Config, RetryConfig
+from routing_runner.replay.report import junit_tree, summary
+from routing_runner.replay.runner import (
     BatchResult,
     GatedModel,
     RateLimitGate,
@@ -31,9 +30,10 @@ from routing_runner.replay import (
     plan,
     run_replay,
 )
-from routing_runner.report import junit_tree, summary
-from routing_runner.retries import retry_settings
-from routing_runner.transcript import load_transcripts
+from routing_runner.replay.script import load_transcripts
+from routing_runner.runtime.graph import AgentGraph, build_graph
+from routing_runner.runtime.providers import ResolvedProvider
+from routing_runner.runtime.retries import retry_settings
 
 from .conftest import REPO, run_cli_with_few_files
 

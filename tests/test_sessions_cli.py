@@ -128,7 +128,7 @@ def test_a_chat_on_a_conversation_open_elsewhere_is_refused(cli: CliRunner,
                                                             tmp_path: Path) -> None:
     import asyncio
 
-    from routing_runner.sessions import SQLiteStore
+    from routing_runner.stores.base import SQLiteStore
 
     config = _config(tmp_path, "  backend: sqlite\n  path: s.db\n")
     store = SQLiteStore(tmp_path / "s.db")
@@ -146,7 +146,7 @@ def test_a_chat_on_a_conversation_open_elsewhere_is_refused(cli: CliRunner,
 def test_clear_keeps_conversations_in_use_and_says_so(cli: CliRunner, tmp_path: Path) -> None:
     import asyncio
 
-    from routing_runner.sessions import SQLiteStore
+    from routing_runner.stores.base import SQLiteStore
 
     config = _config(tmp_path, "  backend: sqlite\n  path: s.db\n")
     _chat(cli, config, "free", "Hola, ¿cómo estás?")

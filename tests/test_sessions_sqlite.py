@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from routing_runner.errors import SessionIdError, SessionInUseError, StoreError
-from routing_runner.sessions import SQLiteStore, check_session_id, new_session_id
+from routing_runner.stores.base import SQLiteStore, check_session_id, new_session_id
 
 
 def _mode(path: Path) -> int:

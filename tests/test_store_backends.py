@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from routing_runner.config import EncryptionConfig, SessionConfig
-from routing_runner.graph import build_graph
-from routing_runner.loader import load_config
-from routing_runner.providers import resolve_provider
+from routing_runner.config import load_config
+from routing_runner.config.model import EncryptionConfig, SessionConfig
 from routing_runner.render import Style, TurnRenderer
+from routing_runner.runtime.graph import build_graph
+from routing_runner.runtime.providers import resolve_provider
+from routing_runner.runtime.turns import TurnRunner
 from routing_runner.session_admin import render_conversation
-from routing_runner.sessions import SessionStore, open_store
+from routing_runner.stores.base import SessionStore, open_store
 from routing_runner.stores.encryption import new_key
-from routing_runner.turns import TurnRunner
 
 from . import session_services as services
 from .conftest import REPO, write_config

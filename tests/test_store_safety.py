@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from routing_runner.cli import app
-from routing_runner.config import EncryptionConfig, SessionConfig
+from routing_runner.config.model import EncryptionConfig, SessionConfig
 from routing_runner.errors import SessionIdError, StoreError
-from routing_runner.sessions import TableNames, open_store
+from routing_runner.stores.base import TableNames, open_store
 from routing_runner.stores.encryption import new_key
 from routing_runner.stores.redis import hide_password
 
@@ -166,7 +166,7 @@ def test_an_unreachable_server_is_exit_3_with_the_password_hidden(
     assert listed.exit_code == 3 and shown in listed.stderr
 
     async def check() -> None:
-        from routing_runner.loader import load_config
+        from routing_runner.config import load_config
 
         store = open_store(load_config(path).config.session)
         try:

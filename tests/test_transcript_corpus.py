@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from routing_runner.config import Config
+from routing_runner.config import load_config
+from routing_runner.config.model import Config
+from routing_runner.config.schema import load_schema
 from routing_runner.errors import ConfigError
-from routing_runner.loader import load_config
-from routing_runner.schema import load_schema
-from routing_runner.transcript import (
+from routing_runner.replay.script import (
     Count,
     Restart,
     TextCheck,

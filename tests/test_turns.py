@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from routing_runner.events import AgentChanged, TextDelta, TurnEnded, TurnStarted
-from routing_runner.graph import build_graph
-from routing_runner.loader import load_config
-from routing_runner.providers import resolve_provider
-from routing_runner.sessions import SQLiteStore
-from routing_runner.turns import TurnRunner
+from routing_runner.config import load_config
+from routing_runner.runtime.events import AgentChanged, TextDelta, TurnEnded, TurnStarted
+from routing_runner.runtime.graph import build_graph
+from routing_runner.runtime.providers import resolve_provider
+from routing_runner.runtime.turns import TurnRunner
+from routing_runner.stores.base import SQLiteStore
 
 from .conftest import REPO
 

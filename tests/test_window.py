@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from routing_runner.window import window
+from routing_runner.runtime.history import window
 
 
 def _turn(n: int, handoff: bool) -> list[dict[str, Any]]:

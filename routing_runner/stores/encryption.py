@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from routing_runner.config import EncryptionConfig
+from routing_runner.config.model import EncryptionConfig
 from routing_runner.errors import StoreError
-from routing_runner.sessions import format_duration, require_extra
+from routing_runner.stores.base import format_duration, require_extra
 
 if TYPE_CHECKING:
     from agents.extensions.memory import EncryptedSession

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 from agents.items import TResponseInputItem
 from agents.memory import SessionABC
 
-from routing_runner.items import is_user_message
-from routing_runner.sessions import settle
+from routing_runner.stores.base import settle
+from routing_runner.stores.items import is_user_message
 
 if TYPE_CHECKING:
-    from routing_runner.sessions import SessionStore
+    from routing_runner.stores.base import SessionStore
 
 
 class JournaledSession(SessionABC):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from routing_runner.sessions import Lease
+from routing_runner.stores.base import Lease
 
 try:
     import fcntl

@@ -6,7 +6,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from routing_runner.sessions import SessionStore, SessionSummary
+from routing_runner.stores.base import SessionStore, SessionSummary
 
 if TYPE_CHECKING:
     from agents.memory import SessionABC, SQLiteSession

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from routing_runner.errors import StoreError
-from routing_runner.sessions import (
+from routing_runner.stores.base import (
     KEY_PREFIX_PATTERN,
     SESSION_ID_PATTERN,
     SessionStore,

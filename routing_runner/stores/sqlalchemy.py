@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from routing_runner.errors import StoreError
-from routing_runner.sessions import SessionStore, SessionSummary, TableNames, require_extra
+from routing_runner.stores.base import SessionStore, SessionSummary, TableNames, require_extra
 
 if TYPE_CHECKING:
     from agents.memory import SessionABC

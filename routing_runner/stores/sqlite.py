@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from routing_runner.errors import SessionInUseError, StoreError
-from routing_runner.sessions import Lease, SessionStore, SessionSummary, TableNames
+from routing_runner.stores.base import Lease, SessionStore, SessionSummary, TableNames
 from routing_runner.stores.locks import try_lock
 
 if TYPE_CHECKING:

@@ -39,23 +39,24 @@ from agents import Model, ModelResponse
 from agents.items import TResponseStreamEvent
 from openai import DefaultAsyncHttpxClient
 
-from .config import Config, SessionConfig
-from .errors import (
+from routing_runner.config.model import Config, SessionConfig
+from routing_runner.errors import (
     EXIT_EXPECTATIONS_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_RUN_FAILURE,
     RoutingRunnerError,
 )
-from .events import Retrying, TextDelta, TurnEnded, TurnFailed
-from .graph import AgentGraph, build_graph
-from .language_id import detect, primary_subtag
-from .providers import ResolvedProvider, resolve_provider
-from .render import Style, TurnRenderer, inert
-from .retries import quota_exhausted
-from .sessions import Conversation, SessionStore, open_store
-from .transcript import Expectations, Restart, TextCheck, Transcript, Turn, route_of
-from .turns import TurnRunner
+from routing_runner.render import Style, TurnRenderer, inert
+from routing_runner.runtime.events import Retrying, TextDelta, TurnEnded, TurnFailed
+from routing_runner.runtime.graph import AgentGraph, build_graph
+from routing_runner.runtime.offline.language_id import detect, primary_subtag
+from routing_runner.runtime.providers import ResolvedProvider, resolve_provider
+from routing_runner.runtime.retries import quota_exhausted
+from routing_runner.runtime.turns import TurnRunner
+from routing_runner.stores.base import Conversation, SessionStore, open_store
+
+from .script import Expectations, Restart, TextCheck, Transcript, Turn, route_of
 
 SESSION_PREFIX = "replay-"
 EXCERPT = 120

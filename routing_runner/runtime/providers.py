@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-from .config import Config, ModelSpec
-from .errors import ProviderError
+from routing_runner.config.model import Config, ModelSpec
+from routing_runner.errors import ProviderError
 
 OPENAI_KEY_VARIABLE = "OPENAI_API_KEY"
 # Servers such as Ollama or vLLM ignore the key, but the openai client refuses to start without.

@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from .cli_common import fail, load
-from .errors import EXIT_RUN_FAILURE, RoutingRunnerError
+from routing_runner.errors import EXIT_RUN_FAILURE, RoutingRunnerError
+
+from .common import fail, load
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from .config import Config
-    from .sessions import SessionStore, SessionSummary
+    from routing_runner.config.model import Config
+    from routing_runner.stores.base import SessionStore, SessionSummary
 
 T = TypeVar("T")
 
@@ -51,7 +52,7 @@ def _config(path: Path) -> Config:
 
 
 def _run(config: Config, action: Callable[[SessionStore], Awaitable[T]]) -> T:
-    from .session_admin import with_store
+    from routing_runner.session_admin import with_store
 
     try:
         return with_store(config.session, action)
@@ -82,7 +83,7 @@ def list_sessions(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the stored conversations: id, last agent, turns, last activity (newest first)."""
-    from .session_admin import summary_record, summary_table
+    from routing_runner.session_admin import summary_record, summary_table
 
     cfg = _config(config)
 
@@ -103,9 +104,9 @@ def list_sessions(
 @app.command()
 def show(config: ConfigArg, session_id: IdArg) -> None:
     """Show a stored conversation the way the chat showed it."""
-    from .render import Style
-    from .session_admin import format_time, render_conversation
-    from .sessions import SessionSummary
+    from routing_runner.render import Style
+    from routing_runner.session_admin import format_time, render_conversation
+    from routing_runner.stores.base import SessionSummary
 
     cfg = _config(config)
 
@@ -132,8 +133,8 @@ def export(
     ] = ExportFormat.json,
 ) -> None:
     """Write a stored conversation to stdout (JSON, or a transcript for `replay`)."""
-    from .session_admin import export_document, stored_turns
-    from .sessions import SessionSummary
+    from routing_runner.session_admin import export_document, stored_turns
+    from routing_runner.stores.base import SessionSummary
 
     cfg = _config(config)
 
@@ -146,7 +147,7 @@ def export(
     if output_format is ExportFormat.json:
         typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
-    from .transcript import TranscriptRecorder
+    from routing_runner.replay.script import TranscriptRecorder
 
     # The schema reference in the transcript is written relative to the current folder,
     # where `> file.yaml` puts it.
@@ -161,9 +162,9 @@ def export(
 @app.command()
 def delete(config: ConfigArg, session_id: IdArg, yes: YesOption = False) -> None:
     """Delete one stored conversation (asks first unless --yes)."""
-    from .errors import SessionIdError
-    from .session_admin import format_time
-    from .sessions import check_session_id
+    from routing_runner.errors import SessionIdError
+    from routing_runner.session_admin import format_time
+    from routing_runner.stores.base import check_session_id
 
     cfg = _config(config)
     try:
@@ -223,8 +224,8 @@ def clear(config: ConfigArg, yes: YesOption = False) -> None:
 @app.command("new-key")
 def new_key() -> None:
     """Print a new random key for session.encryption (export it as the key_env variable)."""
-    from .config import DEFAULT_KEY_ENV
-    from .stores.encryption import new_key as make_key
+    from routing_runner.config.model import DEFAULT_KEY_ENV
+    from routing_runner.stores.encryption import new_key as make_key
 
     typer.echo(make_key())
     typer.echo(f"keep it secret, and keep it: conversations written with a key are readable "

@@ -11,8 +11,8 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from .errors import EXIT_USER_INPUT, ConfigError, Problem, RoutingRunnerError
-from .loader import LoadedConfig, load_config
+from routing_runner.config import LoadedConfig, load_config
+from routing_runner.errors import EXIT_USER_INPUT, ConfigError, Problem, RoutingRunnerError
 
 ConfigArg = Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False)]
 

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .cli_common import ConfigArg, count, fail, load
-from .errors import EXIT_RUN_FAILURE, RoutingRunnerError, UserInputError
+from routing_runner.errors import EXIT_RUN_FAILURE, RoutingRunnerError, UserInputError
+
+from .common import ConfigArg, count, fail, load
 
 if TYPE_CHECKING:
-    from .graph import AgentGraph
+    from routing_runner.runtime.graph import AgentGraph
 
 
 def _line_reader(interactive: bool) -> Callable[[str], str | None]:
@@ -50,11 +51,11 @@ def chat(
                                          "expects the agent and handoff route seen.")] = None,
 ) -> None:
     """Chat with the bot in the terminal, streaming replies; the conversation is stored."""
-    from .chat import HELP, ChatLoop
-    from .providers import resolve_provider
-    from .render import Style
-    from .sessions import Reservation, check_session_id, new_session_id, open_store
-    from .transcript import TranscriptRecorder
+    from routing_runner.chat import HELP, ChatLoop
+    from routing_runner.render import Style
+    from routing_runner.replay.script import TranscriptRecorder
+    from routing_runner.runtime.providers import resolve_provider
+    from routing_runner.stores.base import Reservation, check_session_id, new_session_id, open_store
 
     cfg = load(config).config
     if record is not None and (record.exists() or not record.parent.is_dir()):
@@ -85,7 +86,7 @@ def chat(
         typer.echo(HELP, err=True)
 
     def build() -> AgentGraph:
-        from .graph import build_graph
+        from routing_runner.runtime.graph import build_graph
 
         return build_graph(cfg, provider)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from agents.retry import ModelRetrySettings, RetryDecision, RetryPolicyContext
 
-from .config import RetryConfig
+from routing_runner.config.model import RetryConfig
 
 # Longest Retry-After worth waiting for inside a turn; beyond it the turn fails and says so.
 MAX_RETRY_AFTER = 60.0

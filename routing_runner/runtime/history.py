@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .items import is_user_message
+from routing_runner.stores.items import is_user_message
 
 Item = Any
 OUTPUT_TYPES = frozenset({"function_call_output", "custom_tool_call_output",

@@ -19,12 +19,13 @@ from agents.retry import ModelRetrySettings
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from openai.types.shared import Reasoning
 
-from .config import Config, ModelSettingsConfig
-from .errors import ProviderError
-from .offline_model import AgentProfile, OfflineModel
+from routing_runner.config.model import Config, ModelSettingsConfig
+from routing_runner.errors import ProviderError
+
+from .history import history_window
+from .offline.model import AgentProfile, OfflineModel
 from .providers import ResolvedModel, ResolvedProvider
 from .retries import retry_settings
-from .window import history_window
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from routing_runner.errors import Problem
+
 from .document import Document
-from .errors import Problem
 from .schema import did_you_mean
 
 Provider = Literal["auto", "openai", "openai-compatible", "litellm", "offline"]

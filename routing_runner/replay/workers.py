@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Literal
 
-from .config import Config
-from .errors import RunFailure
-from .replay import BatchResult, ConversationResult, Job, Replayer, TurnResult, run_replay
+from routing_runner.config.model import Config
+from routing_runner.errors import RunFailure
+
+from .runner import BatchResult, ConversationResult, Job, Replayer, TurnResult, run_replay
 
 # Workers report "a conversation started/finished" messages; the parent polls at this period
 # to notice a worker that died without saying goodbye.

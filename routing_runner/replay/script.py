@@ -39,12 +39,19 @@ from typing import Any, Literal
 
 import yaml
 
-from .config import Config, build_config
-from .document import Document, PathKey, Position, format_path, parse_documents, read_document
-from .errors import ConfigError, Problem, UserInputError
-from .events import TurnEnded
-from .interpolate import interpolate
-from .schema import did_you_mean, schema_path, validate
+from routing_runner.config.document import (
+    Document,
+    PathKey,
+    Position,
+    format_path,
+    parse_documents,
+    read_document,
+)
+from routing_runner.config.interpolate import interpolate
+from routing_runner.config.model import Config, build_config
+from routing_runner.config.schema import did_you_mean, schema_path, validate
+from routing_runner.errors import ConfigError, Problem, UserInputError
+from routing_runner.runtime.events import TurnEnded
 
 TRANSCRIPT_SUFFIXES = (".yaml", ".yml")
 RESTART = "restart"

@@ -41,7 +41,8 @@ from openai.types.responses import (
 from openai.types.responses.response_prompt_param import ResponsePromptParam
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
-from .items import is_user_message, message_text
+from routing_runner.stores.items import is_user_message, message_text
+
 from .language_id import detect, primary_subtag
 from .phrases import PHRASES, phrases_for
 

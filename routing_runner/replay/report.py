@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from .render import inert
-from .replay import (
+from routing_runner.render import inert
+
+from .runner import (
     BatchResult,
     ConversationResult,
     Job,

@@ -19,11 +19,12 @@ from agents import Agent, Runner
 from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorError
 from agents.result import RunResultStreaming
 
-from .errors import RoutingRunnerError
+from routing_runner.errors import RoutingRunnerError
+from routing_runner.stores.base import Conversation
+
 from .events import Event, Retrying, StreamTranslator, TurnFailed, TurnStarted
 from .graph import AgentGraph
 from .retries import RetryNotice, quota_exhausted, retry_listener
-from .sessions import Conversation
 
 
 def describe_failure(exc: BaseException, max_turns: int, retries: int = 0,

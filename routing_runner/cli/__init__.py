@@ -14,11 +14,12 @@ from typing import Annotated
 
 import typer
 
-from .cli_chat import chat
-from .cli_common import ConfigArg, count, fail, load
-from .cli_replay import replay
-from .cli_sessions import app as sessions_app
-from .errors import EXIT_INTERRUPTED, EXIT_USER_INPUT, RoutingRunnerError
+from routing_runner.errors import EXIT_INTERRUPTED, EXIT_USER_INPUT, RoutingRunnerError
+
+from .chat import chat
+from .common import ConfigArg, count, fail, load
+from .replay import replay
+from .sessions import app as sessions_app
 
 app = typer.Typer(
     name="routing-runner",
@@ -52,7 +53,7 @@ def schema(
     name: Annotated[str, typer.Argument(help="config or transcript")] = "config",
 ) -> None:
     """Print a JSON Schema (for editors and other tools)."""
-    from .schema import load_schema
+    from routing_runner.config.schema import load_schema
 
     try:
         typer.echo(json.dumps(load_schema(name), indent=2, ensure_ascii=False))

@@ -14,8 +14,9 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import ConfigArg, fail, load, usage
-from .errors import ConfigError, RoutingRunnerError
+from routing_runner.errors import ConfigError, RoutingRunnerError
+
+from .common import ConfigArg, fail, load, usage
 
 
 def _check_writable(target: str | Path | None, option: str) -> None:
@@ -54,8 +55,8 @@ def replay(
         "--verbose", "-v", help="Show each conversation as chat would.")] = False,
 ) -> None:
     """Replay scripted conversations (transcripts) and check every reply; 1 if any fails."""
-    from .schema import did_you_mean
-    from .transcript import load_transcripts, select
+    from routing_runner.config.schema import did_you_mean
+    from routing_runner.replay.script import load_transcripts, select
 
     cfg = load(config).config
     try:
@@ -76,10 +77,10 @@ def replay(
     _check_writable(json_report, "--json")
     _check_writable(junit, "--junit")
 
-    from .render import Style
-    from .replay import Replayer, check_stores, plan, run_replay
-    from .report import Colours, Progress, summary, write_json, write_junit
-    from .workers import available, run_in_workers
+    from routing_runner.render import Style
+    from routing_runner.replay.report import Colours, Progress, summary, write_json, write_junit
+    from routing_runner.replay.runner import Replayer, check_stores, plan, run_replay
+    from routing_runner.replay.workers import available, run_in_workers
 
     try:
         jobs = plan(chosen, repeat, os.environ)

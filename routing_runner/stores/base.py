@@ -33,18 +33,19 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .config import SessionConfig
-from .errors import RoutingRunnerError, SessionIdError, SessionInUseError, StoreError
+from routing_runner.config.model import SessionConfig
+from routing_runner.errors import RoutingRunnerError, SessionIdError, SessionInUseError, StoreError
+
 from .items import is_user_message
 
 if TYPE_CHECKING:
     from agents.items import TResponseInputItem
     from agents.memory import SessionABC
 
-    from .stores.encryption import SessionKey
-    from .stores.journal import JournaledSession
-    from .stores.memory import MemoryStore
-    from .stores.sqlite import SQLiteStore
+    from .encryption import SessionKey
+    from .journal import JournaledSession
+    from .memory import MemoryStore
+    from .sqlite import SQLiteStore
 
 __all__ = [
     "Conversation",
@@ -262,7 +263,7 @@ class SessionStore(ABC):
 
     async def attach(self, reservation: Reservation) -> Conversation:
         """Open the reserved conversation's SDK session (this is where the SDK is needed)."""
-        from .stores.journal import JournaledSession
+        from .journal import JournaledSession
 
         session_id = reservation.session_id
         session = await self._readable_session(session_id)
@@ -374,7 +375,7 @@ class SessionStore(ABC):
                                      f"open conversation {session_id!r}")
         if self.encryption is None:
             return session
-        from .stores.encryption import check_key, encrypted
+        from .encryption import check_key, encrypted
 
         protected = encrypted(session, session_id, self.encryption)
         await self.guarded(check_key(protected, session, self.encryption, self.description),
@@ -442,37 +443,37 @@ def open_store(config: SessionConfig, env: Mapping[str, str] | None = None) -> S
     env = os.environ if env is None else env
     key = None
     if config.encryption is not None:
-        from .stores.encryption import load_key
+        from .encryption import load_key
 
         key = load_key(config.encryption, env)
     if config.backend == "memory":
-        from .stores.memory import MemoryStore
+        from .memory import MemoryStore
 
         return MemoryStore(encryption=key)
     if config.backend == "sqlite":
-        from .stores.sqlite import SQLiteStore
+        from .sqlite import SQLiteStore
 
         return SQLiteStore(config.database_path(), table_prefix=config.table_prefix,
                            encryption=key)
     url = _url(config, env)
     if config.backend == "sqlalchemy":
-        from .stores.sqlalchemy import SQLAlchemyStore
+        from .sqlalchemy import SQLAlchemyStore
 
         return SQLAlchemyStore(url, table_prefix=config.table_prefix, encryption=key)
-    from .stores.redis import RedisStore
+    from .redis import RedisStore
 
     return RedisStore(url, key_prefix=config.key_prefix, ttl=config.ttl, encryption=key)
 
 
 def __getattr__(name: str) -> Any:
-    # The built-in stores stay importable from here (`from routing_runner.sessions import
+    # The built-in stores stay importable from here (`from routing_runner.stores.base import
     # SQLiteStore`) without importing every backend whenever this module is.
     if name == "SQLiteStore":
-        from .stores.sqlite import SQLiteStore
+        from .sqlite import SQLiteStore
 
         return SQLiteStore
     if name == "MemoryStore":
-        from .stores.memory import MemoryStore
+        from .memory import MemoryStore
 
         return MemoryStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,10 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config, build_config
+from routing_runner.errors import ConfigError, Problem
+
 from .document import read_document
-from .errors import ConfigError, Problem
 from .interpolate import interpolate
+from .model import Config, build_config
 from .schema import validate
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .errors import ConfigError, Problem
+from routing_runner.errors import ConfigError, Problem
 
 PathKey = tuple[str | int, ...]
 

@@ -19,8 +19,9 @@ from typing import Any
 
 import yaml
 
+from routing_runner.errors import Problem
+
 from .document import Document, PathKey
-from .errors import Problem
 
 _TOKEN = re.compile(
     r"\$(?:(?P<dollar>\$)|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)"

@@ -19,8 +19,9 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from routing_runner.errors import Problem
+
 from .document import Document, PathKey
-from .errors import Problem
 
 
 def schema_path(name: str) -> Path:
@@ -29,7 +30,7 @@ def schema_path(name: str) -> Path:
     packaged = resources.files("routing_runner").joinpath("schemas").joinpath(filename)
     if packaged.is_file():
         return Path(str(packaged))
-    source_tree = Path(__file__).resolve().parent.parent / "schemas" / filename
+    source_tree = Path(__file__).resolve().parents[2] / "schemas" / filename
     if source_tree.is_file():
         return source_tree
     raise FileNotFoundError(f"schema {filename} is missing from the installation")

@@ -1,0 +1,1 @@
+"""Replaying transcripts: scripts and their loader, checks, the runner, workers and reports."""

@@ -1,0 +1,1 @@
+"""The embedded offline model: language identification, phrases, the SDK Model that routes."""
