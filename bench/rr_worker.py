@@ -27,7 +27,8 @@ from routing_runner.replay.script import load_transcripts
 
 def replay(config_path: Path, transcripts: Path, warmup_prefix: str) -> dict[str, Any]:
     """Warm-up transcripts first, then the measured ones, each batch one `run_replay`."""
-    from routing_runner.replay.runner import Replayer, check_stores, plan, run_replay
+    from routing_runner.replay.plan import check_stores, plan
+    from routing_runner.replay.runner import Replayer, run_replay
 
     config = load_config(config_path).config
     every = load_transcripts([str(transcripts)], config)

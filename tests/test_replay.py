@@ -16,16 +16,11 @@ import pytest
 
 from routing_runner.config import load_config
 from routing_runner.config.model import Config
+from routing_runner.replay.expect import check
+from routing_runner.replay.plan import plan, session_id_for
 from routing_runner.replay.report import pass_rates, summary
-from routing_runner.replay.runner import (
-    BatchResult,
-    Mismatch,
-    Replayer,
-    check,
-    plan,
-    run_replay,
-    session_id_for,
-)
+from routing_runner.replay.results import BatchResult, Mismatch
+from routing_runner.replay.runner import Replayer, run_replay
 from routing_runner.replay.script import load_transcripts
 from routing_runner.runtime.graph import AgentGraph, build_graph
 from routing_runner.runtime.providers import ResolvedProvider
@@ -111,7 +106,7 @@ def test_a_missed_expectation_fails_saying_what_happened(
 
 
 def test_not_contains_shows_the_text_around_what_it_found() -> None:
-    from routing_runner.replay.runner import Observed
+    from routing_runner.replay.results import Observed
     from routing_runner.replay.script import Expectations, TextCheck
 
     text = "word " * 60 + "FORBIDDEN" + " tail" * 60

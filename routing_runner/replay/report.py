@@ -21,14 +21,9 @@ from typing import Any, TextIO
 
 from routing_runner.render import inert
 
-from .runner import (
-    BatchResult,
-    ConversationResult,
-    Job,
-    Mismatch,
-    TurnResult,
-    excerpt,
-)
+from .expect import excerpt
+from .plan import Job
+from .results import BatchResult, ConversationResult, Mismatch, TurnResult
 
 REPORT_VERSION = 1
 PROGRESS_INTERVAL = 0.1

@@ -22,369 +22,56 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import io
-import os
-import re
 import signal
 import time
-import unicodedata
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal, TextIO
+from typing import Literal, TextIO
 
-import openai
-from agents import Model, ModelResponse
-from agents.items import TResponseStreamEvent
+from agents import Model
 from openai import DefaultAsyncHttpxClient
 
-from routing_runner.config.model import Config, SessionConfig
+from routing_runner.config.model import Config
 from routing_runner.errors import (
-    EXIT_EXPECTATIONS_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_RUN_FAILURE,
     RoutingRunnerError,
 )
 from routing_runner.render import Style, TurnRenderer, inert
 from routing_runner.runtime.events import Retrying, TextDelta, TurnEnded, TurnFailed
+from routing_runner.runtime.gate import GatedModel, RateLimitGate
 from routing_runner.runtime.graph import AgentGraph, build_graph
-from routing_runner.runtime.offline.language_id import detect, primary_subtag
-from routing_runner.runtime.providers import ResolvedProvider, resolve_provider
-from routing_runner.runtime.retries import quota_exhausted
+from routing_runner.runtime.offline.language_id import detect
+from routing_runner.runtime.providers import ResolvedProvider
 from routing_runner.runtime.turns import TurnRunner
 from routing_runner.stores.base import Conversation, SessionStore, open_store
 
-from .script import Expectations, Restart, TextCheck, Transcript, Turn, route_of
+from .expect import check
+from .plan import Job
+from .results import (
+    BatchResult,
+    ConversationResult,
+    Observed,
+    Status,
+    TurnResult,
+)
+from .script import Restart, Turn, route_of
 
-SESSION_PREFIX = "replay-"
-EXCERPT = 120
 # SQLite connections are per thread and per session, so the threads serving session files
 # bound the connections each running conversation may hold.
 SESSION_THREADS = 2
-# Longest Retry-After the gate honours; the SDK's retry policy gives up beyond it anyway.
-MAX_GATE_DELAY = 60.0
-
-Status = Literal["passed", "failed", "error"]
-
-
-def session_id_for(transcript: Transcript, repeat: int = 1, repeats: int = 1) -> str:
-    """`replay-<slug of the name>-<hash of the name>`, plus `-r<n>` when repeating.
-
-    Stable across runs and machines, so a run can be found again; the hash keeps names whose
-    slugs collide (`Español`, `espanol`) apart.
-    """
-    ascii_name = unicodedata.normalize("NFKD", transcript.name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:48].strip("-")
-    digest = hashlib.sha256(transcript.name.encode()).hexdigest()[:8]
-    suffix = f"-r{repeat}" if repeats > 1 else ""
-    return f"{SESSION_PREFIX}{slug or 'transcript'}-{digest}{suffix}"
-
-
-@dataclass(frozen=True)
-class Job:
-    """One conversation to run: a transcript, its repeat number and its session."""
-
-    index: int
-    transcript: Transcript
-    provider: ResolvedProvider
-    session_id: str
-    repeat: int = 1
-    repeats: int = 1
-
-
-def plan(transcripts: Sequence[Transcript], repeat: int = 1,
-         env: Mapping[str, str] | None = None) -> list[Job]:
-    """A job per transcript and repeat, providers resolved (ProviderError before any run)."""
-    environment = os.environ if env is None else env
-    providers: dict[int, ResolvedProvider] = {}
-    jobs: list[Job] = []
-    for transcript in transcripts:
-        key = id(transcript.config)
-        if key not in providers:
-            providers[key] = resolve_provider(transcript.config, environment)
-        for n in range(1, repeat + 1):
-            jobs.append(Job(len(jobs), transcript, providers[key],
-                            session_id_for(transcript, n, repeat), n, repeat))
-    return jobs
-
-
-def check_stores(jobs: Sequence[Job]) -> None:
-    """Open and close each distinct session store once: a broken one fails before any run."""
-    sessions: list[SessionConfig] = []
-    for job in jobs:
-        if job.transcript.config.session not in sessions:
-            sessions.append(job.transcript.config.session)
-
-    async def probe() -> None:
-        for session in sessions:
-            store = open_store(session)
-            try:
-                # Shared stores connect lazily: check() proves the server answers now.
-                await store.check()
-            finally:
-                await store.close()
-
-    asyncio.run(probe())
 
 
 # ---------------------------------------------------------------------------------------------
 # Results
 
 
-@dataclass(frozen=True)
-class Observed:
-    """What a completed turn did."""
-
-    agent: str
-    route: tuple[str, ...]
-    text: str
-    model_calls: int
-    tool_calls: int
-    retries: int = 0
-    language: str | None = None
-
-
-@dataclass(frozen=True)
-class Mismatch:
-    """One expectation a turn missed: what was expected, and what happened instead."""
-
-    check: str
-    expected: str
-    got: str
-
-    @property
-    def got_label(self) -> str:
-        """What `got` describes: the text for text checks, else the checked value itself."""
-        return "text" if self.check in ("contains", "not_contains", "matches") else self.check
-
-
-@dataclass(frozen=True)
-class TurnResult:
-    """One turn of a conversation: passed, failed (mismatches) or error (the run failed)."""
-
-    number: int
-    turn: Turn
-    status: Status
-    seconds: float
-    observed: Observed | None = None
-    mismatches: tuple[Mismatch, ...] = ()
-    error: str | None = None
-    first_text_seconds: float | None = None
-    after_restart: bool = False
-
-
-@dataclass(frozen=True)
-class ConversationResult:
-    """One finished conversation: its turns and the run failure that stopped it, if any."""
-
-    job: Job
-    status: Status
-    turns: tuple[TurnResult, ...]
-    seconds: float
-    error: str | None = None
-
-    @property
-    def transcript(self) -> Transcript:
-        """The transcript this conversation ran."""
-        return self.job.transcript
-
-    def edges(self) -> set[tuple[str, str]]:
-        """The handoff edges the conversation's turns took."""
-        return {edge for turn in self.turns if turn.observed
-                for edge in zip(turn.observed.route, turn.observed.route[1:], strict=False)}
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """Every planned job and the conversations that finished."""
-
-    config: Config
-    jobs: tuple[Job, ...]
-    conversations: tuple[ConversationResult, ...]
-    seconds: float
-    stopped: Literal["interrupted", "fail_fast"] | None = None
-    rate_limited: int = 0
-
-    def count(self, status: Status) -> int:
-        """How many finished conversations ended with `status`."""
-        return sum(c.status == status for c in self.conversations)
-
-    @property
-    def not_run(self) -> tuple[Job, ...]:
-        """The planned jobs that did not finish (interrupted, or stopped by --fail-fast)."""
-        done = {c.job.index for c in self.conversations}
-        return tuple(job for job in self.jobs if job.index not in done)
-
-    @property
-    def exit_code(self) -> int:
-        """130 interrupted, 3 a run failed, 1 an expectation failed, 0 all passed."""
-        if self.stopped == "interrupted":
-            return EXIT_INTERRUPTED
-        if self.count("error"):
-            return EXIT_RUN_FAILURE
-        if self.count("failed"):
-            return EXIT_EXPECTATIONS_FAILED
-        return EXIT_OK
-
-
 # ---------------------------------------------------------------------------------------------
 # Checking a turn
 
 
-def check(expect: Expectations, observed: Observed) -> tuple[Mismatch, ...]:
-    """Every expectation `observed` misses, in the order the transcript format lists them."""
-    missed: list[Mismatch] = []
-    if expect.agent is not None and observed.agent != expect.agent:
-        missed.append(Mismatch("agent", expect.agent, observed.agent))
-    if expect.route is not None and observed.route != expect.route:
-        missed.append(Mismatch("route", " -> ".join(expect.route), " -> ".join(observed.route)))
-    for text_check in expect.text:
-        if not text_check.passes(observed.text):
-            missed.append(Mismatch(text_check.kind, _expected_text(text_check),
-                                   excerpt(observed.text, text_check)))
-    if expect.language is not None and (
-            observed.language is None
-            or primary_subtag(observed.language) != primary_subtag(expect.language)):
-        missed.append(Mismatch("language", expect.language, observed.language or "uncertain"))
-    for name, count, value in (("model_calls", expect.model_calls, observed.model_calls),
-                               ("tool_calls", expect.tool_calls, observed.tool_calls)):
-        if count is not None and not count.allows(value):
-            missed.append(Mismatch(name, str(count), str(value)))
-    return tuple(missed)
-
-
-def _expected_text(text_check: TextCheck) -> str:
-    suffix = " (ignoring case)" if text_check.ignore_case else ""
-    return f"{text_check.value!r}{suffix}"
-
-
-def excerpt(text: str, near: TextCheck | None = None, limit: int = EXCERPT) -> str:
-    """A one-line excerpt of `text`: its start, or around what a not_contains check found."""
-    flat = " ".join(text.split())
-    start = 0
-    if near is not None and near.kind == "not_contains":
-        found = near.pattern().search(flat)
-        if found is not None:
-            start = max(0, found.start() - limit // 3)
-    piece = flat[start:start + limit]
-    return ("…" if start else "") + piece + ("…" if start + limit < len(flat) else "")
-
-
 # ---------------------------------------------------------------------------------------------
 # The shared rate-limit gate
-
-
-class RateLimitGate:
-    """One backoff shared by every conversation of a batch.
-
-    When a model call is rate-limited the gate closes for the provider's Retry-After, or an
-    exponential backoff when it gives none; every model call waits while it is closed.
-    """
-
-    def __init__(self, initial_delay: float = 0.5, max_delay: float = 8.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.initial_delay = initial_delay
-        self.max_delay = max_delay
-        self.clock = clock
-        self.trips = 0
-        self._opens_at = 0.0
-        self._streak = 0
-
-    @property
-    def closed_for(self) -> float:
-        """Seconds until the gate opens (0 when open)."""
-        return max(0.0, self._opens_at - self.clock())
-
-    async def wait(self) -> None:
-        """Return once the gate is open."""
-        # Not an Event: another rate limit may push the opening later while we sleep.
-        delay = self.closed_for
-        while delay > 0:
-            await asyncio.sleep(delay)
-            delay = self.closed_for
-
-    def trip(self, retry_after: float | None = None) -> float:
-        """Close the gate after a rate limit; return the delay chosen."""
-        self.trips += 1
-        self._streak += 1
-        if retry_after is not None:
-            delay = min(max(retry_after, 0.0), MAX_GATE_DELAY)
-        else:
-            delay = min(self.initial_delay * 2 ** (self._streak - 1), self.max_delay)
-        self._opens_at = max(self._opens_at, self.clock() + delay)
-        return delay
-
-    def passed(self) -> None:
-        """A call went through: the next rate limit starts the backoff over."""
-        self._streak = 0
-
-
-def retry_after(error: openai.APIStatusError) -> float | None:
-    """The delay a rate-limit response asks for (retry-after-ms or retry-after seconds)."""
-    headers = error.response.headers
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return float(value) * scale
-        except ValueError:
-            continue
-    return None
-
-
-def _closes_gate(error: BaseException) -> bool:
-    """A rate limit the batch should wait out (an exhausted quota will not come back)."""
-    return isinstance(error, openai.RateLimitError) and not quota_exhausted(error)
-
-
-class GatedModel(Model):
-    """A model whose calls wait at a shared gate, and close it when rate-limited."""
-
-    def __init__(self, inner: Model, gate: RateLimitGate) -> None:
-        self.inner = inner
-        self.gate = gate
-
-    def _rate_limited(self, error: BaseException) -> None:
-        if _closes_gate(error):
-            assert isinstance(error, openai.RateLimitError)
-            self.gate.trip(retry_after(error))
-
-    async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
-        """The inner model's response, once the gate is open."""
-        await self.gate.wait()
-        try:
-            response = await self.inner.get_response(*args, **kwargs)
-        except Exception as error:
-            self._rate_limited(error)
-            raise
-        self.gate.passed()
-        return response
-
-    async def stream_response(self, *args: Any,
-                              **kwargs: Any) -> AsyncIterator[TResponseStreamEvent]:
-        """The inner model's stream, once the gate is open."""
-        await self.gate.wait()
-        try:
-            async for event in self.inner.stream_response(*args, **kwargs):
-                yield event
-        except Exception as error:
-            self._rate_limited(error)
-            raise
-        self.gate.passed()
-
-    def get_retry_advice(self, request: Any) -> Any:
-        """The inner model's advice: the SDK's retry loop decides, not this wrapper."""
-        return self.inner.get_retry_advice(request)
-
-    async def close(self) -> None:
-        """Close the inner model."""
-        await self.inner.close()
-
-    async def _cleanup_on_run_end(self, owner: object) -> None:
-        await self.inner._cleanup_on_run_end(owner)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,7 +28,9 @@ from typing import Any, Literal
 from routing_runner.config.model import Config
 from routing_runner.errors import RunFailure
 
-from .runner import BatchResult, ConversationResult, Job, Replayer, TurnResult, run_replay
+from .plan import Job
+from .results import BatchResult, ConversationResult, TurnResult
+from .runner import Replayer, run_replay
 
 # Workers report "a conversation started/finished" messages; the parent polls at this period
 # to notice a worker that died without saying goodbye.

@@ -1,0 +1,128 @@
+"""The batch's rate-limit gate: when the provider rate-limits one conversation, all wait."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import openai
+from agents import Model, ModelResponse
+from agents.items import TResponseStreamEvent
+
+from .retries import quota_exhausted
+
+# Longest Retry-After the gate honours; the SDK's retry policy gives up beyond it anyway.
+MAX_GATE_DELAY = 60.0
+
+
+class RateLimitGate:
+    """One backoff shared by every conversation of a batch.
+
+    When a model call is rate-limited the gate closes for the provider's Retry-After, or an
+    exponential backoff when it gives none; every model call waits while it is closed.
+    """
+
+    def __init__(self, initial_delay: float = 0.5, max_delay: float = 8.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.initial_delay = initial_delay
+        self.max_delay = max_delay
+        self.clock = clock
+        self.trips = 0
+        self._opens_at = 0.0
+        self._streak = 0
+
+    @property
+    def closed_for(self) -> float:
+        """Seconds until the gate opens (0 when open)."""
+        return max(0.0, self._opens_at - self.clock())
+
+    async def wait(self) -> None:
+        """Return once the gate is open."""
+        # Not an Event: another rate limit may push the opening later while we sleep.
+        delay = self.closed_for
+        while delay > 0:
+            await asyncio.sleep(delay)
+            delay = self.closed_for
+
+    def trip(self, retry_after: float | None = None) -> float:
+        """Close the gate after a rate limit; return the delay chosen."""
+        self.trips += 1
+        self._streak += 1
+        if retry_after is not None:
+            delay = min(max(retry_after, 0.0), MAX_GATE_DELAY)
+        else:
+            delay = min(self.initial_delay * 2 ** (self._streak - 1), self.max_delay)
+        self._opens_at = max(self._opens_at, self.clock() + delay)
+        return delay
+
+    def passed(self) -> None:
+        """A call went through: the next rate limit starts the backoff over."""
+        self._streak = 0
+
+
+def retry_after(error: openai.APIStatusError) -> float | None:
+    """The delay a rate-limit response asks for (retry-after-ms or retry-after seconds)."""
+    headers = error.response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return float(value) * scale
+        except ValueError:
+            continue
+    return None
+
+
+def _closes_gate(error: BaseException) -> bool:
+    """A rate limit the batch should wait out (an exhausted quota will not come back)."""
+    return isinstance(error, openai.RateLimitError) and not quota_exhausted(error)
+
+
+class GatedModel(Model):
+    """A model whose calls wait at a shared gate, and close it when rate-limited."""
+
+    def __init__(self, inner: Model, gate: RateLimitGate) -> None:
+        self.inner = inner
+        self.gate = gate
+
+    def _rate_limited(self, error: BaseException) -> None:
+        if _closes_gate(error):
+            assert isinstance(error, openai.RateLimitError)
+            self.gate.trip(retry_after(error))
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        """The inner model's response, once the gate is open."""
+        await self.gate.wait()
+        try:
+            response = await self.inner.get_response(*args, **kwargs)
+        except Exception as error:
+            self._rate_limited(error)
+            raise
+        self.gate.passed()
+        return response
+
+    async def stream_response(self, *args: Any,
+                              **kwargs: Any) -> AsyncIterator[TResponseStreamEvent]:
+        """The inner model's stream, once the gate is open."""
+        await self.gate.wait()
+        try:
+            async for event in self.inner.stream_response(*args, **kwargs):
+                yield event
+        except Exception as error:
+            self._rate_limited(error)
+            raise
+        self.gate.passed()
+
+    def get_retry_advice(self, request: Any) -> Any:
+        """The inner model's advice: the SDK's retry loop decides, not this wrapper."""
+        return self.inner.get_retry_advice(request)
+
+    async def close(self) -> None:
+        """Close the inner model."""
+        await self.inner.close()
+
+    async def _cleanup_on_run_end(self, owner: object) -> None:
+        await self.inner._cleanup_on_run_end(owner)
