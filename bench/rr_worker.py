@@ -22,7 +22,7 @@ from typing import Any, cast
 
 from bench.scenario import CONVERSATION, history_items
 from routing_runner.config import load_config
-from routing_runner.replay.script import load_transcripts
+from routing_runner.replay.load import load_transcripts
 
 
 def replay(config_path: Path, transcripts: Path, warmup_prefix: str) -> dict[str, Any]:

@@ -17,11 +17,11 @@ import pytest
 from routing_runner.config import load_config
 from routing_runner.config.model import Config
 from routing_runner.replay.expect import check
+from routing_runner.replay.load import load_transcripts
 from routing_runner.replay.plan import plan, session_id_for
 from routing_runner.replay.report import pass_rates, summary
 from routing_runner.replay.results import BatchResult, Mismatch
 from routing_runner.replay.runner import Replayer, run_replay
-from routing_runner.replay.script import load_transcripts
 from routing_runner.runtime.graph import AgentGraph, build_graph
 from routing_runner.runtime.providers import ResolvedProvider
 

@@ -15,14 +15,8 @@ from routing_runner.config import load_config
 from routing_runner.config.model import Config
 from routing_runner.config.schema import load_schema
 from routing_runner.errors import ConfigError
-from routing_runner.replay.script import (
-    Count,
-    Restart,
-    TextCheck,
-    Turn,
-    find_transcript_files,
-    load_transcripts,
-)
+from routing_runner.replay.load import find_transcript_files, load_transcripts
+from routing_runner.replay.script import Count, Restart, TextCheck, Turn
 
 from .conftest import FIXTURES, REPO
 

@@ -53,7 +53,7 @@ def chat(
     """Chat with the bot in the terminal, streaming replies; the conversation is stored."""
     from routing_runner.chat import HELP, ChatLoop
     from routing_runner.render import Style
-    from routing_runner.replay.script import TranscriptRecorder
+    from routing_runner.replay.record import TranscriptRecorder
     from routing_runner.runtime.providers import resolve_provider
     from routing_runner.stores.base import Reservation, check_session_id, new_session_id, open_store
 

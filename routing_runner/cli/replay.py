@@ -56,7 +56,7 @@ def replay(
 ) -> None:
     """Replay scripted conversations (transcripts) and check every reply; 1 if any fails."""
     from routing_runner.config.schema import did_you_mean
-    from routing_runner.replay.script import load_transcripts, select
+    from routing_runner.replay.load import load_transcripts, select
 
     cfg = load(config).config
     try:

@@ -147,7 +147,7 @@ def export(
     if output_format is ExportFormat.json:
         typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
-    from routing_runner.replay.script import TranscriptRecorder
+    from routing_runner.replay.record import TranscriptRecorder
 
     # The schema reference in the transcript is written relative to the current folder,
     # where `> file.yaml` puts it.

@@ -1,0 +1,86 @@
+"""Recording a chat as a transcript (`chat --record`): each turn's message and what happened."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from routing_runner.config.schema import schema_path
+from routing_runner.errors import UserInputError
+from routing_runner.runtime.events import TurnEnded
+
+from .script import route_of
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, with multi-line strings as literal blocks and `_Flow` mappings inline."""
+
+
+class _Flow(dict[str, Any]):
+    """A mapping written on one line: `expect: {agent: spanish, route: [triage, spanish]}`."""
+
+
+def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+def _represent_flow(dumper: yaml.SafeDumper, mapping: _Flow) -> yaml.Node:
+    return dumper.represent_mapping("tag:yaml.org,2002:map", mapping, flow_style=True)
+
+
+_Dumper.add_representer(str, _represent_text)
+_Dumper.add_representer(_Flow, _represent_flow)
+
+
+@dataclass
+class TranscriptRecorder:
+    """Collects a chat's completed turns and writes them as a transcript.
+
+    Each turn expects what was observed - the answering agent and the route - so a good
+    manual session becomes a regression test that `replay` passes.
+    """
+
+    path: Path
+    name: str
+    config_source: Path
+    session_id: str
+    recorded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    turns: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, user: str, ended: TurnEnded) -> None:
+        """Add one completed turn."""
+        self.turns.append({"user": user,
+                           "expect": _Flow(agent=ended.agent, route=list(route_of(ended)))})
+
+    def record(self, user: str, ended: TurnEnded) -> None:
+        """Add one completed turn and rewrite the file, so a crash loses nothing before it."""
+        self.add(user, ended)
+        self.write()
+
+    def text(self) -> str:
+        """The transcript as YAML, starting with the schema line editors read."""
+        schema = Path(os.path.relpath(schema_path("transcript"),
+                                      self.path.resolve().parent)).as_posix()
+        dumped = yaml.dump({"name": self.name, "turns": self.turns}, Dumper=_Dumper,
+                           sort_keys=False, allow_unicode=True, width=100)
+        return (f"# yaml-language-server: $schema={schema}\n"
+                f"# Recorded from session {self.session_id} of {self.config_source} on "
+                f"{self.recorded_at:%Y-%m-%d %H:%M} UTC.\n{dumped}")
+
+    def write(self) -> None:
+        """Write the transcript (whole, replacing the file atomically) when a turn was kept."""
+        if not self.turns:
+            return
+        partial = self.path.with_name(f".{self.path.name}.partial")
+        try:
+            partial.write_text(self.text(), encoding="utf-8")
+            partial.replace(self.path)
+        except OSError as exc:
+            raise UserInputError(f"cannot write the transcript {self.path}: "
+                                 f"{exc.strerror or exc}") from exc
