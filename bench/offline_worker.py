@@ -97,7 +97,7 @@ async def turns(count: int) -> list[float]:
     from routing_runner.runtime.graph import build_graph
     from routing_runner.runtime.providers import resolve_provider
     from routing_runner.runtime.turns import TurnRunner
-    from routing_runner.stores.base import open_store
+    from routing_runner.stores import open_store
 
     config = load_config(CONFIG, {**os.environ, "ROUTING_RUNNER_PROVIDER": "offline"}).config
     graph = build_graph(config, resolve_provider(config, os.environ))

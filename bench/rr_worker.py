@@ -70,7 +70,8 @@ async def _long(config_path: Path, items: int, turns: int) -> dict[str, Any]:
     from routing_runner.runtime.graph import build_graph
     from routing_runner.runtime.providers import resolve_provider
     from routing_runner.runtime.turns import TurnRunner
-    from routing_runner.stores.base import Conversation, open_store
+    from routing_runner.stores import open_store
+    from routing_runner.stores.conversation import Conversation
 
     config = load_config(config_path).config
     provider = resolve_provider(config, os.environ)

@@ -17,7 +17,8 @@ from typing import Any, TextIO, TypeVar
 from .config.model import Config, SessionConfig
 from .render import Style, TurnRenderer, inert
 from .runtime.events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded
-from .stores.base import SessionStore, SessionSummary, open_store
+from .stores import open_store
+from .stores.base import SessionStore, SessionSummary
 from .stores.items import is_user_message, message_text
 
 T = TypeVar("T")

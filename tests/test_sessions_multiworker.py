@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from routing_runner.cli import app
 from routing_runner.config import load_config
-from routing_runner.stores.base import open_store
+from routing_runner.stores import open_store
 
 from . import session_services as services
 from .conftest import REPO, write_config

@@ -23,7 +23,8 @@ from routing_runner.runtime.graph import build_graph
 from routing_runner.runtime.providers import resolve_provider
 from routing_runner.runtime.turns import TurnRunner
 from routing_runner.session_admin import render_conversation
-from routing_runner.stores.base import SessionStore, open_store
+from routing_runner.stores import open_store
+from routing_runner.stores.base import SessionStore
 from routing_runner.stores.encryption import new_key
 
 from . import session_services as services

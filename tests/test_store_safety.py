@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from routing_runner.cli import app
 from routing_runner.config.model import EncryptionConfig, SessionConfig
 from routing_runner.errors import SessionIdError, StoreError
-from routing_runner.stores.base import TableNames, open_store
+from routing_runner.stores import open_store
+from routing_runner.stores.base import TableNames
 from routing_runner.stores.encryption import new_key
 from routing_runner.stores.redis import hide_password
 

@@ -55,7 +55,8 @@ def chat(
     from routing_runner.render import Style
     from routing_runner.replay.record import TranscriptRecorder
     from routing_runner.runtime.providers import resolve_provider
-    from routing_runner.stores.base import Reservation, check_session_id, new_session_id, open_store
+    from routing_runner.stores import open_store
+    from routing_runner.stores.base import Reservation, check_session_id, new_session_id
 
     cfg = load(config).config
     if record is not None and (record.exists() or not record.parent.is_dir()):

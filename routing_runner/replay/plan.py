@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from routing_runner.config.model import SessionConfig
 from routing_runner.runtime.providers import ResolvedProvider, resolve_provider
-from routing_runner.stores.base import open_store
+from routing_runner.stores import open_store
 
 from .script import Transcript
 

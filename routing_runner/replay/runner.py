@@ -44,7 +44,9 @@ from routing_runner.runtime.graph import AgentGraph, build_graph
 from routing_runner.runtime.offline.language_id import detect
 from routing_runner.runtime.providers import ResolvedProvider
 from routing_runner.runtime.turns import TurnRunner
-from routing_runner.stores.base import Conversation, SessionStore, open_store
+from routing_runner.stores import open_store
+from routing_runner.stores.base import SessionStore
+from routing_runner.stores.conversation import Conversation
 
 from .expect import check
 from .plan import Job

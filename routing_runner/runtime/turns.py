@@ -20,7 +20,7 @@ from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorEr
 from agents.result import RunResultStreaming
 
 from routing_runner.errors import RoutingRunnerError
-from routing_runner.stores.base import Conversation
+from routing_runner.stores.conversation import Conversation
 
 from .events import Event, Retrying, StreamTranslator, TurnFailed, TurnStarted
 from .graph import AgentGraph

@@ -25,30 +25,26 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import os
 import re
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from routing_runner.config.model import SessionConfig
 from routing_runner.errors import RoutingRunnerError, SessionIdError, SessionInUseError, StoreError
 
-from .items import is_user_message
+from .conversation import Conversation
 
 if TYPE_CHECKING:
     from agents.items import TResponseInputItem
     from agents.memory import SessionABC
 
     from .encryption import SessionKey
-    from .journal import JournaledSession
     from .memory import MemoryStore
     from .sqlite import SQLiteStore
 
 __all__ = [
-    "Conversation",
     "Lease",
     "MemoryStore",
     "SQLiteStore",
@@ -58,7 +54,6 @@ __all__ = [
     "check_session_id",
     "format_duration",
     "new_session_id",
-    "open_store",
     "require_extra",
 ]
 
@@ -158,47 +153,6 @@ class SessionSummary:
     last_agent: str | None = None
     turns: int | None = None
     last_activity: float | None = None  # seconds since the epoch, UTC
-
-
-@dataclass
-class Conversation:
-    """One stored conversation: its SDK session and the agent that spoke last."""
-
-    session_id: str
-    session: JournaledSession
-    store: SessionStore
-    is_new: bool
-
-    async def get_active_agent(self) -> str | None:
-        """The agent that spoke last, if any turn completed."""
-        return await self.store.get_active_agent(self.session_id)
-
-    async def set_active_agent(self, agent: str) -> None:
-        """Remember `agent` as the one that spoke last."""
-        await self.store.set_active_agent(self.session_id, agent)
-
-    def begin_turn(self) -> None:
-        """Start counting what the coming turn stores."""
-        self.session.begin_turn()
-
-    async def roll_back_turn(self, user_message: TResponseInputItem) -> None:
-        """Undo what the current turn stored, keeping only the user's message.
-
-        When another worker has written to the conversation since (shared stores), nothing is
-        popped - that would delete its items - and the turn's items stay as they are.
-        """
-        if not await self.session.turn_is_last():
-            if not any(is_user_message(item) for item in self.session.turn_items):
-                await self.session.add_items([user_message])
-            return
-        for _ in range(self.session.added_this_turn):
-            if await self.session.pop_item() is None:
-                break
-        await self.session.add_items([user_message])
-
-    async def items(self) -> list[TResponseInputItem]:
-        """Every stored item, oldest first."""
-        return await self.session.get_items()
 
 
 class Lease:
@@ -421,48 +375,6 @@ class SessionStore(ABC):
 
     async def _close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing
         """Release the backend's connections."""
-
-
-def _url(config: SessionConfig, env: Mapping[str, str]) -> str:
-    variable = config.url_variable()
-    url = env.get(variable, "").strip()
-    if not url:
-        raise StoreError(
-            f"the {config.backend} session store reads its URL from the environment variable "
-            f"{variable} (session.url_env), which is not set; export {variable}=<url>")
-    return url
-
-
-def open_store(config: SessionConfig, env: Mapping[str, str] | None = None) -> SessionStore:
-    """The store a config's `session` block selects, its URL and key read from `env`.
-
-    Nothing is connected yet: an unreachable server is reported by `check()` or the first
-    `open`. A missing variable, a malformed URL or key, or a missing optional package is a
-    StoreError now.
-    """
-    env = os.environ if env is None else env
-    key = None
-    if config.encryption is not None:
-        from .encryption import load_key
-
-        key = load_key(config.encryption, env)
-    if config.backend == "memory":
-        from .memory import MemoryStore
-
-        return MemoryStore(encryption=key)
-    if config.backend == "sqlite":
-        from .sqlite import SQLiteStore
-
-        return SQLiteStore(config.database_path(), table_prefix=config.table_prefix,
-                           encryption=key)
-    url = _url(config, env)
-    if config.backend == "sqlalchemy":
-        from .sqlalchemy import SQLAlchemyStore
-
-        return SQLAlchemyStore(url, table_prefix=config.table_prefix, encryption=key)
-    from .redis import RedisStore
-
-    return RedisStore(url, key_prefix=config.key_prefix, ttl=config.ttl, encryption=key)
 
 
 def __getattr__(name: str) -> Any:

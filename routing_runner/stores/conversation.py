@@ -1,0 +1,55 @@
+"""One open conversation: its history, the agent that spoke last, and rolling back a failed turn."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .items import is_user_message
+
+if TYPE_CHECKING:
+    from agents.items import TResponseInputItem
+
+    from .base import SessionStore
+    from .journal import JournaledSession
+
+
+@dataclass
+class Conversation:
+    """One stored conversation: its SDK session and the agent that spoke last."""
+
+    session_id: str
+    session: JournaledSession
+    store: SessionStore
+    is_new: bool
+
+    async def get_active_agent(self) -> str | None:
+        """The agent that spoke last, if any turn completed."""
+        return await self.store.get_active_agent(self.session_id)
+
+    async def set_active_agent(self, agent: str) -> None:
+        """Remember `agent` as the one that spoke last."""
+        await self.store.set_active_agent(self.session_id, agent)
+
+    def begin_turn(self) -> None:
+        """Start counting what the coming turn stores."""
+        self.session.begin_turn()
+
+    async def roll_back_turn(self, user_message: TResponseInputItem) -> None:
+        """Undo what the current turn stored, keeping only the user's message.
+
+        When another worker has written to the conversation since (shared stores), nothing is
+        popped - that would delete its items - and the turn's items stay as they are.
+        """
+        if not await self.session.turn_is_last():
+            if not any(is_user_message(item) for item in self.session.turn_items):
+                await self.session.add_items([user_message])
+            return
+        for _ in range(self.session.added_this_turn):
+            if await self.session.pop_item() is None:
+                break
+        await self.session.add_items([user_message])
+
+    async def items(self) -> list[TResponseInputItem]:
+        """Every stored item, oldest first."""
+        return await self.session.get_items()
