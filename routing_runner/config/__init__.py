@@ -12,9 +12,10 @@ from pathlib import Path
 
 from routing_runner.errors import ConfigError, Problem
 
+from .build import build_config
 from .document import read_document
 from .interpolate import interpolate
-from .model import Config, build_config
+from .model import Config
 from .schema import validate
 
 

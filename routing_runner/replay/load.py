@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from routing_runner.config.build import build_config
 from routing_runner.config.document import (
     Document,
     PathKey,
@@ -16,7 +17,7 @@ from routing_runner.config.document import (
     read_document,
 )
 from routing_runner.config.interpolate import interpolate
-from routing_runner.config.model import Config, build_config
+from routing_runner.config.model import Config
 from routing_runner.config.patch import _merge_overrides
 from routing_runner.config.schema import did_you_mean, validate
 from routing_runner.errors import ConfigError, Problem
