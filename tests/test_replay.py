@@ -19,9 +19,10 @@ from routing_runner.config.model import Config
 from routing_runner.replay.expect import check
 from routing_runner.replay.load import load_transcripts
 from routing_runner.replay.plan import plan, session_id_for
-from routing_runner.replay.report import pass_rates, summary
+from routing_runner.replay.report import summary
 from routing_runner.replay.results import BatchResult, Mismatch
 from routing_runner.replay.runner import Replayer, run_replay
+from routing_runner.replay.stats import pass_rates
 from routing_runner.runtime.graph import AgentGraph, build_graph
 from routing_runner.runtime.providers import ResolvedProvider
 

@@ -21,9 +21,10 @@ from agents import Model
 
 from routing_runner.config import load_config
 from routing_runner.config.model import Config, RetryConfig
+from routing_runner.replay.files import junit_tree
 from routing_runner.replay.load import load_transcripts
 from routing_runner.replay.plan import plan
-from routing_runner.replay.report import junit_tree, summary
+from routing_runner.replay.report import summary
 from routing_runner.replay.results import BatchResult
 from routing_runner.replay.runner import Replayer, run_replay
 from routing_runner.runtime.gate import GatedModel, RateLimitGate

@@ -78,8 +78,9 @@ def replay(
     _check_writable(junit, "--junit")
 
     from routing_runner.render import Style
+    from routing_runner.replay.files import write_json, write_junit
     from routing_runner.replay.plan import check_stores, plan
-    from routing_runner.replay.report import Colours, Progress, summary, write_json, write_junit
+    from routing_runner.replay.report import Colours, Progress, summary
     from routing_runner.replay.runner import Replayer, run_replay
     from routing_runner.replay.workers import available, run_in_workers
 

@@ -21,7 +21,8 @@ from routing_runner.config.model import Config
 from routing_runner.config.patch import _merge_overrides
 from routing_runner.config.schema import did_you_mean, validate
 from routing_runner.errors import ConfigError, Problem
-from routing_runner.replay.script import (
+
+from .script import (
     EXPECTATION_KEYS,
     RESTART,
     TEXT_KINDS,

@@ -1,0 +1,170 @@
+"""A replay's machine-readable reports: JSON (versioned) and JUnit XML."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from routing_runner.render import inert
+
+from .plan import Job
+from .report import _label, _plural, failure_details
+from .results import BatchResult, ConversationResult, TurnResult
+from .stats import coverage, pass_rates
+
+REPORT_VERSION = 1
+
+
+def to_json(result: BatchResult) -> dict[str, Any]:
+    """The machine-readable report: totals, coverage, one object per conversation and turn."""
+    cov = coverage(result)
+    return {
+        "version": REPORT_VERSION,
+        "config": str(result.config.source),
+        "exit_code": result.exit_code,
+        "stopped": result.stopped,
+        "seconds": round(result.seconds, 4),
+        "totals": {
+            "conversations": len(result.jobs),
+            "passed": result.count("passed"),
+            "failed": result.count("failed"),
+            "errors": result.count("error"),
+            "not_run": len(result.not_run),
+            "turns": sum(len(c.turns) for c in result.conversations),
+            "rate_limited": result.rate_limited,
+        },
+        "coverage": {
+            "declared": [list(e) for e in cov.declared],
+            "taken": [list(e) for e in cov.taken],
+            "never": [list(e) for e in cov.never],
+        },
+        "pass_rates": [
+            {"transcript": r.transcript, "turn": r.turn, "location": r.location,
+             "passed": r.passed, "runs": r.runs} for r in pass_rates(result)
+        ],
+        "conversations": [_conversation_json(c) for c in result.conversations],
+        "not_run": [_job_json(job) for job in result.not_run],
+    }
+
+
+def _job_json(job: Job) -> dict[str, Any]:
+    transcript = job.transcript
+    return {"name": transcript.name, "file": transcript.location.file,
+            "line": transcript.location.line, "tags": list(transcript.tags),
+            "repeat": job.repeat, "session_id": job.session_id}
+
+
+def _conversation_json(conversation: ConversationResult) -> dict[str, Any]:
+    return {
+        **_job_json(conversation.job),
+        "status": conversation.status,
+        "seconds": round(conversation.seconds, 4),
+        "error": conversation.error,
+        "turns": [_turn_json(t) for t in conversation.turns],
+    }
+
+
+def _turn_json(turn: TurnResult) -> dict[str, Any]:
+    observed = turn.observed
+    return {
+        "turn": turn.number,
+        "line": turn.turn.location.line,
+        "user": turn.turn.user,
+        "after_restart": turn.after_restart,
+        "status": turn.status,
+        "seconds": round(turn.seconds, 4),
+        "first_text_seconds": (None if turn.first_text_seconds is None
+                               else round(turn.first_text_seconds, 4)),
+        "observed": None if observed is None else {
+            "agent": observed.agent, "route": list(observed.route), "text": observed.text,
+            "model_calls": observed.model_calls, "tool_calls": observed.tool_calls,
+            "retries": observed.retries, "language": observed.language,
+        },
+        "failures": [{"check": m.check, "expected": m.expected, "got": m.got}
+                     for m in turn.mismatches],
+        "error": turn.error,
+    }
+
+
+def write_json(result: BatchResult, target: str) -> None:
+    """Write the JSON report to `target`, or to stdout when it is `-`."""
+    text = json.dumps(to_json(result), indent=2, ensure_ascii=False) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        Path(target).write_text(text, encoding="utf-8")
+
+
+def junit_tree(result: BatchResult) -> ET.ElementTree[ET.Element]:
+    """JUnit XML: one testsuite for the config, one testcase per conversation."""
+    suite_name = f"replay {result.config.title}"
+    root = ET.Element("testsuites", name="routing-runner replay")
+    suite = ET.SubElement(root, "testsuite", {
+        "name": suite_name, "tests": str(len(result.jobs)),
+        "failures": str(result.count("failed")), "errors": str(result.count("error")),
+        "skipped": str(len(result.not_run)), "time": f"{result.seconds:.3f}",
+    })
+    root.attrib.update({k: suite.attrib[k] for k in ("tests", "failures", "errors", "time")})
+    for conversation in result.conversations:
+        case = _testcase(suite, conversation.job, conversation.seconds)
+        if conversation.status == "passed":
+            continue
+        first = _first_problem(conversation)
+        kind = "error" if conversation.status == "error" else "failure"
+        element = ET.SubElement(case, kind, {
+            "message": _xml_safe(first),
+            "type": "RunFailure" if kind == "error" else "ExpectationFailed",
+        })
+        element.text = _xml_safe("\n".join(failure_details(conversation)))
+    for job in result.not_run:
+        case = _testcase(suite, job, 0.0)
+        why = "interrupted" if result.stopped == "interrupted" else "stopped by --fail-fast"
+        ET.SubElement(case, "skipped", message=f"not run ({why})")
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def _testcase(suite: ET.Element, job: Job, seconds: float) -> ET.Element:
+    transcript = job.transcript
+    name = transcript.name + (f" [run {job.repeat}]" if job.repeats > 1 else "")
+    classname = Path(transcript.location.file).with_suffix("").as_posix().strip("./")
+    case = ET.SubElement(suite, "testcase", {
+        "classname": _xml_safe(classname.replace("/", ".")), "name": _xml_safe(name),
+        "file": _xml_safe(transcript.location.file), "line": str(transcript.location.line),
+        "time": f"{seconds:.3f}",
+    })
+    properties = ET.SubElement(case, "properties")
+    ET.SubElement(properties, "property", name="session_id", value=job.session_id)
+    return case
+
+
+def _first_problem(conversation: ConversationResult) -> str:
+    for turn in conversation.turns:
+        if turn.error is not None:
+            return f"turn {turn.number}: run failed: {turn.error}"
+        if turn.mismatches:
+            m = turn.mismatches[0]
+            more = len(turn.mismatches) - 1
+            extra = f" (and {_plural(more, 'more check')})" if more else ""
+            return (f"turn {turn.number}: expected {_label(m.check)} {m.expected}, "
+                    f"got {m.got}{extra}")
+    return conversation.error or "failed"
+
+
+_NOT_XML = re.compile("[\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(text: str) -> str:
+    # inert() makes control characters visible; XML 1.0 cannot carry them (nor lone
+    # surrogates and U+FFFE/U+FFFF) at all, and a CI server would reject the whole file.
+    return _NOT_XML.sub("\ufffd", inert(text))
+
+
+def write_junit(result: BatchResult, path: Path) -> None:
+    """Write the JUnit XML report to `path`."""
+    junit_tree(result).write(path, encoding="utf-8", xml_declaration=True)
