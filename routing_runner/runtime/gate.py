@@ -12,6 +12,7 @@ from agents import Model, ModelResponse
 from agents.items import TResponseStreamEvent
 
 from .retries import quota_exhausted
+from .translate import retry_after
 
 # Longest Retry-After the gate honours; the SDK's retry policy gives up beyond it anyway.
 MAX_GATE_DELAY = 60.0
@@ -60,20 +61,6 @@ class RateLimitGate:
     def passed(self) -> None:
         """A call went through: the next rate limit starts the backoff over."""
         self._streak = 0
-
-
-def retry_after(error: openai.APIStatusError) -> float | None:
-    """The delay a rate-limit response asks for (retry-after-ms or retry-after seconds)."""
-    headers = error.response.headers
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return float(value) * scale
-        except ValueError:
-            continue
-    return None
 
 
 def _closes_gate(error: BaseException) -> bool:

@@ -10,76 +10,19 @@ after it.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from agents import Agent, Runner
-from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorError
 from agents.result import RunResultStreaming
 
-from routing_runner.errors import RoutingRunnerError
 from routing_runner.stores.conversation import Conversation
 
-from .events import Event, Retrying, StreamTranslator, TurnFailed, TurnStarted
+from .events import Event, Retrying, TurnFailed, TurnStarted
 from .graph import AgentGraph
-from .retries import RetryNotice, quota_exhausted, retry_listener
-
-
-def describe_failure(exc: BaseException, max_turns: int, retries: int = 0,
-                     seen: StreamTranslator | None = None) -> str:
-    """One line saying what failed, the request id where there is one, and what to do.
-
-    `seen` is what the turn's stream showed before the failure: an `error` event the
-    provider sent, or a response that never completed, explain the SDK's generic errors.
-    """
-    text = _describe(exc, max_turns)
-    if isinstance(exc, ModelBehaviorError) and seen is not None:
-        if seen.stream_error:
-            text = f"the provider reported an error in its stream: {seen.stream_error}; /retry"
-        elif seen.response_open:
-            text = "the provider's stream ended before the response was complete; /retry"
-    if retries:
-        text += f" (after {retries} retr{'y' if retries == 1 else 'ies'})"
-    return " ".join(text.split())
-
-
-def _describe(exc: BaseException, max_turns: int) -> str:
-    import openai
-
-    if isinstance(exc, RoutingRunnerError):
-        return str(exc)  # already written for the user (a store failure, say)
-    if isinstance(exc, MaxTurnsExceeded):
-        return (f"no agent answered within run.max_turns={max_turns} model calls "
-                "(a handoff loop?); raise run.max_turns or check the handoffs")
-    if isinstance(exc, openai.APIStatusError):
-        request = f", request id {exc.request_id}" if exc.request_id else ""
-        what = f"HTTP {exc.status_code}{request}"
-        if exc.status_code == 401:
-            return f"the provider rejected the API key ({what}); check the key variable"
-        if quota_exhausted(exc):
-            return f"the provider's quota is exhausted ({what}); check the plan and billing"
-        if exc.status_code == 429:
-            return f"the provider is rate limiting ({what}); wait, then /retry"
-        if exc.status_code >= 500:
-            return f"the provider failed ({what}): {exc.message}; /retry later"
-        return f"the provider refused the request ({what}): {exc.message}"
-    if isinstance(exc, openai.APITimeoutError):
-        return "the model did not answer in time (model.timeout); /retry, or raise model.timeout"
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
-        detail = f": {cause}" if cause else ""
-        return f"cannot reach the model provider{detail}; is it running? then /retry"
-    if isinstance(exc, openai.APIError):
-        return f"the provider's stream failed: {exc.message}; /retry"
-    if isinstance(exc, json.JSONDecodeError):
-        return f"the provider sent a malformed stream (not JSON): {exc}; /retry"
-    if isinstance(exc, ModelBehaviorError):
-        return f"the model answered something the runner cannot use: {exc}"
-    if isinstance(exc, AgentsException):
-        return f"the run failed: {exc}"
-    return f"the run failed: {type(exc).__name__}: {exc}"
+from .retries import RetryNotice, retry_listener
+from .translate import StreamTranslator, describe_failure
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,144 @@
+"""The one reader of the SDK: its stream events into our events, its exceptions into one line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorError
+
+from routing_runner.errors import RoutingRunnerError
+
+from .events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded
+from .retries import quota_exhausted
+
+
+@dataclass
+class StreamTranslator:
+    """Turns SDK stream events into ours, tracking the speaking agent and the turn's totals."""
+
+    agent: str
+    text_parts: list[str] = field(default_factory=list)
+    handoffs: list[AgentChanged] = field(default_factory=list)
+    model_calls: int = 0
+    tool_calls: int = 0
+    pending_handoff_tool: str = ""
+    response_open: bool = False
+    stream_error: str | None = None
+
+    def translate(self, event: Any) -> list[Event]:
+        """Our events for one SDK `StreamEvent` (often none)."""
+        kind = getattr(event, "type", None)
+        if kind == "raw_response_event":
+            data_type = getattr(event.data, "type", None)
+            if data_type == "response.output_text.delta":
+                self.text_parts.append(event.data.delta)
+                return [TextDelta(self.agent, event.data.delta)]
+            if data_type == "response.created":
+                self.model_calls += 1
+                self.response_open = True
+                # Only the last model call's text is the reply; earlier text preceded a handoff.
+                self.text_parts.clear()
+            elif data_type in ("response.completed", "response.incomplete", "response.failed"):
+                self.response_open = False
+            elif data_type == "error":
+                self.stream_error = f"{event.data.code}: {event.data.message}"
+            return []
+        if kind == "agent_updated_stream_event":
+            self.agent = event.new_agent.name
+            return []
+        if kind == "run_item_stream_event":
+            if event.name == "handoff_requested":
+                self.pending_handoff_tool = _tool_name(event.item.raw_item)
+                return []
+            if event.name == "handoff_occured":
+                changed = AgentChanged(event.item.source_agent.name, event.item.target_agent.name,
+                                       self.pending_handoff_tool)
+                self.handoffs.append(changed)
+                self.agent = changed.target
+                return [changed]
+            if event.name == "tool_called":
+                self.tool_calls += 1
+                return [ToolCalled(self.agent, _tool_name(event.item.raw_item))]
+        return []
+
+    def ended(self) -> TurnEnded:
+        """The TurnEnded event for what was seen."""
+        return TurnEnded(self.agent, "".join(self.text_parts), tuple(self.handoffs),
+                         self.model_calls, self.tool_calls)
+
+
+def _tool_name(raw_item: Any) -> str:
+    name = raw_item.get("name") if isinstance(raw_item, dict) else getattr(raw_item, "name", None)
+    return str(name or "")
+
+
+def describe_failure(exc: BaseException, max_turns: int, retries: int = 0,
+                     seen: StreamTranslator | None = None) -> str:
+    """One line saying what failed, the request id where there is one, and what to do.
+
+    `seen` is what the turn's stream showed before the failure: an `error` event the
+    provider sent, or a response that never completed, explain the SDK's generic errors.
+    """
+    text = _describe(exc, max_turns)
+    if isinstance(exc, ModelBehaviorError) and seen is not None:
+        if seen.stream_error:
+            text = f"the provider reported an error in its stream: {seen.stream_error}; /retry"
+        elif seen.response_open:
+            text = "the provider's stream ended before the response was complete; /retry"
+    if retries:
+        text += f" (after {retries} retr{'y' if retries == 1 else 'ies'})"
+    return " ".join(text.split())
+
+
+def _describe(exc: BaseException, max_turns: int) -> str:
+    import openai
+
+    if isinstance(exc, RoutingRunnerError):
+        return str(exc)  # already written for the user (a store failure, say)
+    if isinstance(exc, MaxTurnsExceeded):
+        return (f"no agent answered within run.max_turns={max_turns} model calls "
+                "(a handoff loop?); raise run.max_turns or check the handoffs")
+    if isinstance(exc, openai.APIStatusError):
+        request = f", request id {exc.request_id}" if exc.request_id else ""
+        what = f"HTTP {exc.status_code}{request}"
+        if exc.status_code == 401:
+            return f"the provider rejected the API key ({what}); check the key variable"
+        if quota_exhausted(exc):
+            return f"the provider's quota is exhausted ({what}); check the plan and billing"
+        if exc.status_code == 429:
+            return f"the provider is rate limiting ({what}); wait, then /retry"
+        if exc.status_code >= 500:
+            return f"the provider failed ({what}): {exc.message}; /retry later"
+        return f"the provider refused the request ({what}): {exc.message}"
+    if isinstance(exc, openai.APITimeoutError):
+        return "the model did not answer in time (model.timeout); /retry, or raise model.timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        detail = f": {cause}" if cause else ""
+        return f"cannot reach the model provider{detail}; is it running? then /retry"
+    if isinstance(exc, openai.APIError):
+        return f"the provider's stream failed: {exc.message}; /retry"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"the provider sent a malformed stream (not JSON): {exc}; /retry"
+    if isinstance(exc, ModelBehaviorError):
+        return f"the model answered something the runner cannot use: {exc}"
+    if isinstance(exc, AgentsException):
+        return f"the run failed: {exc}"
+    return f"the run failed: {type(exc).__name__}: {exc}"
+
+
+def retry_after(error: openai.APIStatusError) -> float | None:
+    """The delay a rate-limit response asks for (retry-after-ms or retry-after seconds)."""
+    headers = error.response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return float(value) * scale
+        except ValueError:
+            continue
+    return None
