@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agents import Model
 
 from routing_runner.config import load_config
 from routing_runner.config.model import Config
@@ -23,7 +24,7 @@ from routing_runner.replay.report import summary
 from routing_runner.replay.results import BatchResult, Mismatch
 from routing_runner.replay.runner import Replayer, run_replay
 from routing_runner.replay.stats import pass_rates
-from routing_runner.runtime.graph import AgentGraph, build_graph
+from routing_runner.runtime.graph import AgentGraph, ModelHook, build_graph
 from routing_runner.runtime.providers import ResolvedProvider
 
 from .conftest import REPO
@@ -247,12 +248,15 @@ def test_repeat_shows_flaky_routing_as_a_pass_rate(tmp_path: Path) -> None:
                 handoffs = [h for h in handoffs if h.agent_name != "spanish"]
             return super().decide(input, handoffs, settings)
 
-    def build(config: Config, provider: ResolvedProvider) -> AgentGraph:
-        graph = build_graph(config, provider)
-        triage = graph.agents["triage"].model
-        assert isinstance(triage, OfflineModel)
-        graph.agents["triage"].model = CoinFlipTriage(triage.agent, triage.profiles)
-        return graph
+    def coin_flip(name: str, model: Model) -> Model:
+        if name != "triage":
+            return model
+        assert isinstance(model, OfflineModel)
+        return CoinFlipTriage(model.agent, model.profiles)
+
+    def build(config: Config, provider: ResolvedProvider, gate: ModelHook) -> AgentGraph:
+        return build_graph(config, provider, wrap_model=lambda name, model:
+                           gate(name, coin_flip(name, model)))
 
     result = replay_text(tmp_path, one_turn("{agent: spanish}"), repeat=4, build=build)
     (rate,) = pass_rates(result)

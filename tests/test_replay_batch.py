@@ -28,7 +28,7 @@ from routing_runner.replay.report import summary
 from routing_runner.replay.results import BatchResult
 from routing_runner.replay.runner import Replayer, run_replay
 from routing_runner.runtime.gate import GatedModel, RateLimitGate
-from routing_runner.runtime.graph import AgentGraph, build_graph
+from routing_runner.runtime.graph import AgentGraph, ModelHook, build_graph
 from routing_runner.runtime.providers import ResolvedProvider
 from routing_runner.runtime.retries import retry_settings
 
@@ -251,11 +251,10 @@ def test_a_rate_limit_in_one_conversation_holds_all_then_the_batch_passes(
     # The SDK's retry loop retries the limited call (offline agents have none by default).
     retry = retry_settings(RetryConfig(max_retries=3, initial_delay=0.01, max_delay=0.05))
 
-    def build(cfg: Config, provider: ResolvedProvider) -> AgentGraph:
-        graph = build_graph(cfg, provider)
+    def build(cfg: Config, provider: ResolvedProvider, gate: ModelHook) -> AgentGraph:
+        graph = build_graph(cfg, provider,
+                            wrap_model=lambda name, model: gate(name, Throttled(model)))
         for agent in graph.agents.values():
-            assert isinstance(agent.model, Model)
-            agent.model = Throttled(agent.model)
             agent.model_settings = dataclasses.replace(agent.model_settings, retry=retry)
         return graph
 

@@ -12,10 +12,11 @@ Resources stay bounded however many transcripts there are: at most `concurrency`
 conversations run at once, each opens its store only while it runs and closes it after, and
 the session files are served by a small thread pool (SQLite connections are per thread).
 
-When the provider rate-limits one conversation, every conversation waits: the model of each
-agent is wrapped in `GatedModel`, which holds calls at a shared `RateLimitGate`. Retrying
-stays the job of the SDK's retry loop (configured by `model.retry`); the gate only makes the
-whole batch back off together instead of hammering the provider from every conversation.
+When the provider rate-limits one conversation, every conversation waits: `build_graph`'s
+model hook wraps each agent's model in `GatedModel` (runtime.gate), which holds calls at a
+shared `RateLimitGate`. Retrying stays the job of the SDK's retry loop (`model.retry`); the
+gate only makes the whole batch back off together instead of hammering the provider from
+every conversation. Results are in `replay.results`, the checks in `replay.expect`.
 """
 
 from __future__ import annotations
@@ -30,17 +31,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, TextIO
 
-from agents import Model
-from openai import DefaultAsyncHttpxClient
-
 from routing_runner.config.model import Config
 from routing_runner.errors import (
     RoutingRunnerError,
 )
 from routing_runner.render import Style, TurnRenderer, inert
 from routing_runner.runtime.events import Retrying, TextDelta, TurnEnded, TurnFailed
-from routing_runner.runtime.gate import GatedModel, RateLimitGate
-from routing_runner.runtime.graph import AgentGraph, build_graph
+from routing_runner.runtime.gate import RateLimitGate
+from routing_runner.runtime.graph import (
+    AgentGraph,
+    HttpClient,
+    ModelHook,
+    build_graph,
+    new_http_client,
+)
 from routing_runner.runtime.offline.language_id import detect
 from routing_runner.runtime.providers import ResolvedProvider
 from routing_runner.runtime.turns import TurnRunner
@@ -65,18 +69,6 @@ SESSION_THREADS = 2
 
 
 # ---------------------------------------------------------------------------------------------
-# Results
-
-
-# ---------------------------------------------------------------------------------------------
-# Checking a turn
-
-
-# ---------------------------------------------------------------------------------------------
-# The shared rate-limit gate
-
-
-# ---------------------------------------------------------------------------------------------
 # Running
 
 
@@ -96,7 +88,8 @@ class _Open:
             await self.graph.aclose()
 
 
-GraphBuilder = Callable[[Config, ResolvedProvider], AgentGraph]
+# Builds a conversation's graph; the hook wraps each model (the batch's rate-limit gate).
+GraphBuilder = Callable[[Config, ResolvedProvider, ModelHook], AgentGraph]
 
 
 class Replayer:
@@ -125,7 +118,7 @@ class Replayer:
         retry = config.model.retry
         self.gate = gate or RateLimitGate(retry.initial_delay, retry.max_delay)
         self.build = build
-        self._http: DefaultAsyncHttpxClient | None = None
+        self._http: HttpClient | None = None
         self.results: dict[int, ConversationResult] = {}
         self.stopped: Literal["interrupted", "fail_fast"] | None = None
         self._running: set[asyncio.Task[None]] = set()
@@ -165,10 +158,10 @@ class Replayer:
     def build_graph(self, config: Config, provider: ResolvedProvider) -> AgentGraph:
         """A conversation's graph; by default on the batch's one HTTP client."""
         if self.build is not None:
-            return self.build(config, provider)
+            return self.build(config, provider, self.gate.wrap)
         if self._http is None:
-            self._http = DefaultAsyncHttpxClient()
-        return build_graph(config, provider, http_client=self._http)
+            self._http = new_http_client()
+        return build_graph(config, provider, http_client=self._http, wrap_model=self.gate.wrap)
 
     async def run(self, *, handle_signals: bool = False) -> BatchResult:
         """Run every job (until interrupted, or the first failure with fail_fast)."""
@@ -313,9 +306,6 @@ class _ConversationRun:
         except BaseException:
             await store.close()
             raise
-        for agent in graph.agents.values():
-            if isinstance(agent.model, Model) and not isinstance(agent.model, GatedModel):
-                agent.model = GatedModel(agent.model, self.replayer.gate)
         return _Open(store, conversation, graph, TurnRunner(graph))
 
     async def turn(self, opened: _Open, turn: Turn, number: int,

@@ -58,6 +58,10 @@ class RateLimitGate:
         self._opens_at = max(self._opens_at, self.clock() + delay)
         return delay
 
+    def wrap(self, agent: str, model: Model) -> Model:
+        """`model` waiting at this gate (a `build_graph` model hook; `agent` is unused)."""
+        return model if isinstance(model, GatedModel) else GatedModel(model, self)
+
     def passed(self) -> None:
         """A call went through: the next rate limit starts the backoff over."""
         self._streak = 0
@@ -111,5 +115,7 @@ class GatedModel(Model):
         """Close the inner model."""
         await self.inner.close()
 
+    # The SDK's run loop calls this private hook of `Model` after each run (the hosted models
+    # release per-run state in it); a wrapper must forward it, and there is no public name.
     async def _cleanup_on_run_end(self, owner: object) -> None:
         await self.inner._cleanup_on_run_end(owner)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,18 @@ from .history import history_window
 from .offline.model import AgentProfile, OfflineModel
 from .providers import ResolvedModel, ResolvedProvider
 from .retries import retry_settings
+
+# Called with each agent's name and the model built for it; returns the model the agent runs
+# on. The batch's rate-limit gate wraps models this way (`RateLimitGate.wrap`), so nothing
+# rewrites `agent.model` on a built graph.
+ModelHook = Callable[[str, Model], Model]
+# The HTTP client a batch shares between its graphs (higher layers name it without the SDK).
+HttpClient = DefaultAsyncHttpxClient
+
+
+def new_http_client() -> HttpClient:
+    """An HTTP client for `build_graph(http_client=...)`; its owner closes it (`aclose`)."""
+    return DefaultAsyncHttpxClient()
 
 
 @dataclass(frozen=True)
@@ -130,23 +143,25 @@ def _litellm_model(resolved: ResolvedModel) -> Model:
 
 
 def build_graph(config: Config, provider: ResolvedProvider, *,
-                http_client: DefaultAsyncHttpxClient | None = None) -> AgentGraph:
+                http_client: DefaultAsyncHttpxClient | None = None,
+                wrap_model: ModelHook | None = None) -> AgentGraph:
     """Every agent of `config`, wired with its handoffs, on the resolved provider.
 
     `http_client`, when given, carries every model request (its owner closes it): a batch
     that builds a graph per conversation then pays once for the TLS setup and connections,
-    which cost about 16 ms of CPU per client.
+    which cost about 16 ms of CPU per client. `wrap_model` wraps each agent's model.
     """
     factory = _ModelFactory(config, http_client)
     retry = retry_settings(config.model.retry)
     agents: dict[str, Agent[Any]] = {}
     for name, spec in config.agents.items():
         resolved = provider.models[name]
+        model = factory.model(name, resolved)
         agents[name] = Agent(
             name=name,
             instructions=spec.instructions,
             handoff_description=spec.handoff_description,
-            model=factory.model(name, resolved),
+            model=wrap_model(name, model) if wrap_model is not None else model,
             model_settings=sdk_model_settings(
                 config.settings_for(name), None if resolved.provider == "offline" else retry),
         )

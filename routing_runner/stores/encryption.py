@@ -78,6 +78,10 @@ def encrypted(session: SessionABC, session_id: str, key: SessionKey) -> Encrypte
                             encryption_key=key.key, ttl=key.ttl)
 
 
+# The SDK has no public way to tell its encrypted envelope from a plain item, or to check a
+# token's key without decrypting (and so without the TTL failing an old item): this module is
+# the one place that reads the envelope's shape (`__enc__`, `payload`) and the session's
+# `cipher`. Both are pinned by openai-agents==0.24.*; tests/test_store_safety.py holds them.
 def _is_envelope(item: Any) -> bool:
     return isinstance(item, dict) and item.get("__enc__") == 1 and \
         isinstance(item.get("payload"), str)
