@@ -16,12 +16,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
-from routing_runner.stores.conversation import Conversation
-
 from .config.model import Config
-from .render import Style, TurnRenderer, inert
+from .render import TurnRenderer
 from .runtime.events import TurnEnded
 from .stores.base import Reservation, SessionStore
+from .stores.conversation import Conversation
+from .wording import Style, inert
 
 if TYPE_CHECKING:
     from .runtime.graph import AgentGraph

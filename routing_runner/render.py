@@ -1,12 +1,11 @@
 """Terminal rendering of turn events: streamed text under the speaking agent's name.
 
 Model output is untrusted: control characters, escape sequences and bidi overrides are shown
-inert (as `\\x1b`, `\\u202e`, …), never passed to the terminal. Colour only on a terminal.
+inert (`wording.inert`), never passed to the terminal; `wording.Style` colours it.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -19,35 +18,7 @@ from .runtime.events import (
     TurnEnded,
     TurnFailed,
 )
-
-# C0 controls but tab and newline, DEL, C1 controls, and the bidi embedding/override/isolate
-# characters that can make text display differently from what it is.
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def inert(text: str) -> str:
-    """`text` with every control or bidi character replaced by a visible escape."""
-    def escape(match: re.Match[str]) -> str:
-        code = ord(match.group())
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-    return _UNSAFE.sub(escape, text)
-
-
-@dataclass
-class Style:
-    """ANSI styling, or none."""
-
-    enabled: bool
-
-    def agent(self, name: str) -> str:
-        return f"\x1b[1;36m{name}\x1b[0m" if self.enabled else name
-
-    def dim(self, text: str) -> str:
-        return f"\x1b[2m{text}\x1b[0m" if self.enabled else text
-
-    def error(self, text: str) -> str:
-        return f"\x1b[1;31m{text}\x1b[0m" if self.enabled else text
+from .wording import Style, inert
 
 
 @dataclass

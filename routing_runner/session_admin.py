@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 from typing import Any, TextIO, TypeVar
 
 from .config.model import Config, SessionConfig
-from .render import Style, TurnRenderer, inert
+from .render import TurnRenderer
 from .runtime.events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded
 from .stores import open_store
 from .stores.base import SessionStore, SessionSummary
 from .stores.items import is_user_message, message_text
+from .wording import Style, format_time, inert
 
 T = TypeVar("T")
 EXPORT_FORMAT = "routing-runner.session/1"
@@ -37,13 +38,6 @@ def with_store(config: SessionConfig, action: Callable[[SessionStore], Awaitable
             await store.close()
 
     return asyncio.run(run())
-
-
-def format_time(epoch: float | None) -> str:
-    """A timestamp as `2025-11-25 17:53:10 UTC`, or `-` when unknown."""
-    if epoch is None:
-        return "-"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _iso(epoch: float | None) -> str | None:

@@ -18,7 +18,7 @@ import pytest
 
 from routing_runner.config import load_config
 from routing_runner.config.model import EncryptionConfig, SessionConfig
-from routing_runner.render import Style, TurnRenderer
+from routing_runner.render import TurnRenderer
 from routing_runner.runtime.graph import build_graph
 from routing_runner.runtime.providers import resolve_provider
 from routing_runner.runtime.turns import TurnRunner
@@ -26,6 +26,7 @@ from routing_runner.session_admin import render_conversation
 from routing_runner.stores import open_store
 from routing_runner.stores.base import SessionStore
 from routing_runner.stores.encryption import new_key
+from routing_runner.wording import Style
 
 from . import session_services as services
 from .conftest import REPO, write_config

@@ -15,9 +15,10 @@ from typing import Annotated
 import typer
 
 from routing_runner.errors import EXIT_INTERRUPTED, EXIT_USER_INPUT, RoutingRunnerError
+from routing_runner.wording import count
 
 from .chat import chat
-from .common import ConfigArg, count, fail, load
+from .common import ConfigArg, fail, load
 from .replay import replay
 from .sessions import app as sessions_app
 

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from routing_runner.errors import EXIT_RUN_FAILURE, RoutingRunnerError, UserInputError
+from routing_runner.wording import Style, count, use_colour
 
-from .common import ConfigArg, count, fail, load
+from .common import ConfigArg, fail, load
 
 if TYPE_CHECKING:
     from routing_runner.runtime.graph import AgentGraph
@@ -52,7 +53,6 @@ def chat(
 ) -> None:
     """Chat with the bot in the terminal, streaming replies; the conversation is stored."""
     from routing_runner.chat import HELP, ChatLoop
-    from routing_runner.render import Style
     from routing_runner.replay.record import TranscriptRecorder
     from routing_runner.runtime.providers import resolve_provider
     from routing_runner.stores import open_store
@@ -70,7 +70,7 @@ def chat(
     except RoutingRunnerError as error:
         fail(error)
     interactive = sys.stdin.isatty() and not message
-    style = Style(enabled=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    style = Style(enabled=use_colour(sys.stdout, os.environ))
     typer.echo(f"{cfg.title} - {config}", err=True)
     typer.echo(f"model: {provider.label}", err=True)
 

@@ -13,6 +13,7 @@ import typer
 
 from routing_runner.config import LoadedConfig, load_config
 from routing_runner.errors import EXIT_USER_INPUT, ConfigError, Problem, RoutingRunnerError
+from routing_runner.wording import count
 
 ConfigArg = Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False)]
 
@@ -50,7 +51,3 @@ def load(path: Path) -> LoadedConfig:
     warn(loaded.warnings)
     return loaded
 
-
-def count(n: int, noun: str) -> str:
-    """`1 agent`, `2 agents`."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from routing_runner.errors import ConfigError, RoutingRunnerError
+from routing_runner.wording import Style, did_you_mean, use_colour
 
 from .common import ConfigArg, fail, load, usage
 
@@ -55,7 +56,6 @@ def replay(
         "--verbose", "-v", help="Show each conversation as chat would.")] = False,
 ) -> None:
     """Replay scripted conversations (transcripts) and check every reply; 1 if any fails."""
-    from routing_runner.config.schema import did_you_mean
     from routing_runner.replay.load import load_transcripts, select
 
     cfg = load(config).config
@@ -77,10 +77,9 @@ def replay(
     _check_writable(json_report, "--json")
     _check_writable(junit, "--junit")
 
-    from routing_runner.render import Style
     from routing_runner.replay.files import write_json, write_junit
     from routing_runner.replay.plan import check_stores, plan
-    from routing_runner.replay.report import Colours, Progress, summary
+    from routing_runner.replay.report import Progress, summary
     from routing_runner.replay.runner import Replayer, run_replay
     from routing_runner.replay.workers import available, run_in_workers
 
@@ -91,7 +90,7 @@ def replay(
         fail(error)
     # With the JSON report on stdout, everything meant for people goes to stderr.
     out = sys.stderr if json_report == "-" else sys.stdout
-    styled = out.isatty() and "NO_COLOR" not in os.environ
+    styled = use_colour(out, os.environ)
     typer.echo(f"replay: {len(jobs)} conversation{'s' if len(jobs) != 1 else ''} from "
                f"{len(chosen)} transcript{'s' if len(chosen) != 1 else ''} on {config} "
                f"(-j {concurrency}" + (f", {workers} workers)" if workers > 1 else ")"),
@@ -113,7 +112,7 @@ def replay(
         fail(error)
     finally:
         progress.close()
-    out.write(("\n" if verbose else "") + summary(result, Colours(styled)))
+    out.write(("\n" if verbose else "") + summary(result, Style(styled)))
     out.flush()
     if json_report is not None:
         write_json(result, json_report)

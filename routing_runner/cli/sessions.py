@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from routing_runner.errors import EXIT_RUN_FAILURE, RoutingRunnerError
+from routing_runner.wording import Style, format_time, use_colour
 
 from .common import fail, load
 
@@ -104,8 +105,7 @@ def list_sessions(
 @app.command()
 def show(config: ConfigArg, session_id: IdArg) -> None:
     """Show a stored conversation the way the chat showed it."""
-    from routing_runner.render import Style
-    from routing_runner.session_admin import format_time, render_conversation
+    from routing_runner.session_admin import render_conversation
     from routing_runner.stores.base import SessionSummary
 
     cfg = _config(config)
@@ -119,7 +119,7 @@ def show(config: ConfigArg, session_id: IdArg) -> None:
     typer.echo(f"session: {session_id} in {description} - {_turns(summary)}, last agent "
                f"{summary.last_agent or '-'}, last activity "
                f"{format_time(summary.last_activity)}", err=True)
-    style = Style(enabled=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    style = Style(enabled=use_colour(sys.stdout, os.environ))
     render_conversation(items, cfg, sys.stdout, style)
 
 
@@ -163,7 +163,6 @@ def export(
 def delete(config: ConfigArg, session_id: IdArg, yes: YesOption = False) -> None:
     """Delete one stored conversation (asks first unless --yes)."""
     from routing_runner.errors import SessionIdError
-    from routing_runner.session_admin import format_time
     from routing_runner.stores.base import check_session_id
 
     cfg = _config(config)

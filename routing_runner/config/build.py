@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from routing_runner.errors import Problem
+from routing_runner.wording import did_you_mean
 
 from .document import Document
 from .model import (
@@ -32,7 +33,6 @@ from .model import (
     duration_seconds,
     handoff_tool_name,
 )
-from .schema import did_you_mean
 
 
 def _notes_free(raw: Mapping[str, Any]) -> dict[str, Any]:

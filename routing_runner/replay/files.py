@@ -9,10 +9,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from routing_runner.render import inert
+from routing_runner.wording import count, inert
 
 from .plan import Job
-from .report import _label, _plural, failure_details
+from .report import _label, failure_details
 from .results import BatchResult, ConversationResult, TurnResult
 from .stats import coverage, pass_rates
 
@@ -150,7 +150,7 @@ def _first_problem(conversation: ConversationResult) -> str:
         if turn.mismatches:
             m = turn.mismatches[0]
             more = len(turn.mismatches) - 1
-            extra = f" (and {_plural(more, 'more check')})" if more else ""
+            extra = f" (and {count(more, 'more check')})" if more else ""
             return (f"turn {turn.number}: expected {_label(m.check)} {m.expected}, "
                     f"got {m.got}{extra}")
     return conversation.error or "failed"

@@ -19,8 +19,9 @@ from routing_runner.config.document import (
 from routing_runner.config.interpolate import interpolate
 from routing_runner.config.model import Config
 from routing_runner.config.patch import _merge_overrides
-from routing_runner.config.schema import did_you_mean, validate
+from routing_runner.config.schema import validate
 from routing_runner.errors import ConfigError, Problem
+from routing_runner.wording import did_you_mean
 
 from .script import (
     EXPECTATION_KEYS,

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TextIO
 
-from routing_runner.render import inert
+from routing_runner.wording import PLAIN, Style, count, inert
 
 from .expect import excerpt
 from .plan import Job
@@ -25,41 +24,7 @@ PROGRESS_INTERVAL = 0.1
 
 
 # ---------------------------------------------------------------------------------------------
-# Styling
-
-
-@dataclass(frozen=True)
-class Colours:
-    """ANSI colours for the summary, or none."""
-
-    enabled: bool
-
-    def _wrap(self, code: str, text: str) -> str:
-        return f"\x1b[{code}m{text}\x1b[0m" if self.enabled else text
-
-    def expected(self, text: str) -> str:
-        """A `- expected` line."""
-        return self._wrap("31", text)
-
-    def got(self, text: str) -> str:
-        """A `+ got` line."""
-        return self._wrap("32", text)
-
-    def bold(self, text: str) -> str:
-        """A heading."""
-        return self._wrap("1", text)
-
-    def dim(self, text: str) -> str:
-        """Context."""
-        return self._wrap("2", text)
-
-
-# ---------------------------------------------------------------------------------------------
 # Derived views: coverage and pass rates
-
-
-def _plural(n: int, word: str, plural: str | None = None) -> str:
-    return f"{n} {word if n == 1 else (plural or word + 's')}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,11 +35,11 @@ def summary_line(result: BatchResult) -> str:
     """The one-line verdict: counts of conversations by outcome, turns, time."""
     turns = sum(len(c.turns) for c in result.conversations)
     parts = [f"{result.count('passed')} passed", f"{result.count('failed')} failed",
-             _plural(result.count("error"), "error")]
+             count(result.count("error"), "error")]
     if result.not_run:
         parts.append(f"{len(result.not_run)} not run")
-    return (f"replay: {', '.join(parts)} ({_plural(len(result.jobs), 'conversation')}, "
-            f"{_plural(turns, 'turn')}) in {result.seconds:.2f}s")
+    return (f"replay: {', '.join(parts)} ({count(len(result.jobs), 'conversation')}, "
+            f"{count(turns, 'turn')}) in {result.seconds:.2f}s")
 
 
 def conversation_heading(conversation: ConversationResult) -> str:
@@ -86,7 +51,7 @@ def conversation_heading(conversation: ConversationResult) -> str:
             f"({conversation.transcript.location}) session {job.session_id}")
 
 
-def turn_details(turn: TurnResult, colours: Colours = Colours(False)) -> list[str]:
+def turn_details(turn: TurnResult, colours: Style = PLAIN) -> list[str]:
     """A failing turn in diff style: `- expected` / `+ got`, then what happened around it."""
     lines = [f"  turn {turn.number} ({turn.turn.location}): you: "
              f"\"{inert(excerpt(turn.turn.user))}\""
@@ -119,7 +84,7 @@ def _got(mismatch: Mismatch) -> str:
 
 
 def failure_details(conversation: ConversationResult,
-                    colours: Colours = Colours(False)) -> list[str]:
+                    colours: Style = PLAIN) -> list[str]:
     """Every failing turn of `conversation` and the run failure that stopped it."""
     lines = [colours.bold(conversation_heading(conversation))]
     for turn in conversation.turns:
@@ -130,7 +95,7 @@ def failure_details(conversation: ConversationResult,
     return lines
 
 
-def summary(result: BatchResult, colours: Colours = Colours(False)) -> str:
+def summary(result: BatchResult, colours: Style = PLAIN) -> str:
     """The terminal summary: failures in diff style, pass rates, coverage, the verdict."""
     lines: list[str] = []
     for conversation in result.conversations:
@@ -142,14 +107,14 @@ def summary(result: BatchResult, colours: Colours = Colours(False)) -> str:
         lines.extend(_pass_rate_lines(result, repeats))
     lines.append(coverage_line(coverage(result)))
     if result.rate_limited:
-        lines.append(f"rate limited {_plural(result.rate_limited, 'time')}; "
+        lines.append(f"rate limited {count(result.rate_limited, 'time')}; "
                      "the batch waited together each time")
     if result.stopped == "interrupted":
         lines.append(f"interrupted: {len(result.conversations)} of {len(result.jobs)} "
                      "conversations finished; the rest were not run")
     elif result.stopped == "fail_fast":
         lines.append(f"stopped at the first failure (--fail-fast): "
-                     f"{_plural(len(result.not_run), 'conversation')} not run")
+                     f"{count(len(result.not_run), 'conversation')} not run")
     lines.append(colours.bold(summary_line(result)))
     return "\n".join(lines) + "\n"
 
@@ -165,13 +130,13 @@ def _pass_rate_lines(result: BatchResult, repeats: int) -> list[str]:
         lines.append(f"  {rate.passed}/{rate.runs}  {inert(rate.transcript)}, turn {rate.turn} "
                      f"({rate.location})")
     if steady:
-        lines.append(f"  {_plural(steady, 'other turn')} passed {repeats}/{repeats}")
+        lines.append(f"  {count(steady, 'other turn')} passed {repeats}/{repeats}")
     return lines
 
 
 def coverage_line(cov: Coverage) -> str:
     """`handoff coverage: 5 of 12 edges; never taken: a -> b, ...`."""
-    line = f"handoff coverage: {len(cov.taken)} of {_plural(len(cov.declared), 'edge')} taken"
+    line = f"handoff coverage: {len(cov.taken)} of {count(len(cov.declared), 'edge')} taken"
     if cov.never:
         line += "; never taken: " + ", ".join(_edge(e) for e in cov.never)
     return line

@@ -35,7 +35,7 @@ from routing_runner.config.model import Config
 from routing_runner.errors import (
     RoutingRunnerError,
 )
-from routing_runner.render import Style, TurnRenderer, inert
+from routing_runner.render import TurnRenderer
 from routing_runner.runtime.events import Retrying, TextDelta, TurnEnded, TurnFailed
 from routing_runner.runtime.gate import RateLimitGate
 from routing_runner.runtime.graph import (
@@ -51,6 +51,7 @@ from routing_runner.runtime.turns import TurnRunner
 from routing_runner.stores import open_store
 from routing_runner.stores.base import SessionStore
 from routing_runner.stores.conversation import Conversation
+from routing_runner.wording import Style, inert
 
 from .expect import check
 from .plan import Job

@@ -52,7 +52,6 @@ __all__ = [
     "SessionSummary",
     "TableNames",
     "check_session_id",
-    "format_duration",
     "new_session_id",
     "require_extra",
 ]
@@ -75,14 +74,6 @@ def check_session_id(session_id: str) -> str:
             f"invalid session id {session_id!r}: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit")
     return session_id
-
-
-def format_duration(seconds: int) -> str:
-    """`seconds` in the largest whole unit: 30d, 12h, 90m, 45s."""
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def require_extra(module: str, extra: str, what: str) -> None:

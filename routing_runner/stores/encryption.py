@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from routing_runner.config.model import EncryptionConfig
 from routing_runner.errors import StoreError
-from routing_runner.stores.base import format_duration, require_extra
+from routing_runner.stores.base import require_extra
+from routing_runner.wording import format_duration
 
 if TYPE_CHECKING:
     from agents.extensions.memory import EncryptedSession

@@ -19,9 +19,9 @@ from routing_runner.stores.base import (
     SESSION_ID_PATTERN,
     SessionStore,
     SessionSummary,
-    format_duration,
     require_extra,
 )
+from routing_runner.wording import format_duration
 
 if TYPE_CHECKING:
     from agents.memory import SessionABC
