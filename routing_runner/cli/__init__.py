@@ -1,7 +1,8 @@
 """The `routing-runner` command line: arguments in, library calls, rendering and exit codes out.
 
-Each command group lives in its own module (`cli_chat`, `cli_replay`, `cli_sessions`); this one
-assembles them and holds the small ones. `validate`, `schema` and `--help` never import the
+Each command group lives in its own module (`cli.chat`, `cli.replay`, `cli.sessions`); this one
+assembles them and holds the small ones. Errors become messages and exit codes in one place,
+`cli.common` (`Commands`, `fail`). `validate`, `schema` and `--help` never import the
 Agents SDK.
 """
 
@@ -18,12 +19,13 @@ from routing_runner.errors import EXIT_INTERRUPTED, EXIT_USER_INPUT, RoutingRunn
 from routing_runner.wording import count
 
 from .chat import chat
-from .common import ConfigArg, fail, load
+from .common import Commands, ConfigArg, fail, load
 from .replay import replay
 from .sessions import app as sessions_app
 
 app = typer.Typer(
     name="routing-runner",
+    cls=Commands,
     help="Run multi-agent routing bots declared in YAML on the OpenAI Agents SDK.",
     no_args_is_help=True,
     add_completion=False,

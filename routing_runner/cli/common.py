@@ -1,21 +1,34 @@
 """What every command of the CLI shares: loading a config, and turning errors into exit codes.
 
 Errors are printed here and only here, one readable line each (every problem of a file, for a
-ConfigError), and the process exits with the error's code - never with a traceback.
+ConfigError), and the process exits with the error's code - never with a traceback. Commands
+let a `RoutingRunnerError` propagate: `Commands`, the command group of the app, maps it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from routing_runner.config import LoadedConfig, load_config
 from routing_runner.errors import EXIT_USER_INPUT, ConfigError, Problem, RoutingRunnerError
 from routing_runner.wording import count
 
 ConfigArg = Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False)]
+
+
+class Commands(TyperGroup):
+    """The app's command group: a `RoutingRunnerError` from any command becomes `fail`."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer.Context (its Click is vendored, private)
+        """Run the chosen command; its RoutingRunnerError prints one line and sets the code."""
+        try:
+            return super().invoke(ctx)
+        except RoutingRunnerError as error:
+            fail(error)
 
 
 def fail(error: RoutingRunnerError, where: str = "") -> NoReturn:

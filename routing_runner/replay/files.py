@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from routing_runner.wording import count, inert
 
@@ -90,12 +89,12 @@ def _turn_json(turn: TurnResult) -> dict[str, Any]:
     }
 
 
-def write_json(result: BatchResult, target: str) -> None:
-    """Write the JSON report to `target`, or to stdout when it is `-`."""
+def write_json(result: BatchResult, target: str, stdout: TextIO) -> None:
+    """Write the JSON report to `target`, or to `stdout` when it is `-`."""
     text = json.dumps(to_json(result), indent=2, ensure_ascii=False) + "\n"
     if target == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        stdout.write(text)
+        stdout.flush()
     else:
         Path(target).write_text(text, encoding="utf-8")
 

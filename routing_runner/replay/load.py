@@ -20,7 +20,7 @@ from routing_runner.config.interpolate import interpolate
 from routing_runner.config.model import Config
 from routing_runner.config.patch import _merge_overrides
 from routing_runner.config.schema import validate
-from routing_runner.errors import ConfigError, Problem
+from routing_runner.errors import ConfigError, Problem, UserInputError
 from routing_runner.wording import did_you_mean
 
 from .script import (
@@ -302,3 +302,16 @@ def select(transcripts: Iterable[Transcript], keywords: Sequence[str] = (),
         if (not wanted_words or any(w in t.name.casefold() for w in wanted_words))
         and (not wanted_tags or wanted_tags & set(t.tags))
     ]
+
+
+def choose(transcripts: Sequence[Transcript], keywords: Sequence[str] = (),
+           tags: Sequence[str] = ()) -> list[Transcript]:
+    """`select`, or UserInputError saying what matched nothing (with a did-you-mean tag)."""
+    chosen = select(transcripts, keywords, tags)
+    if not chosen:
+        known_tags = sorted({t for transcript in transcripts for t in transcript.tags})
+        hints = "".join(did_you_mean(t, known_tags) for t in tags)
+        asked = " ".join([*(f"-k {k!r}" for k in keywords), *(f"--tag {t!r}" for t in tags)])
+        raise UserInputError(
+            f"no transcript matches {asked} among the {len(transcripts)} loaded{hints}")
+    return chosen

@@ -103,10 +103,9 @@ def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurr
     sys.stdout.flush()
     sys.stderr.flush()
     processes = [context.Process(target=_worker, name=f"replay-worker-{n}", daemon=True,
-                                 args=(jobs[n::count], config,
-                                       concurrency // count + (n < concurrency % count),
-                                       fail_fast, outbox, interrupt, stop_fast))
-                 for n in range(count)]
+                                 args=(jobs[n::count], config, share, fail_fast, outbox,
+                                       interrupt, stop_fast))
+                 for n, share in enumerate(_shares(concurrency, count))]
     by_index = {job.index: job for job in jobs}
     results: dict[int, ConversationResult] = {}
     done: list[_Done] = []
@@ -152,12 +151,23 @@ def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurr
             process.join(timeout=30)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    stopped: Literal["interrupted", "fail_fast"] | None = None
-    if interrupted or any(d.stopped == "interrupted" for d in done):
-        stopped = "interrupted"
-    elif fast_stopped or any(d.stopped == "fail_fast" for d in done):
-        stopped = "fail_fast"
     return BatchResult(config=config, jobs=tuple(jobs),
                        conversations=tuple(results[i] for i in sorted(results)),
-                       seconds=time.monotonic() - started, stopped=stopped,
+                       seconds=time.monotonic() - started,
+                       stopped=_stopped(interrupted, fast_stopped, done),
                        rate_limited=sum(d.rate_limited for d in done))
+
+
+def _shares(concurrency: int, count: int) -> list[int]:
+    """How many conversations each of `count` workers runs at once: `concurrency` in all."""
+    return [concurrency // count + (n < concurrency % count) for n in range(count)]
+
+
+def _stopped(interrupted: bool, fast_stopped: bool,
+             done: Sequence[_Done]) -> Literal["interrupted", "fail_fast"] | None:
+    """Why the batch stopped early, as the parent or any worker saw it (interrupt first)."""
+    if interrupted or any(d.stopped == "interrupted" for d in done):
+        return "interrupted"
+    if fast_stopped or any(d.stopped == "fail_fast" for d in done):
+        return "fail_fast"
+    return None

@@ -1,0 +1,47 @@
+"""Running a planned batch: in worker processes when asked and possible, else on this process.
+
+`run_batch` is what `routing-runner replay` calls once everything is checked: the command
+parses arguments and renders; this module decides how the jobs run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TextIO
+
+from routing_runner.config.model import Config
+from routing_runner.errors import UserInputError
+from routing_runner.wording import Style
+
+from .plan import Job
+from .report import Progress
+from .results import BatchResult
+from .runner import Replayer, run_replay
+from .workers import available, run_in_workers
+
+
+def check_batch_options(*, workers: int, verbose: bool) -> None:
+    """UserInputError for options that cannot run together."""
+    if verbose and workers > 1:
+        raise UserInputError("--verbose shows conversations as they run, which needs --workers 1")
+
+
+def run_batch(jobs: Sequence[Job], config: Config, *, workers: int, concurrency: int,
+              fail_fast: bool, progress: Progress, show: TextIO | None = None,
+              style: Style | None = None) -> BatchResult:
+    """Run `jobs`: across `workers` forked processes when more than one is asked for and the
+    platform can fork, else on one event loop here (`show` renders each conversation live).
+
+    `progress` hears about each conversation; with `show` the conversations are rendered as
+    they run instead, so progress only counts starts.
+    """
+    check_batch_options(workers=workers, verbose=show is not None)
+    if workers > 1 and available():
+        return run_in_workers(jobs, config, workers=workers, concurrency=concurrency,
+                              fail_fast=fail_fast, on_start=progress.started,
+                              on_finish=progress.finished)
+    replayer = Replayer(jobs, config, concurrency=concurrency, fail_fast=fail_fast,
+                        on_start=progress.started,
+                        on_finish=None if show is not None else progress.finished,
+                        show=show, style=style)
+    return run_replay(replayer)
