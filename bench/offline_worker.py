@@ -108,7 +108,7 @@ async def turns(count: int) -> list[float]:
     seconds: list[float] = []
     try:
         conversation = await store.open("bench-offline")
-        await conversation.session.clear_session()
+        await conversation.reset()
         for message in (messages * (count // len(messages) + 1))[:count]:
             started = time.perf_counter()
             async for event in runner.run(conversation, message):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
 from .config.model import Config
+from .errors import UserInputError
 from .render import TurnRenderer
 from .runtime.events import TurnEnded
 from .stores.base import Reservation, SessionStore
@@ -55,7 +56,8 @@ class ChatLoop:
     `build_graph` is called on a background thread. `read_line` returns None at end of input.
     `on_open` is told the reserved conversation and the agent that will answer first, before
     the first prompt. `on_turn`, when given, is told each completed turn: the user's message
-    and its TurnEnded (`chat --record` writes them down).
+    and its TurnEnded (`chat --record` writes them down). `require_new`, when set, names
+    what needs a new conversation (`--record`): one with messages is refused, UserInputError.
     """
 
     config: Config
@@ -68,6 +70,7 @@ class ChatLoop:
     on_open: Callable[[Reservation, str], None]
     echo_input: bool = False
     on_turn: Callable[[str, TurnEnded], None] | None = None
+    require_new: str | None = None
     failed_turns: int = field(default=0, init=False)
     _unanswered: str | None = field(default=None, init=False)
 
@@ -81,6 +84,10 @@ class ChatLoop:
                 # Reserve before loading: a shared store's driver may import the SDK itself,
                 # and two threads importing one package at once can break its import.
                 reservation = loop.run(self.store.reserve(self.session_id))
+                if self.require_new is not None and not reservation.is_new:
+                    raise UserInputError(
+                        f"{self.require_new} needs a new conversation, and {self.session_id!r} "
+                        "has messages already (a replay starts from an empty one)")
                 loading = background.submit(_load, self.build_graph)
                 last = reservation.summary.last_agent if reservation.summary else None
                 self.on_open(reservation, self.config.first_agent(last))
@@ -106,7 +113,7 @@ class ChatLoop:
                     continue
                 message = self._unanswered
                 # The failed turn kept the message; take it back so it is stored once.
-                loop.run(ready.conversation.session.pop_item())
+                loop.run(ready.conversation.retract_unanswered())
             elif message.startswith("/"):
                 if self._command(message):
                     return

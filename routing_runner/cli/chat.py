@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from routing_runner.errors import EXIT_RUN_FAILURE, RoutingRunnerError, UserInputError
+from routing_runner.errors import EXIT_RUN_FAILURE, UserInputError
 from routing_runner.wording import Style, count, use_colour
 
-from .common import ConfigArg, fail, load
+from .common import ConfigArg, load
 
 if TYPE_CHECKING:
     from routing_runner.runtime.graph import AgentGraph
@@ -40,17 +40,24 @@ def _list_reader(messages: list[str]) -> Callable[[str], str | None]:
     return lambda _prompt: next(pending, None)
 
 
-def chat(
-    config: ConfigArg,
-    session_id: Annotated[str | None, typer.Option(
-        "--session-id", "-s", help="Resume (or start) the conversation with this id.")] = None,
-    message: Annotated[list[str] | None, typer.Option(
-        "--message", "-m", help="Send this message instead of reading input (repeatable); "
-                                "exit code 3 if a reply fails.")] = None,
-    record: Annotated[Path | None, typer.Option(
-        "--record", metavar="FILE", help="Write the chat as a transcript for `replay`: each turn "
-                                         "expects the agent and handoff route seen.")] = None,
-) -> None:
+SessionId = Annotated[str | None, typer.Option(
+    "--session-id", "-s", help="Resume (or start) the conversation with this id.")]
+Messages = Annotated[list[str] | None, typer.Option(
+    "--message", "-m", help="Send this message instead of reading input (repeatable); "
+                            "exit code 3 if a reply fails.")]
+Record = Annotated[Path | None, typer.Option(
+    "--record", metavar="FILE", help="Write the chat as a transcript for `replay`: each turn "
+                                     "expects the agent and handoff route seen.")]
+
+
+def _check_record(record: Path | None) -> None:
+    if record is not None and (record.exists() or not record.parent.is_dir()):
+        raise UserInputError(f"--record {record}: " + ("the file exists; choose a new name"
+                             if record.exists() else f"the folder {record.parent} does not exist"))
+
+
+def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = None,
+         record: Record = None) -> None:
     """Chat with the bot in the terminal, streaming replies; the conversation is stored."""
     from routing_runner.chat import HELP, ChatLoop
     from routing_runner.replay.record import TranscriptRecorder
@@ -59,16 +66,11 @@ def chat(
     from routing_runner.stores.base import Reservation, check_session_id, new_session_id
 
     cfg = load(config).config
-    if record is not None and (record.exists() or not record.parent.is_dir()):
-        fail(UserInputError(f"--record {record}: " + ("the file exists; choose a new name"
-             if record.exists() else f"the folder {record.parent} does not exist")))
-    try:
-        if session_id is not None:
-            check_session_id(session_id)
-        provider = resolve_provider(cfg, os.environ)
-        store = open_store(cfg.session)
-    except RoutingRunnerError as error:
-        fail(error)
+    _check_record(record)
+    if session_id is not None:
+        check_session_id(session_id)
+    provider = resolve_provider(cfg, os.environ)
+    store = open_store(cfg.session)
     interactive = sys.stdin.isatty() and not message
     style = Style(enabled=use_colour(sys.stdout, os.environ))
     typer.echo(f"{cfg.title} - {config}", err=True)
@@ -79,9 +81,6 @@ def chat(
                                                               chosen_id)
 
     def opened(reservation: Reservation, first_agent: str) -> None:
-        if recorder is not None and not reservation.is_new:
-            raise UserInputError(f"--record needs a new conversation, and {chosen_id!r} has "
-                                 "messages already (a replay starts from an empty one)")
         state = "new" if reservation.is_new else f"resumed, last agent {first_agent}"
         typer.echo(f"session: {chosen_id} ({state}) in {store.description}", err=True)
         typer.echo(HELP, err=True)
@@ -94,13 +93,12 @@ def chat(
     reader = _line_reader(interactive) if not message else _list_reader(message)
     loop = ChatLoop(cfg, build, store, chosen_id, reader,
                     sys.stdout, style, on_open=opened, echo_input=not interactive,
-                    on_turn=None if recorder is None else recorder.record)
+                    on_turn=None if recorder is None else recorder.record,
+                    require_new=None if recorder is None else "--record")
     try:
         loop.run()
     except KeyboardInterrupt:
         typer.echo("", err=True)
-    except RoutingRunnerError as error:
-        fail(error)
     if cfg.session.backend != "memory":
         typer.echo(f"resume with: routing-runner chat {config} --session-id {chosen_id}",
                    err=True)

@@ -300,7 +300,7 @@ class _ConversationRun:
         try:
             conversation = await store.open(self.job.session_id)
             if fresh:
-                await conversation.session.clear_session()
+                await conversation.reset()
                 if await conversation.get_active_agent() not in (None, self.config.entry):
                     await conversation.set_active_agent(self.config.entry)
             graph = self.replayer.build_graph(self.config, self.job.provider)

@@ -50,6 +50,14 @@ class Conversation:
                 break
         await self.session.add_items([user_message])
 
+    async def retract_unanswered(self) -> None:
+        """Take back the last stored item: the message a failed turn kept (for `/retry`)."""
+        await self.session.pop_item()
+
+    async def reset(self) -> None:
+        """Forget every item: the conversation starts over (replay starts each run so)."""
+        await self.session.clear_session()
+
     async def items(self) -> list[TResponseInputItem]:
         """Every stored item, oldest first."""
         return await self.session.get_items()
