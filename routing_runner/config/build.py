@@ -52,33 +52,8 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
     problems: list[Problem] = []
     agents_raw = _notes_free(raw["agents"])
 
-    agents: dict[str, AgentConfig] = {}
-    for name, spec in agents_raw.items():
-        where = ("agents", name)
-        instructions = spec.get("instructions")
-        if instructions is None:
-            instructions = _read_instructions(document, base, spec["instructions_file"],
-                                              (*where, "instructions_file"), problems)
-        handoffs = []
-        for i, item in enumerate(spec.get("handoffs", [])):
-            item = {"agent": item} if isinstance(item, str) else item
-            handoffs.append(HandoffConfig(
-                agent=item["agent"],
-                tool_name=item.get("tool_name") or handoff_tool_name(item["agent"]),
-                description=item.get("description"),
-            ))
-            _check_handoff_target(document, agents_raw, name, item["agent"],
-                                  (*where, "handoffs", i), problems)
-        _check_handoff_list(document, name, handoffs, (*where, "handoffs"), problems)
-        agents[name] = AgentConfig(
-            name=name,
-            instructions=instructions or "",
-            handoffs=tuple(handoffs),
-            handoff_description=spec.get("handoff_description"),
-            language=spec.get("language"),
-            model=MappingProxyType(_model_override(spec.get("model"))),
-            model_settings=ModelSettingsConfig.from_dict(spec.get("model_settings")),
-        )
+    agents = {name: _agent_config(document, base, agents_raw, name, spec, problems)
+              for name, spec in agents_raw.items()}
 
     session = _session_config(document, raw.get("session", {}), base, problems)
 
@@ -114,6 +89,36 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         tracing=raw.get("run", {}).get("tracing", False),
     )
     return config, problems
+
+
+def _agent_config(document: Document, base: Path, agents_raw: Mapping[str, Any], name: str,
+                  spec: Mapping[str, Any], problems: list[Problem]) -> AgentConfig:
+    """One agent's typed config; its problems are added to `problems`."""
+    where = ("agents", name)
+    instructions = spec.get("instructions")
+    if instructions is None:
+        instructions = _read_instructions(document, base, spec["instructions_file"],
+                                          (*where, "instructions_file"), problems)
+    handoffs = []
+    for i, item in enumerate(spec.get("handoffs", [])):
+        item = {"agent": item} if isinstance(item, str) else item
+        handoffs.append(HandoffConfig(
+            agent=item["agent"],
+            tool_name=item.get("tool_name") or handoff_tool_name(item["agent"]),
+            description=item.get("description"),
+        ))
+        _check_handoff_target(document, agents_raw, name, item["agent"],
+                              (*where, "handoffs", i), problems)
+    _check_handoff_list(document, name, handoffs, (*where, "handoffs"), problems)
+    return AgentConfig(
+        name=name,
+        instructions=instructions or "",
+        handoffs=tuple(handoffs),
+        handoff_description=spec.get("handoff_description"),
+        language=spec.get("language"),
+        model=MappingProxyType(_model_override(spec.get("model"))),
+        model_settings=ModelSettingsConfig.from_dict(spec.get("model_settings")),
+    )
 
 
 def _check_base_urls(document: Document, raw: Mapping[str, Any],

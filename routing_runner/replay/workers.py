@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any, Literal
 
@@ -90,8 +91,7 @@ def _worker(shard: Sequence[Job], config: Config, concurrency: int, fail_fast: b
 
 
 def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurrency: int,
-                   fail_fast: bool = False,
-                   on_start: Callable[[Job], None] | None = None,
+                   fail_fast: bool = False, on_start: Callable[[Job], None] | None = None,
                    on_finish: Callable[[ConversationResult], None] | None = None) -> BatchResult:
     """Run `jobs` in `workers` processes sharing `concurrency` conversations at once."""
     context = multiprocessing.get_context("fork")
@@ -109,8 +109,7 @@ def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurr
     by_index = {job.index: job for job in jobs}
     results: dict[int, ConversationResult] = {}
     done: list[_Done] = []
-    interrupted = False
-    fast_stopped = False
+    interrupted = fast_stopped = False
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         nonlocal interrupted
@@ -126,12 +125,7 @@ def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurr
             try:
                 message = outbox.get(timeout=POLL_SECONDS)
             except queues.Empty:
-                dead = [p for p in processes if p.exitcode not in (None, 0)]
-                if dead and len(done) < count:
-                    for process in processes:
-                        process.kill()
-                    raise RunFailure(f"replay worker {dead[0].name} stopped unexpectedly "
-                                     f"(exit code {dead[0].exitcode})") from None
+                _fail_if_one_died(processes)
                 continue
             if isinstance(message, _Done):
                 done.append(message)
@@ -156,6 +150,16 @@ def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurr
                        seconds=time.monotonic() - started,
                        stopped=_stopped(interrupted, fast_stopped, done),
                        rate_limited=sum(d.rate_limited for d in done))
+
+
+def _fail_if_one_died(processes: Sequence[BaseProcess]) -> None:
+    """RunFailure (after killing the rest) when a worker exited before saying it was done."""
+    dead = [p for p in processes if p.exitcode not in (None, 0)]
+    if dead:
+        for process in processes:
+            process.kill()
+        raise RunFailure(f"replay worker {dead[0].name} stopped unexpectedly "
+                         f"(exit code {dead[0].exitcode})") from None
 
 
 def _shares(concurrency: int, count: int) -> list[int]:

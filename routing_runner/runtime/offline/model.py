@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -208,12 +209,7 @@ class OfflineModel(Model):
         response = self._response(item, input)
         pending = response.model_copy(update={"output": [], "status": "in_progress",
                                               "usage": None})
-        seq = 0
-
-        def number() -> int:
-            nonlocal seq
-            seq += 1
-            return seq - 1
+        number = itertools.count().__next__  # the events' sequence numbers, from 0
 
         yield ResponseCreatedEvent(type="response.created", response=pending,
                                    sequence_number=number())
