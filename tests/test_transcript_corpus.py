@@ -96,6 +96,17 @@ def test_overrides_change_only_that_transcripts_config(config: Config) -> None:
     assert transcript.overridden
 
 
+def test_overrides_patch_the_loaded_document_without_reading_the_config_again(
+        tmp_path: Path) -> None:
+    copy = tmp_path / "languages.yaml"
+    copy.write_text(LANGUAGES.read_text(encoding="utf-8"), encoding="utf-8")
+    loaded = load_config(copy)
+    copy.write_text("not: [a config", encoding="utf-8")  # a second read would fail here
+    (transcript,) = load_transcripts([str(CORPUS / "valid" / "overrides_anchors.yaml")], loaded)
+    assert (transcript.config.entry, transcript.config.max_turns) == ("spanish", 3)
+    assert (loaded.config.entry, loaded.config.max_turns) == ("triage", 6)
+
+
 def test_folders_are_searched_recursively_and_each_file_counted_once(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / ".hidden").mkdir()

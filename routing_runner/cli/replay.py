@@ -62,9 +62,10 @@ def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency
     from routing_runner.replay.batch import check_batch_options
     from routing_runner.replay.load import choose, load_transcripts
 
-    cfg = load(config).config
+    loaded = load(config)
+    cfg = loaded.config
     try:
-        every = load_transcripts(transcripts, cfg)
+        every = load_transcripts(transcripts, loaded)
     except ConfigError as error:
         fail(error, " in the transcripts")
     chosen = choose(every, keyword or (), tag or ())

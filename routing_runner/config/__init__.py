@@ -13,7 +13,7 @@ from pathlib import Path
 from routing_runner.errors import ConfigError, Problem
 
 from .build import build_config
-from .document import read_document
+from .document import Document, read_document
 from .interpolate import interpolate
 from .model import Config
 from .schema import validate
@@ -25,6 +25,9 @@ class LoadedConfig:
 
     config: Config
     warnings: tuple[Problem, ...]
+    # The interpolated document the config was built from: a transcript's `config:` overrides
+    # patch it (`Document.merged`) and go through the same build, without reading the file again.
+    document: Document
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> LoadedConfig:
@@ -44,7 +47,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Loade
     problems.sort(key=_file_order)
     if config is None:
         raise ConfigError(problems)
-    return LoadedConfig(config=config, warnings=tuple(problems))
+    return LoadedConfig(config=config, warnings=tuple(problems), document=document)
 
 
 def _file_order(problem: Problem) -> tuple[int, int]:

@@ -7,10 +7,11 @@ document or absurd nesting fails with a clear message instead of eating the mach
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -64,6 +65,15 @@ class Document:
         pos = self.position(path, key=key)
         return Problem(self.source, pos.line, pos.column, format_path(path), message,
                        "warning" if severity == "warning" else "error")
+
+    def merged(self, patch: Document, at: PathKey) -> Document:
+        """This document with the mapping at `at` of `patch` merged in (RFC 7396 merge patch).
+
+        Every value keeps the position it came from: a problem with a patched value points
+        into `patch` (a transcript's `config:` block), any other one into this document with a
+        note naming the patch. This document is left unchanged.
+        """
+        return _merged(self, patch, at)
 
 
 def format_path(path: PathKey) -> str:
@@ -242,3 +252,92 @@ def read_document(path: Path, display: str | None = None) -> Document:
     except OSError as exc:
         raise ConfigError([Problem(source, 1, 1, "", f"cannot read: {exc.strerror}")]) from None
     return parse_document(text, source)
+
+
+# ---------------------------------------------------------------------------------------------
+# A merge patch from another document, positions kept (a transcript's `config:` overrides)
+
+
+@dataclass(frozen=True)
+class _PatchPosition(Position):
+    """A position in the transcript (not the config file) of an overridden value."""
+
+
+@dataclass
+class _PatchedDocument(Document):
+    """The config document with a transcript's overrides merged in.
+
+    Problems are located in whichever file the value came from: overridden values in the
+    transcript, the rest in the config file with a note naming the transcript.
+    """
+
+    overrides_source: str = ""
+    overrides_prefix: PathKey = ()
+    overrides_at: Position = field(default_factory=lambda: Position(1, 1))
+
+    def problem(self, path: PathKey, message: str, *, key: bool = False,
+                severity: str = "error") -> Problem:
+        pos = self.position(path, key=key)
+        level: Literal["error", "warning"] = "warning" if severity == "warning" else "error"
+        if isinstance(pos, _PatchPosition):
+            return Problem(self.overrides_source, pos.line, pos.column,
+                           format_path((*self.overrides_prefix, *path)), message, level)
+        note = (f" (with the config overrides of {self.overrides_source}:"
+                f"{self.overrides_at.line}:{self.overrides_at.column})")
+        return Problem(self.source, pos.line, pos.column, format_path(path), message + note,
+                       level)
+
+
+def _merged(base: Document, transcript: Document, prefix: PathKey) -> _PatchedDocument:
+    """`base` with the mapping at `prefix` of `transcript` merged in (RFC 7396 merge patch)."""
+    merged = _PatchedDocument(
+        source=base.source, data=copy.deepcopy(base.data), values=dict(base.values),
+        keys=dict(base.keys), plain_scalars=set(base.plain_scalars),
+        containers=set(base.containers), overrides_source=transcript.source,
+        overrides_prefix=prefix, overrides_at=transcript.position(prefix, key=True))
+
+    def forget(path: PathKey) -> None:
+        for table in (merged.values, merged.keys):
+            for stale in [p for p in table if p[:len(path)] == path]:
+                del table[stale]
+        for group in (merged.plain_scalars, merged.containers):
+            group.difference_update({p for p in group if p[:len(path)] == path})
+
+    def adopt(path: PathKey) -> None:
+        """Take the positions of everything at `path` from the transcript."""
+        source = (*prefix, *path)
+        for table, target in ((transcript.values, merged.values),
+                              (transcript.keys, merged.keys)):
+            for p, pos in table.items():
+                if p[:len(source)] == source:
+                    target[(*path, *p[len(source):])] = _PatchPosition(pos.line, pos.column)
+        for group, into in ((transcript.plain_scalars, merged.plain_scalars),
+                            (transcript.containers, merged.containers)):
+            into.update((*path, *p[len(source):]) for p in group if p[:len(source)] == source)
+
+    def apply(target: dict[str, Any], patch: dict[str, Any], path: PathKey) -> None:
+        for key, value in patch.items():
+            at = (*path, key)
+            if value is None:
+                target.pop(key, None)
+                forget(at)
+            elif isinstance(value, dict) and isinstance(target.get(key), dict):
+                # The key itself is now the transcript's, so a problem with it points there.
+                merged.keys[at] = _PatchPosition(*_line_col(transcript, (*prefix, *at)))
+                apply(target[key], value, at)
+            else:
+                forget(at)
+                target[key] = copy.deepcopy(value)
+                adopt(at)
+
+    patch = transcript.data
+    for part in prefix:
+        patch = patch[part]
+    if isinstance(merged.data, dict):
+        apply(merged.data, patch, ())
+    return merged
+
+
+def _line_col(document: Document, path: PathKey) -> tuple[int, int]:
+    position = document.position(path, key=True)
+    return position.line, position.column

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from routing_runner.config import LoadedConfig
 from routing_runner.config.build import build_config
 from routing_runner.config.document import (
     Document,
@@ -18,7 +19,6 @@ from routing_runner.config.document import (
 )
 from routing_runner.config.interpolate import interpolate
 from routing_runner.config.model import Config
-from routing_runner.config.patch import _merge_overrides
 from routing_runner.config.schema import validate
 from routing_runner.errors import ConfigError, Problem, UserInputError
 from routing_runner.wording import did_you_mean
@@ -76,12 +76,13 @@ def _hidden(relative: Path) -> bool:
     return any(part.startswith(".") for part in relative.parts)
 
 
-def load_transcripts(arguments: Sequence[str], config: Config,
+def load_transcripts(arguments: Sequence[str], config: LoadedConfig | Config,
                      env: Mapping[str, str] | None = None) -> list[Transcript]:
     """Every transcript in `arguments`, checked against `config`.
 
     Raises ConfigError listing every problem of every file (nothing runs if one is wrong).
-    `env` interpolates the config file again when a transcript overrides it.
+    A transcript's `config:` overrides patch the loaded config's document; given a bare
+    `Config`, its file is read once for that, interpolated with `env`.
     """
     paths, problems = find_transcript_files(arguments)
     loader = _Loader(config, os.environ if env is None else env)
@@ -100,12 +101,13 @@ def load_transcripts(arguments: Sequence[str], config: Config,
 class _Loader:
     """Loads transcript files one by one, keeping what they share: the base config, names."""
 
-    def __init__(self, config: Config, env: Mapping[str, str]) -> None:
-        self.config = config
+    def __init__(self, config: LoadedConfig | Config, env: Mapping[str, str]) -> None:
+        loaded = config if isinstance(config, LoadedConfig) else None
+        self.config: Config = config.config if isinstance(config, LoadedConfig) else config
         self.env = env
         self.transcripts: list[Transcript] = []
         self.names: dict[str, list[tuple[Document, Location]]] = {}
-        self._config_document: Document | None = None
+        self._config_document = loaded.document if loaded is not None else None
 
     def load_file(self, path: Path) -> list[Problem]:
         source = str(path)
@@ -153,7 +155,7 @@ class _Loader:
             base = read_document(self.config.source)
             interpolate(base, self.env)
             self._config_document = base
-        merged = _merge_overrides(self._config_document, document, ("config",))
+        merged = self._config_document.merged(document, ("config",))
         problems = validate(merged, "config")
         if problems:
             return None, problems
