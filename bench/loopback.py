@@ -1,4 +1,4 @@
-"""The simulated model: `tests.wire_server.WireServer` in a process of its own.
+"""The simulated model: `routing_runner_testing.wire_server.WireServer` in a process of its own.
 
     python -m bench.loopback --latency 0.05 --token-delay 0.002
 
@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench.scenario import reply_for
-from tests import wire_server
-from tests.wire_server import RecordedRequest, Reply, Text, ToolCall, WireServer
+from routing_runner_testing import wire_server
+from routing_runner_testing.wire_server import RecordedRequest, Reply, Text, ToolCall, WireServer
 
 # socketserver listens with a backlog of 5: a batch that opens 128 connections at once would
 # overflow it, and each dropped SYN costs the client a one-second retransmit, which would be

@@ -7,8 +7,8 @@
 Sections: overhead (1, per turn, against a hand-written SDK loop), throughput (2, batches
 against the model and CPU limits), startup (3), long (4, conversations with long histories),
 offline (5, the embedded offline model's routing). Every model call goes to a loopback server
-speaking the OpenAI wire format (tests/wire_server.py) in its own process, with a simulated
-latency and token rate, so the model's share of every figure is known exactly.
+speaking the OpenAI wire format (routing_runner_testing/wire_server.py) in its own process, with
+a simulated latency and token rate, so the model's share of every figure is known exactly.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from typing import Any
 
 if __package__ in (None, ""):
     # Run as a script (`python bench/run.py`): make the repository root importable, so that
-    # `bench` and `tests.wire_server` resolve as they do for `python -m bench.run`.
+    # `bench` resolves as it does for `python -m bench.run` (the loopback server comes with the
+    # installed package: routing_runner_testing).
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import long_history as long

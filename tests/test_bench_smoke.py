@@ -12,6 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # processes or builds: `-m "not slow"` skips it
+
 REPO = Path(__file__).resolve().parent.parent
 SECTIONS = ("1 per-turn overhead", "2 batch throughput", "3 start-up", "4 long conversations",
             "5 offline model")

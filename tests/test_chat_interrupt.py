@@ -11,8 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from routing_runner_testing.wire_server import Text, WireServer
+
 from .conftest import write_config
-from .wire_server import Text, WireServer
+
+pytestmark = pytest.mark.slow  # processes or builds: `-m "not slow"` skips it
 
 
 def _read_until(process: subprocess.Popen[str], marker: str, timeout: float = 30) -> str:

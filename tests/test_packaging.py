@@ -7,9 +7,13 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from routing_runner.config.schema import schema_path
 
 from .conftest import REPO
+
+pytestmark = pytest.mark.slow  # processes or builds: `-m "not slow"` skips it
 
 
 def test_the_source_tree_schema_is_found_in_an_editable_install() -> None:
@@ -27,6 +31,8 @@ def test_the_wheel_carries_the_schemas_and_finds_them_as_package_data(tmp_path: 
         names = archive.namelist()
         archive.extractall(tmp_path / "site")
     assert "routing_runner/schemas/config.schema.json" in names
+    assert "routing_runner/py.typed" in names  # the type hints ship (PEP 561)
+    assert "routing_runner_testing/wire_server.py" in names
     found = subprocess.run(
         [sys.executable, "-c", "from routing_runner.config.schema import schema_path; "
                                "print(schema_path('config'))"],

@@ -17,9 +17,9 @@ import pytest
 from typer.testing import CliRunner
 
 from routing_runner.cli import app
+from routing_runner_testing.wire_server import Fault, Text, ToolCall, WireServer
 
 from .conftest import write_config
-from .wire_server import Fault, Text, ToolCall, WireServer
 
 LANGUAGE_AGENTS = """
 agents:

@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from routing_runner_testing.wire_server import Reply, Text, ToolCall, WireServer
+
 from .conftest import run_cli_with_few_files, write_config
-from .wire_server import Reply, Text, ToolCall, WireServer
 
 CONVERSATIONS = 200
 

@@ -10,11 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from routing_runner.cli import app
 
 from .test_replay_batch import _batch
+
+pytestmark = pytest.mark.slow  # processes or builds: `-m "not slow"` skips it
 
 
 def test_two_workers_run_every_conversation_and_keep_the_database_whole(

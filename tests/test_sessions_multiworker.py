@@ -28,6 +28,8 @@ from routing_runner.stores import open_store
 from . import session_services as services
 from .conftest import REPO, write_config
 
+pytestmark = pytest.mark.slow  # processes or builds: `-m "not slow"` skips it
+
 LANGUAGES = (REPO / "configs" / "languages.yaml").read_text(encoding="utf-8")
 SQLITE_LINE = ("  backend: sqlite          # the file defaults to "
                "~/.local/share/routing-runner/sessions.db\n")

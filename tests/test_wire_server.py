@@ -1,4 +1,4 @@
-"""Proves tests/wire_server.py against the real ``openai`` client and the real Agents SDK.
+"""Proves routing_runner_testing/wire_server.py against the real ``openai`` client and Agents SDK.
 
 Every exchange goes over real HTTP to 127.0.0.1; nothing here may reach the network.
 The happy paths also validate each payload against the openai pydantic models, because the
@@ -36,7 +36,7 @@ from openai.types.responses import (
 )
 from pydantic import TypeAdapter
 
-from .wire_server import Fault, Text, ToolCall, Turn, WireServer
+from routing_runner_testing.wire_server import Fault, Text, ToolCall, Turn, WireServer
 
 USER_MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 STREAM_EVENT = TypeAdapter(ResponseStreamEvent)
