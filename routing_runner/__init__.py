@@ -1,7 +1,8 @@
 """routing-runner: a configuration-driven routing runner on the OpenAI Agents SDK.
 
-The loader (`load_config`) needs nothing beyond PyYAML and jsonschema; building and running
-agents imports the Agents SDK lazily, in `graph` and `turns`.
+The loader (`load_config`) needs nothing beyond PyYAML and jsonschema; only `runtime/` and
+`stores/` import the Agents SDK, when agents are built or a conversation is opened.
+ARCHITECTURE.md maps the layers.
 """
 
 from .config import LoadedConfig, load_config

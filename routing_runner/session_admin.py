@@ -19,12 +19,17 @@ from .render import TurnRenderer
 from .runtime.events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded
 from .stores import open_store
 from .stores.base import SessionStore, SessionSummary
-from .stores.items import is_user_message, message_text
+from .stores.items import (
+    is_assistant_message,
+    is_tool_output,
+    is_user_message,
+    item_type,
+    message_text,
+)
 from .wording import Style, format_time, inert
 
 T = TypeVar("T")
 EXPORT_FORMAT = "routing-runner.session/1"
-OUTPUT_TYPES = frozenset({"function_call_output", "custom_tool_call_output"})
 
 
 def with_store(config: SessionConfig, action: Callable[[SessionStore], Awaitable[T]]) -> T:
@@ -99,14 +104,13 @@ def conversation_events(items: Sequence[Any], config: Config) -> Iterator[UserSa
     for item in items:
         if not isinstance(item, dict):
             continue
-        kind = item.get("type", "message")
         if is_user_message(item):
             if config.next_turn == "entry":
                 agent = config.entry
             yield UserSaid(message_text(item))
-        elif kind == "function_call":
+        elif item_type(item) == "function_call":
             calls[str(item.get("call_id"))] = str(item.get("name", "?"))
-        elif kind in OUTPUT_TYPES:
+        elif is_tool_output(item):
             tool = calls.pop(str(item.get("call_id")), None)
             if tool is None:
                 continue
@@ -116,7 +120,7 @@ def conversation_events(items: Sequence[Any], config: Config) -> Iterator[UserSa
             else:
                 yield AgentChanged(agent, target, tool)
                 agent = target
-        elif kind == "message" and item.get("role") == "assistant":
+        elif is_assistant_message(item):
             text = message_text(item)
             yield TextDelta(agent, text)
             yield TurnEnded(agent, text)

@@ -1,9 +1,10 @@
-"""Reporting a replay: progress line, terminal summary, JSON, JUnit XML, coverage, pass rates.
+"""Reporting a replay on the terminal: the progress line and the summary.
 
 Everything here reads a `BatchResult` and writes text; nothing runs. The terminal summary, the
-JSON and the JUnit file are three views of the same result and agree on every count.
+JSON and the JUnit file (`replay.files`) are three views of the same result and agree on every
+count; coverage and pass rates come from `replay.stats`.
 
-Model output is untrusted: the terminal and JUnit views show it inert (`render.inert`), so a
+Model output is untrusted: the terminal and JUnit views show it inert (`wording.inert`), so a
 reply cannot move the cursor or produce XML a CI server cannot read.
 """
 

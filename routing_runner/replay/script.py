@@ -12,17 +12,18 @@ A transcript is one YAML document (a file may hold many, separated by `---`)::
       - user: Je veux apprendre le français.
         expect: {agent: french, contains: message n° 2}
 
-Loading collects every problem of every file before anything runs, each located
+Loading (`replay.load`) collects every problem of every file before anything runs, each located
 `file:line:col`: the schema (`schemas/transcript.schema.json`) checks the shape, and the code
 checks the meaning against the config - agents that do not exist, routes along handoffs that
 are not declared, regular expressions that do not compile, a transcript that expects nothing
 (it would pass whatever happened), two transcripts with the same name.
 
-`config` overrides are merged into the config's own document and go through the config's
-schema and checks, so a transcript can change whatever a config can say, and a wrong override
-is reported at its line in the transcript.
+`config` overrides patch the loaded config's document (`Document.merged`) and go through the
+config's schema and checks, so a transcript can change whatever a config can say, and a wrong
+override is reported at its line in the transcript.
 
-`TranscriptRecorder` writes the other way: a chat's turns as a transcript (`chat --record`).
+`replay.record.TranscriptRecorder` writes the other way: a chat's turns as a transcript
+(`chat --record`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Our own event vocabulary, and the one place that translates the SDK's stream events into it.
+"""Our own event vocabulary: what a turn did, as the rest of the program sees it.
 
-Renderers and the replayer depend on these classes only, so an SDK upgrade touches this file.
+Renderers and the replayer depend on these classes only; `runtime.translate` is the one place
+that turns the SDK's stream events into them, so an SDK upgrade touches that file.
 """
 
 from __future__ import annotations

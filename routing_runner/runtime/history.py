@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from routing_runner.stores.items import is_user_message
+from routing_runner.stores.items import is_tool_output, is_user_message
 
 Item = Any
-OUTPUT_TYPES = frozenset({"function_call_output", "custom_tool_call_output",
-                          "computer_call_output", "local_shell_call_output"})
 
 
 def window(items: Sequence[Item], limit: int) -> list[Item]:
@@ -27,10 +25,9 @@ def window(items: Sequence[Item], limit: int) -> list[Item]:
         if is_user_message(item):
             return tail[start:]
     call_ids = {item.get("call_id") for item in tail
-                if isinstance(item, dict) and item.get("type") not in OUTPUT_TYPES}
+                if isinstance(item, dict) and not is_tool_output(item)}
     return [item for item in tail
-            if not (isinstance(item, dict) and item.get("type") in OUTPUT_TYPES
-                    and item.get("call_id") not in call_ids)]
+            if not (is_tool_output(item) and item.get("call_id") not in call_ids)]
 
 
 def history_window(limit: int) -> Callable[[list[Item], list[Item]], list[Item]]:
