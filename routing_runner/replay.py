@@ -49,7 +49,7 @@ from .errors import (
     RoutingRunnerError,
 )
 from .events import Retrying, TextDelta, TurnEnded, TurnFailed
-from .graph import AgentGraph, build_graph
+from .graph import AgentGraph, api_http_client, build_graph
 from .language_id import detect, primary_subtag
 from .providers import ResolvedProvider, resolve_provider
 from .render import Style, TurnRenderer, inert
@@ -533,7 +533,7 @@ class Replayer:
         if self.build is not None:
             return self.build(config, provider)
         if self._http is None:
-            self._http = DefaultAsyncHttpxClient()
+            self._http = api_http_client()
         return build_graph(config, provider, http_client=self._http)
 
     async def run(self, *, handle_signals: bool = False) -> BatchResult:

@@ -379,3 +379,91 @@ def test_the_history_limit_bounds_what_is_sent_and_keeps_turns_whole(
     assert last[-1] == {"role": "user", "content": "Mensaje número 5, en español."}
     # The store keeps everything: 5 user messages, 5 replies, the handoff's call and output.
     assert len(_stored(tmp_path, "wire")) == 12
+
+
+# --- endpoints that are not the API ---------------------------------------------------------
+
+API_PATHS = {"openai": "/v1/responses", "openai-compatible": "/v1/chat/completions"}
+
+
+def _endpoint_run(cli: CliRunner, tmp_path: Path, server: WireServer, provider: str,
+                  base_url: str) -> Any:
+    config = _config(tmp_path, server, provider, agents=ONE_AGENT, model_extra=FAST_RETRIES)
+    config.write_text(config.read_text(encoding="utf-8").replace(server.base_url, base_url),
+                      encoding="utf-8")
+    return _chat(cli, config, "Hello there")
+
+
+@pytest.mark.parametrize("provider", ["openai", "openai-compatible"])
+def test_an_html_page_at_base_url_fails_the_turn_naming_the_url(
+        cli: CliRunner, tmp_path: Path, server: WireServer, provider: str) -> None:
+    server.script(Fault.html_page())
+    result = _endpoint_run(cli, tmp_path, server, provider, server.base_url)
+    assert result.exit_code == 3
+    assert _error_line(result.stdout) == (
+        f"  [error] {server.base_url[:-3]}{API_PATHS[provider]} answered with an HTML page, "
+        f"not the OpenAI API; check model.base_url ({server.base_url})"
+        + ("; a server without the Responses API needs model.api: chat_completions"
+           if provider == "openai" else ": it should be the address of the API"))
+    assert len(server.requests) == 1  # a web page does not turn into the API by retrying
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+@pytest.mark.parametrize("provider", ["openai", "openai-compatible"])
+def test_a_404_at_a_base_url_without_v1_suggests_adding_it(
+        cli: CliRunner, tmp_path: Path, provider: str) -> None:
+    with WireServer(strict=False) as server:  # the unknown route is the point here
+        base = server.base_url.removesuffix("/v1")
+        result = _endpoint_run(cli, tmp_path, server, provider, base)
+        requests = server.requests
+    assert result.exit_code == 3
+    route = API_PATHS[provider].removeprefix("/v1")
+    assert _error_line(result.stdout) == (
+        f"  [error] nothing answers at {base}{route} (HTTP 404, request id req_1); check "
+        f"model.base_url ({base}): OpenAI and most compatible servers serve the API under "
+        f"/v1, so try {base}/v1")
+    assert [r.path for r in requests] == [route]
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+def test_a_quota_429_with_only_the_type_set_is_not_retried(
+        cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+    # What OpenAI sends today: the reason in "type", and "code": null.
+    quota = Fault.http_error(429, "You exceeded your current quota, please check your plan "
+                             "and billing details.", type="insufficient_quota", code=None)
+    result = _fault_run(cli, tmp_path, server, quota)
+    assert result.exit_code == 3
+    assert "[retry]" not in result.stdout
+    assert _error_line(result.stdout) == (
+        "  [error] the provider's quota is exhausted (HTTP 429, request id req_1); check the "
+        "plan and billing")
+    assert len(server.requests) == 1
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+def test_the_banner_shows_an_endpoint_from_openai_base_url_without_credentials(
+        cli: CliRunner, tmp_path: Path, server: WireServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server.script(Text("Hi."))
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url.replace("//", "//proxy:hunter2@"))
+    config = write_config(tmp_path, "entry: a\nmodel: {provider: openai, name: gpt-test}\n"
+                                    "agents: {a: {instructions: hi}}\n")
+    result = cli.invoke(app, ["chat", str(config), "-m", "Hello"])
+    assert result.exit_code == 0, result.output
+    assert f"model: OpenAI Responses API, gpt-test at {server.base_url} (from " \
+           "OPENAI_BASE_URL) - key from OPENAI_API_KEY\n" in result.stderr
+    assert "hunter2" not in result.output
+    assert len(server.requests) == 1  # and the endpoint shown is the one used
+
+
+def test_the_banner_hides_secret_query_parameters_of_a_base_url(cli: CliRunner,
+                                                                tmp_path: Path) -> None:
+    config = write_config(tmp_path, (
+        "entry: a\nmodel: {provider: offline}\nagents:\n  a: {instructions: hi, handoffs: [b]}\n"
+        "  b:\n    instructions: hi\n    model: {provider: openai-compatible, name: m, "
+        "base_url: 'https://me:pw@llm.example.com/v1?api-key=hunter3&deployment=eu'}\n"))
+    result = cli.invoke(app, ["chat", str(config)], input="")
+    assert result.exit_code == 0, result.output
+    assert "OpenAI-compatible Chat Completions, m at " \
+           "https://llm.example.com/v1?api-key=***&deployment=eu for b" in result.stderr
+    assert "hunter3" not in result.output and "me:pw" not in result.output
