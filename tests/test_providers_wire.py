@@ -7,8 +7,13 @@ how many requests reached the server, and what the stored conversation holds aft
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import socket
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -285,19 +290,103 @@ def test_retry_resends_the_kept_message_without_duplicating_it(
 # --- start-up -------------------------------------------------------------------------------
 
 
-def test_litellm_without_its_extra_names_the_extra(cli: CliRunner, tmp_path: Path) -> None:
-    config = write_config(tmp_path, "entry: a\nmodel: {provider: litellm, name: ollama/llama3}\n"
-                                    "agents: {a: {instructions: hi}}\n")
-    result = cli.invoke(app, ["chat", str(config), "-m", "Hello"])
-    try:
-        import litellm  # noqa: F401
-    except ImportError:
-        assert result.exit_code == 3
-        assert result.stderr.splitlines()[-1] == (
-            "error: provider 'litellm' needs the LiteLLM extra: "
-            "pip install 'routing-runner[litellm]'")
-    else:  # pragma: no cover - only where the extra is installed
-        assert "LiteLLM ollama/llama3" in result.stderr
+LITELLM_CONFIG = ("entry: a\nmodel:\n  provider: litellm\n  name: ollama/llama3\n"
+                  "agents:\n  a: {instructions: hi, handoffs: [b]}\n"
+                  "  b:\n    instructions: hi\n    model:\n      provider: litellm\n"
+                  "      name: openai/gpt-test\n")
+MISSING_EXTRA = ("provider 'litellm' needs the LiteLLM extra, which is not installed: "
+                 "pip install 'routing-runner[litellm]'")
+
+
+@pytest.fixture
+def without_litellm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LiteLLM as good as uninstalled: a None entry makes find_spec and import fail."""
+    monkeypatch.setitem(sys.modules, "litellm", None)
+
+
+@pytest.mark.usefixtures("without_litellm")
+def test_validate_reports_a_missing_litellm_extra_at_each_provider_key(
+        cli: CliRunner, tmp_path: Path) -> None:
+    config = write_config(tmp_path, LITELLM_CONFIG)
+    result = cli.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"{config}:3:3: model.provider: {MISSING_EXTRA}",
+        f"{config}:10:7: agents.b.model.provider: {MISSING_EXTRA}",
+        "2 errors found; nothing was run.",
+    ]
+
+
+@pytest.mark.usefixtures("without_litellm")
+def test_a_missing_litellm_extra_stops_chat_and_replay_before_the_first_prompt(
+        cli: CliRunner, tmp_path: Path) -> None:
+    config = write_config(tmp_path, LITELLM_CONFIG)
+    expected = (f"error: {config}: agent 'a' uses provider 'litellm', which needs the LiteLLM "
+                "extra, not installed: pip install 'routing-runner[litellm]'")
+    chat = cli.invoke(app, ["chat", str(config)], input="Hello\n")
+    assert chat.exit_code == 3
+    assert chat.stderr.splitlines() == [expected]  # no banner, no prompt: nothing began
+    assert chat.stdout == ""
+    transcript = tmp_path / "t.yaml"
+    transcript.write_text("name: t\nturns:\n  - user: Hello\n    expect: {agent: a}\n",
+                          encoding="utf-8")
+    replay = cli.invoke(app, ["replay", str(config), str(transcript)])
+    assert replay.exit_code == 3
+    assert replay.stderr.splitlines() == [expected]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("litellm") is None,
+                    reason="needs the optional LiteLLM extra (pip install "
+                           "'routing-runner[litellm]')")
+def test_litellm_failures_are_one_line_without_its_banner_or_a_cost_map_fetch(
+        tmp_path: Path) -> None:
+    # Nothing listens on this port: the connection is refused on every attempt.
+    port = _free_port()
+    config = write_config(tmp_path, (
+        "entry: a\nmodel:\n  provider: litellm\n  name: openai/gpt-test\n"
+        f"  base_url: http://127.0.0.1:{port}/v1\n{FAST_RETRIES}"
+        f"session: {{path: {tmp_path / 'sessions.db'}}}\nagents: {{a: {{instructions: hi}}}}\n"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LITELLM")}
+    # A subprocess: LiteLLM fetches its cost map when first imported, once per process.
+    done = subprocess.run([sys.executable, "-m", "routing_runner", "chat", str(config),
+                           "--session-id", "wire", "-m", "Hello there"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.splitlines()[1:] == [
+        "  [retry] the connection failed; retrying in 0.0s (1/2)",
+        "  [retry] the connection failed; retrying in 0.0s (2/2)",
+        f"  [error] cannot reach the model provider: [Errno 111] Connect call failed "
+        f"('127.0.0.1', {port}); is it running? then /retry (after 2 retries)",
+    ]
+    assert "LiteLLM" not in done.stderr.replace("model: LiteLLM openai/gpt-test", "")
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+def test_a_connection_error_wrapped_in_an_http_500_is_described_as_unreachable() -> None:
+    # LiteLLM's shape, built from the openai types it subclasses: a refused connection
+    # surfaces as an InternalServerError (status 500) caused by an APIConnectionError.
+    import httpx
+    import openai
+
+    from routing_runner.turns import describe_failure
+
+    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    refused = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 9)")
+    connection = openai.APIConnectionError(request=request)
+    connection.__cause__ = refused
+    wrapped = openai.InternalServerError(
+        "litellm.InternalServerError: OpenAIException - Connection error.",
+        response=httpx.Response(500, request=request), body=None)
+    wrapped.__cause__ = connection
+    assert describe_failure(wrapped, max_turns=6) == (
+        "cannot reach the model provider: [Errno 111] Connect call failed ('127.0.0.1', 9); "
+        "is it running? then /retry")
 
 
 def test_a_key_named_by_api_key_env_is_required_and_used(
