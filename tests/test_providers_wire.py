@@ -556,3 +556,22 @@ def test_the_banner_hides_secret_query_parameters_of_a_base_url(cli: CliRunner,
     assert "OpenAI-compatible Chat Completions, m at " \
            "https://llm.example.com/v1?api-key=***&deployment=eu for b" in result.stderr
     assert "hunter3" not in result.output and "me:pw" not in result.output
+
+
+@pytest.mark.skipif(importlib.util.find_spec("litellm") is None,
+                    reason="needs the optional LiteLLM extra (pip install "
+                           "'routing-runner[litellm]')")
+def test_litellm_requests_are_retried_by_the_one_retry_loop_only(
+        tmp_path: Path, server: WireServer) -> None:
+    server.script(*[Fault.server_error()] * 3)
+    config = write_config(tmp_path, (
+        "entry: a\nmodel:\n  provider: litellm\n  name: openai/gpt-test\n"
+        f"  base_url: {server.base_url}\n{FAST_RETRIES}"
+        f"session: {{path: {tmp_path / 'sessions.db'}}}\nagents: {{a: {{instructions: hi}}}}\n"))
+    done = subprocess.run([sys.executable, "-m", "routing_runner", "chat", str(config),
+                           "--session-id", "wire", "-m", "Hello there"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OPENAI_API_KEY": "sk-test"})
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.count("[retry] HTTP 500") == 2
+    assert len(server.requests) == 3  # 1 + max_retries: LiteLLM adds no loop of its own
