@@ -172,8 +172,9 @@ def fit_concurrency(jobs: Sequence[Job], requested: int, processes: int = 1) -> 
     (a worker inherits the raised limit) runs its share of the conversations.
     """
     per_conversation = max(
-        FILES_PER_SESSION[job.transcript.config.session.backend]
-        + (0 if job.provider.all_offline else FILES_PER_MODEL_CONNECTION) for job in jobs)
+        (FILES_PER_SESSION[job.transcript.config.session.backend]
+         + (0 if job.provider.all_offline else FILES_PER_MODEL_CONNECTION) for job in jobs),
+        default=0)
     share = -(-requested // processes)
     in_use = open_descriptors() + RESERVED_FILES
     limit = open_file_limit(in_use + share * per_conversation)
