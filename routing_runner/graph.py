@@ -24,7 +24,13 @@ from openai.types.shared import Reasoning
 from .config import Config, ModelSettingsConfig
 from .errors import ProviderError
 from .offline_model import AgentProfile, OfflineModel
-from .providers import LITELLM_EXTRA, ResolvedModel, ResolvedProvider, not_the_api
+from .providers import (
+    LITELLM_EXTRA,
+    ResolvedModel,
+    ResolvedProvider,
+    not_streamed,
+    not_the_api,
+)
 from .retries import retry_settings
 from .window import history_window
 
@@ -87,6 +93,7 @@ def sdk_model_settings(settings: ModelSettingsConfig,
 
 # What the API answers with: JSON, or a stream of server-sent events.
 _API_CONTENT_TYPES = ("application/json", "text/event-stream")
+_STREAM_ASKED = b'"stream":true'
 
 
 async def _refuse_non_api_answers(response: httpx.Response) -> None:
@@ -99,6 +106,17 @@ async def _refuse_non_api_answers(response: httpx.Response) -> None:
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in _API_CONTENT_TYPES and not content_type.endswith("+json"):
         raise not_the_api(str(response.request.url), content_type)
+    # The body is compact JSON, and a quote inside a string is escaped (\"), so this is the
+    # request's own field; plain JSON would read as a stream of no events.
+    if content_type != "text/event-stream" and _STREAM_ASKED in _request_body(response):
+        raise not_streamed(str(response.request.url))
+
+
+def _request_body(response: httpx.Response) -> bytes:
+    try:
+        return response.request.content
+    except httpx.RequestNotRead:  # a streamed upload: not one of the API's JSON requests
+        return b""
 
 
 def api_http_client() -> DefaultAsyncHttpxClient:

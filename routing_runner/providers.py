@@ -101,6 +101,14 @@ def not_the_api(url: str, content_type: str) -> ProviderError:
                          f"{endpoint_hint(url)}")
 
 
+def not_streamed(url: str) -> ProviderError:
+    """The error for plain JSON answering a request for a stream (which reads as no events)."""
+    return ProviderError(f"{redact_url(url)} answered a streamed request with plain JSON: the "
+                         "server does not stream as the OpenAI API does, and chat and replay "
+                         "stream every reply; use a server (or a version) that supports "
+                         "\"stream\": true")
+
+
 @dataclass(frozen=True)
 class ResolvedModel:
     """One agent's model: the concrete provider, the spec and the key to use."""

@@ -499,6 +499,20 @@ def test_an_html_page_at_base_url_fails_the_turn_naming_the_url(
 
 
 @pytest.mark.parametrize("provider", ["openai", "openai-compatible"])
+def test_plain_json_for_a_streamed_request_fails_the_turn_instead_of_an_empty_reply(
+        cli: CliRunner, tmp_path: Path, server: WireServer, provider: str) -> None:
+    server.script(Fault.json_for_stream())
+    result = _endpoint_run(cli, tmp_path, server, provider, server.base_url)
+    assert result.exit_code == 3
+    assert _error_line(result.stdout) == (
+        f"  [error] {server.base_url[:-3]}{API_PATHS[provider]} answered a streamed request "
+        "with plain JSON: the server does not stream as the OpenAI API does, and chat and "
+        "replay stream every reply; use a server (or a version) that supports \"stream\": true")
+    assert len(server.requests) == 1
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+@pytest.mark.parametrize("provider", ["openai", "openai-compatible"])
 def test_a_404_at_a_base_url_without_v1_suggests_adding_it(
         cli: CliRunner, tmp_path: Path, provider: str) -> None:
     with WireServer(strict=False) as server:  # the unknown route is the point here

@@ -651,3 +651,11 @@ def test_html_page_answers_200_text_html_on_either_route(server: WireServer,
         assert answer.status_code == status
         assert answer.headers["content-type"] == "text/html; charset=utf-8"
         assert answer.text.startswith("<!DOCTYPE html>")
+
+
+def test_json_for_stream_answers_plain_json_to_a_streamed_request(server: WireServer) -> None:
+    server.script(Fault.json_for_stream(text="Not streamed."))
+    answer = httpx.post(server.base_url + "/chat/completions",
+                        json={"model": "m", "stream": True, "messages": USER_MESSAGES})
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["choices"][0]["message"]["content"] == "Not streamed."

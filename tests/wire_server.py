@@ -12,8 +12,9 @@ Every request takes the next *reply* from a per-test script:
 * :class:`ToolCall` -- a function call (e.g. a handoff tool such as ``transfer_to_spanish``);
 * :class:`Turn` -- several outputs in one model response (text and/or parallel tool calls);
 * :class:`Fault` -- an injected failure: HTTP errors as OpenAI sends them, connection
-  resets, stalls, malformed SSE, SSE ``error`` events, an EOF before the terminal event, or an
-  HTML page where an API answer was expected (a mistyped ``base_url``).
+  resets, stalls, malformed SSE, SSE ``error`` events, an EOF before the terminal event, an
+  HTML page where an API answer was expected (a mistyped ``base_url``), or plain JSON where a
+  stream was asked for.
 
 When the script is empty, an optional *responder* callable computes the reply from the
 request body. Without one the server answers HTTP 500 "no scripted reply left" and records
@@ -232,6 +233,7 @@ class FaultKind(enum.StrEnum):
     SSE_ERROR = "sse_error"
     EOF_WITHOUT_COMPLETED = "eof_without_completed"
     HTML_PAGE = "html_page"
+    JSON_FOR_STREAM = "json_for_stream"
 
 
 _DEFAULT_FAULT_TEXT: Final = "This answer is interrupted by an injected fault."
@@ -398,6 +400,14 @@ class Fault:
         front page or a login form, usually with 200.
         """
         return cls(FaultKind.HTML_PAGE, status=status)
+
+    @classmethod
+    def json_for_stream(cls, *, text: str = _DEFAULT_FAULT_TEXT) -> Fault:
+        """The plain JSON answer of ``text`` even when the request asked for a stream.
+
+        What a server that cannot stream does with ``"stream": true``.
+        """
+        return cls(FaultKind.JSON_FOR_STREAM, text=text)
 
 
 Reply: TypeAlias = Text | ToolCall | Turn | Fault
@@ -903,6 +913,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(page)
             return
         built = _build(endpoint, wire._ids, record.body, (Text(fault.text),))
+        if fault.kind is FaultKind.JSON_FOR_STREAM:
+            self._send_json(200, built.body)
+            return
         if not record.stream:
             self._serve_fault_as_json(fault, built)
             return
