@@ -91,8 +91,9 @@ def sdk_model_settings(settings: ModelSettingsConfig,
     )
 
 
-# What the API answers with: JSON, or a stream of server-sent events.
-_API_CONTENT_TYPES = ("application/json", "text/event-stream")
+# What the API answers with: JSON, or a stream of server-sent events. An answer without a
+# content type is given the benefit of the doubt.
+_API_CONTENT_TYPES = ("application/json", "text/event-stream", "")
 _STREAM_ASKED = b'"stream":true'
 
 

@@ -52,6 +52,7 @@ def missing_extras(document: Document, config: Config) -> tuple[Problem, ...]:
                                          f"not installed: {LITELLM_EXTRA}", key=True)
                  for place in places)
 
+
 # Query parameters that carry credentials (api-key=, access_token=, sig=, X-Amz-Signature=...).
 _SECRET_PARAMETER = re.compile(r"key|token|secret|passw|pwd|sig|auth|credential|session",
                                re.IGNORECASE)
@@ -96,7 +97,7 @@ def endpoint_hint(url: str) -> str:
 
 def not_the_api(url: str, content_type: str) -> ProviderError:
     """The error for a successful answer that is not the API's (a web page, say)."""
-    what = "an HTML page" if "html" in content_type else f"{content_type or 'an untyped body'}"
+    what = "an HTML page" if "html" in content_type else content_type
     return ProviderError(f"{redact_url(url)} answered with {what}, not the OpenAI API; "
                          f"{endpoint_hint(url)}")
 
