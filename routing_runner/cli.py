@@ -18,7 +18,7 @@ from .cli_chat import chat
 from .cli_common import ConfigArg, count, fail, load
 from .cli_replay import replay
 from .cli_sessions import app as sessions_app
-from .errors import EXIT_INTERRUPTED, EXIT_USER_INPUT, RoutingRunnerError
+from .errors import EXIT_INTERRUPTED, EXIT_USER_INPUT, ConfigError, RoutingRunnerError
 
 app = typer.Typer(
     name="routing-runner",
@@ -42,7 +42,10 @@ def _quiet_libraries() -> None:
 @app.command()
 def validate(config: ConfigArg) -> None:
     """Check a config (YAML, schema, meaning) and list every problem with file:line:col."""
-    cfg = load(config).config
+    loaded = load(config)
+    if loaded.unavailable:
+        fail(ConfigError(loaded.unavailable))
+    cfg = loaded.config
     typer.echo(f"{config}: valid - {count(len(cfg.agents), 'agent')}, "
                f"{count(len(cfg.edges()), 'handoff')}, entry {cfg.entry!r}")
 

@@ -77,15 +77,21 @@ def replay(
     _check_writable(junit, "--junit")
 
     from .render import Style
-    from .replay import Replayer, check_stores, plan, run_replay
+    from .replay import Replayer, check_stores, fit_concurrency, plan, run_replay
     from .report import Colours, Progress, summary, write_json, write_junit
-    from .workers import available, run_in_workers
+    from .workers import available, run_in_workers, worker_count
 
     try:
         jobs = plan(chosen, repeat, os.environ)
         check_stores(jobs)
     except RoutingRunnerError as error:
         fail(error)
+    if workers > 1 and not available():
+        workers = 1
+    fitted = fit_concurrency(jobs, concurrency, worker_count(workers, len(jobs), concurrency))
+    if fitted.notice is not None:
+        typer.echo(fitted.notice, err=True)
+    concurrency = fitted.allowed
     # With the JSON report on stdout, everything meant for people goes to stderr.
     out = sys.stderr if json_report == "-" else sys.stdout
     styled = out.isatty() and "NO_COLOR" not in os.environ
@@ -96,7 +102,7 @@ def replay(
     typer.echo(f"model: {jobs[0].provider.label}", err=True)
     progress = Progress(sys.stderr, len(jobs), live=sys.stderr.isatty() and not verbose)
     try:
-        if workers > 1 and available():
+        if workers > 1:
             result = run_in_workers(jobs, cfg, workers=workers, concurrency=concurrency,
                                     fail_fast=fail_fast, on_start=progress.started,
                                     on_finish=progress.finished)

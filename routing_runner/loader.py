@@ -14,6 +14,7 @@ from .config import Config, build_config
 from .document import read_document
 from .errors import ConfigError, Problem
 from .interpolate import interpolate
+from .providers import missing_extras
 from .schema import validate
 
 
@@ -23,6 +24,8 @@ class LoadedConfig:
 
     config: Config
     warnings: tuple[Problem, ...]
+    # What this machine lacks to run the config (a provider's optional package).
+    unavailable: tuple[Problem, ...] = ()
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> LoadedConfig:
@@ -42,7 +45,8 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Loade
     problems.sort(key=_file_order)
     if config is None:
         raise ConfigError(problems)
-    return LoadedConfig(config=config, warnings=tuple(problems))
+    return LoadedConfig(config=config, warnings=tuple(problems),
+                        unavailable=missing_extras(document, config))
 
 
 def _file_order(problem: Problem) -> tuple[int, int]:
