@@ -171,8 +171,9 @@ class Detectors:
 
     @staticmethod
     def _values(detector: Any, text: str) -> dict[str, float]:
+        # lingua lists every language at 0.0 for text it has nothing to say about ("ok").
         return {value.language.iso_code_639_1.name.lower(): float(value.value)
-                for value in detector.compute_language_confidence_values(text)}
+                for value in detector.compute_language_confidence_values(text) if value.value}
 
     def signals(self, text: str) -> Signals:
         """Both looks at `text`."""
@@ -199,7 +200,8 @@ def judge(signals: Signals, gates: Gates) -> Detection:
     if signals.foreign is not None and signals.foreign_confidence >= gates.foreign:
         return Detection(signals.foreign, signals.foreign_confidence)
     if signals.guard is not None and signals.guard_weight >= gates.guard:
-        return Detection(signals.guard, signals.guard_weight)
+        # Not the candidate; name the likeliest other language.
+        return Detection(signals.foreign or signals.guard, signals.guard_weight)
     if (signals.candidate is not None and signals.narrow >= gates.narrow
             and signals.support >= gates.support):
         return Detection(signals.candidate, signals.narrow)

@@ -9,8 +9,8 @@ Dutch); the offline model then routes it only when exactly one of them is config
 Sources: compiled by hand by the routing-runner developers from everyday usage. Each entry is
 the common form given for its concept (hello, good morning/evening, how are you, thanks, yes,
 no, help, please, goodbye) in the English Wiktionary's translation tables, which is where to
-check or extend it; informal spellings people type without accents ("gracias", "ola" is left
-out because it is also the Spanish word for "wave") are listed where they are unambiguous.
+check or extend it. Spellings people type without accents ("como estas", "adios") are listed
+where they are unambiguous; "ola" is not (it is the Spanish for "wave").
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ _BY_LANGUAGE: dict[str, tuple[str, ...]] = {
            "good afternoon", "good evening", "how are you", "whats up", "thanks", "thank you",
            "thanks a lot", "thank you very much", "many thanks", "yes", "yeah", "yep", "no",
            "nope", "help", "help me", "help please", "please help", "i need help", "please",
-           "bye", "goodbye", "see you", "sorry", "ok thanks"),
+           "bye", "goodbye", "see you", "sorry"),
     "fr": ("bonjour", "bonsoir", "salut", "coucou", "allô", "ça va", "comment ça va",
            "merci", "merci beaucoup", "merci bien", "oui", "ouais", "non", "aide", "à l'aide",
            "au secours", "aidez-moi", "aidez moi", "s'il vous plaît", "s'il te plaît", "svp",
@@ -67,6 +67,10 @@ _BY_LANGUAGE: dict[str, tuple[str, ...]] = {
            "お願いします", "さようなら", "すみません"),
 }
 
+# Written the same in many languages: known to be a short message, in none in particular.
+_EVERYWHERE = ("ok", "okay", "okey", "oké", "hmm", "lol")
+_EVERYWHERE_LANGUAGES = ("en", "fr", "es", "de", "it", "pt", "nl")
+
 MAX_PARTS = 3  # a longer message is a sentence: statistics handle it
 
 
@@ -90,6 +94,8 @@ def _table() -> dict[str, tuple[str, ...]]:
     for language, phrases in _BY_LANGUAGE.items():
         for phrase in phrases:
             table.setdefault(normalize(phrase), []).append(language)
+    for phrase in _EVERYWHERE:
+        table.setdefault(normalize(phrase), list(_EVERYWHERE_LANGUAGES))
     return {phrase: tuple(languages) for phrase, languages in table.items()}
 
 
