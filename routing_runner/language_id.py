@@ -78,14 +78,14 @@ class Gates:
 # Tuned by bench/offline_tune.py (tuning split only); one row per length bucket.
 GATES: dict[str, tuple[Gates, ...]] = {
     "few": (
-        Gates(0.0, 0.2, 0.3, 0.0),
+        Gates(0.0, 0.4, 0.3, 0.0),
         Gates(0.3, 0.2, 0.8, 0.0),
         Gates(0.6, 0.5, 0.7, 0.3),
-        Gates(0.8, 0.8, 0.8, 0.0),
+        Gates(0.8, 0.8, 0.6, 0.0),
         Gates(0.7, 0.7, 0.7, 0.0),
     ),
     "many": (
-        Gates(0.99, 0.99, 0.3, 0.0),
+        Gates(1.01, 1.01, 0.3, 0.0),
         Gates(0.95, 0.95, 0.4, 0.05),
         Gates(0.95, 0.95, 0.3, 0.0),
         Gates(1.01, 1.01, 0.3, 0.0),
