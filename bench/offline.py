@@ -89,11 +89,14 @@ def _messages(limit: int | None) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _replay(config: Path, messages: list[tuple[str, str, str]], folder: Path) -> list[str]:
+def _replay(config: Path, messages: list[tuple[str, str, str]], expected: list[str],
+            folder: Path) -> list[str]:
     """The agent that answered each message, through `routing-runner replay --json`."""
     transcripts = folder / "messages.yaml"
-    documents = [{"name": f"{n} {set_name} {lang}", "turns": [{"user": text}]}
-                 for n, (set_name, lang, text) in enumerate(messages)]
+    documents = [{"name": f"{n} {set_name} {lang}",
+                  "turns": [{"user": text, "expect": {"agent": agent}}]}
+                 for n, ((set_name, lang, text), agent) in enumerate(zip(messages, expected,
+                                                                         strict=True))]
     transcripts.write_text(yaml.safe_dump_all(documents, allow_unicode=True), encoding="utf-8")
     report = folder / "report.json"
     env = bench_env(folder, ROUTING_RUNNER_PROVIDER="offline")
@@ -101,7 +104,7 @@ def _replay(config: Path, messages: list[tuple[str, str, str]], folder: Path) ->
                            str(report), "-w", str(min(2, os.cpu_count() or 1)), "-j", "8"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600,
                           check=False)
-    if done.returncode != 0:
+    if done.returncode not in (0, 1):  # 1: some expectations failed, which is what we count
         raise BenchError(f"replay exited {done.returncode}: {done.stderr[-2000:]}")
     conversations = json.loads(report.read_text(encoding="utf-8"))["conversations"]
     agents = {int(c["name"].split()[0]): c["turns"][0]["observed"]["agent"]
@@ -113,12 +116,14 @@ def measure(config: Path, limit: int | None) -> dict[str, dict[str, dict[str, An
     """Per set and language: n, right, wrong, kept, and a few examples of what went wrong."""
     from routing_runner.loader import load_config
 
-    spoken = {name: agent.language for name, agent in
-              load_config(config, {"ROUTING_RUNNER_PROVIDER": "offline"}).config.agents.items()}
+    loaded = load_config(config, {"ROUTING_RUNNER_PROVIDER": "offline"}).config
+    spoken = {name: agent.language for name, agent in loaded.agents.items()}
+    speaker = {lang: name for name, lang in spoken.items() if lang}
     messages = _messages(limit)
     with scratch("offline") as folder:
-        answered = _replay(config, messages, folder)
-    configured = {lang for lang in spoken.values() if lang}
+        answered = _replay(config, messages,
+                           [speaker.get(lang, loaded.entry) for _s, lang, _t in messages], folder)
+    configured = set(speaker)
     result: dict[str, dict[str, dict[str, Any]]] = {}
     for (set_name, lang, text), agent in zip(messages, answered, strict=True):
         stats = result.setdefault(set_name, {}).setdefault(

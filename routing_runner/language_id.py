@@ -65,31 +65,33 @@ class Gates:
 
     `foreign`: the wide look's top language, when unconfigured, wins at this confidence.
     `guard`: the configured candidate's unconfigured guards together outweigh it at this.
-    `narrow`: the narrow look must be this sure. `support`: the wide look must give the
-    candidate at least this much.
+    `narrow`: the narrow look must be this sure, and the wide look give the candidate at least
+    `support`. `agree`: or the wide look's top language is the candidate, at this confidence
+    (the narrow look splits close relatives, such as configured Spanish and Portuguese, evenly).
     """
 
     foreign: float
     guard: float
     narrow: float
     support: float
+    agree: float
 
 
 # Tuned by bench/offline_tune.py (tuning split only); one row per length bucket.
 GATES: dict[str, tuple[Gates, ...]] = {
     "few": (
-        Gates(0.0, 0.4, 0.3, 0.0),
-        Gates(0.3, 0.2, 0.8, 0.0),
-        Gates(0.6, 0.5, 0.7, 0.3),
-        Gates(0.8, 0.8, 0.6, 0.0),
-        Gates(0.7, 0.7, 0.7, 0.0),
+        Gates(0.0, 0.3, 0.3, 0.0, 0.7),
+        Gates(0.5, 0.5, 0.9, 0.0, 0.99),
+        Gates(0.7, 0.5, 0.7, 0.3, 0.9),
+        Gates(0.8, 0.8, 0.8, 0.0, 0.7),
+        Gates(0.7, 0.7, 0.7, 0.0, 1.01),
     ),
     "many": (
-        Gates(1.01, 1.01, 0.3, 0.0),
-        Gates(0.95, 0.95, 0.4, 0.05),
-        Gates(0.95, 0.95, 0.3, 0.0),
-        Gates(1.01, 1.01, 0.3, 0.0),
-        Gates(1.01, 1.01, 0.3, 0.0),
+        Gates(1.01, 1.01, 0.3, 0.0, 0.7),
+        Gates(1.01, 1.01, 0.5, 0.0, 0.9),
+        Gates(0.95, 0.95, 0.3, 0.0, 0.7),
+        Gates(1.01, 1.01, 0.3, 0.0, 0.7),
+        Gates(1.01, 1.01, 0.3, 0.0, 0.7),
     ),
 }
 
@@ -114,6 +116,7 @@ class Signals:
     foreign_confidence: float
     guard: str | None  # the candidate's strongest unconfigured guard in the wide look
     guard_weight: float  # the share of all its unconfigured guards in the wide look
+    agrees: bool  # the wide look's top language is the candidate
 
 
 def primary_subtag(tag: str) -> str:
@@ -167,7 +170,8 @@ class Detectors:
         # lingua needs two languages to choose between; with one the wide look decides.
         self.narrow = (builder.from_iso_codes_639_1(*codes(own))
                        .with_preloaded_language_models().build() if len(own) > 1 else None)
-        self.loaded = wide_languages(own), own if len(own) > 1 else frozenset()
+        self.loaded: tuple[frozenset[str], frozenset[str]] = (
+            wide_languages(own), own if len(own) > 1 else frozenset())
 
     @staticmethod
     def _values(detector: Any, text: str) -> dict[str, float]:
@@ -192,7 +196,8 @@ class Detectors:
             support=wide.get(candidate or "", 0.0),
             foreign=top if top is not None and top not in self.own else None,
             foreign_confidence=wide.get(top or "", 0.0) if top not in self.own else 0.0,
-            guard=guard, guard_weight=sum(guards.values()))
+            guard=guard, guard_weight=sum(guards.values()),
+            agrees=top is not None and top == candidate)
 
 
 def judge(signals: Signals, gates: Gates) -> Detection:
@@ -202,9 +207,10 @@ def judge(signals: Signals, gates: Gates) -> Detection:
     if signals.guard is not None and signals.guard_weight >= gates.guard:
         # Not the candidate; name the likeliest other language.
         return Detection(signals.foreign or signals.guard, signals.guard_weight)
-    if (signals.candidate is not None and signals.narrow >= gates.narrow
-            and signals.support >= gates.support):
-        return Detection(signals.candidate, signals.narrow)
+    if signals.candidate is not None and (
+            (signals.narrow >= gates.narrow and signals.support >= gates.support)
+            or (signals.agrees and signals.support >= gates.agree)):
+        return Detection(signals.candidate, max(signals.narrow, signals.support))
     return Detection(None, signals.narrow)
 
 
@@ -220,6 +226,13 @@ def detectors(configured: Iterable[str]) -> Detectors:
         if found is None:
             found = _built[own] = Detectors(own)
         return found
+
+
+def loaded() -> dict[str, frozenset[str]]:
+    """What this process has loaded so far: trigram-only and full models, by language."""
+    with _lock:
+        return {"trigram": frozenset().union(*(d.loaded[0] for d in _built.values())),
+                "full": frozenset().union(*(d.loaded[1] for d in _built.values()))}
 
 
 def prepare(configured: Iterable[str], *, wait: bool = False) -> None:
