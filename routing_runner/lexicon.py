@@ -51,9 +51,11 @@ _BY_LANGUAGE: dict[str, tuple[str, ...]] = {
            "hjälp", "snälla", "hej då", "förlåt"),
     "pl": ("cześć", "dzień dobry", "dobry wieczór", "dziękuję", "dzięki", "tak", "nie",
            "pomocy", "pomoc", "proszę", "do widzenia", "przepraszam"),
-    "tr": ("merhaba", "selam", "günaydın", "iyi akşamlar", "nasılsın", "teşekkürler",
-           "teşekkür ederim", "sağol", "sağ ol", "evet", "hayır", "yardım", "yardım edin",
-           "lütfen", "hoşça kal", "güle güle", "özür dilerim"),
+    # Turkish is written with the dotless i (U+0131).
+    "tr": ("merhaba", "selam", "günaydın", "iyi akşamlar", "nasılsın",  # noqa: RUF001
+           "teşekkürler", "teşekkür ederim", "sağol", "sağ ol", "evet",
+           "hayır", "yardım", "yardım edin", "lütfen", "hoşça kal",  # noqa: RUF001
+           "güle güle", "özür dilerim"),
     "ru": ("привет", "здравствуйте", "добрый день", "доброе утро", "добрый вечер",
            "как дела", "спасибо", "большое спасибо", "да", "нет", "помогите", "помощь",
            "пожалуйста", "пока", "до свидания", "извините"),
@@ -72,6 +74,7 @@ _EVERYWHERE = ("ok", "okay", "okey", "oké", "hmm", "lol")
 _EVERYWHERE_LANGUAGES = ("en", "fr", "es", "de", "it", "pt", "nl")
 
 MAX_PARTS = 3  # a longer message is a sentence: statistics handle it
+APOSTROPHES = frozenset("'\u2019")  # typed and typographic
 
 
 def normalize(text: str) -> str:
@@ -79,8 +82,8 @@ def normalize(text: str) -> str:
     kept = []
     for char in unicodedata.normalize("NFC", text.casefold()):
         category = unicodedata.category(char)
-        if char in "'’-":
-            kept.append("'" if char == "’" else char)
+        if char in APOSTROPHES or char == "-":
+            kept.append("'" if char in APOSTROPHES else char)
         elif category[0] in "PS":
             kept.append(" ")
         else:
@@ -127,10 +130,15 @@ def lookup(text: str) -> tuple[str, ...]:
     return tuple(shared or ())
 
 
+# Where a message splits into parts: Latin and full-width (CJK) sentence punctuation.
+_SEPARATORS = frozenset(",.!?;:¿¡\u3001\u3002\uff01\uff0c\uff1f")
+
+
 def _split(text: str) -> list[str]:
-    pieces, current = [], []
+    pieces: list[str] = []
+    current: list[str] = []
     for char in text:
-        if char in ",.!?;:¿¡，。！？、":
+        if char in _SEPARATORS:
             pieces.append("".join(current))
             current = []
         else:
