@@ -72,7 +72,14 @@ class OfflineSettings:
     """Messages per language and set (None: all of them); side-by-side start-up runs."""
 
     limit: int | None = None
-    startup_runs: int = 5
+    startup_runs: int | None = None  # 5 for a full run, 1 for a limited (quick) one
+
+    @property
+    def runs(self) -> int:
+        """How many side-by-side start-up runs to make."""
+        if self.startup_runs is not None:
+            return self.startup_runs
+        return 5 if self.limit is None else 1
 
 
 def _messages(limit: int | None) -> list[tuple[str, str, str]]:
@@ -172,7 +179,7 @@ def run(settings: OfflineSettings) -> Section:
         _accuracy_rows(section, label, result)
     with scratch("offline-startup") as folder:
         worker = run_json([PYTHON, "-m", "bench.offline_worker", "--runs",
-                           str(settings.startup_runs)] +
+                           str(settings.runs)] +
                           (["--limit", str(settings.limit)] if settings.limit else []),
                           bench_env(folder, ROUTING_RUNNER_PROVIDER="offline"), timeout=1800)
     section.add("detection per message (median / p99)", worker["detect_ms"]["median"], "ms",
@@ -187,7 +194,7 @@ def run(settings: OfflineSettings) -> Section:
                 target=f"<= {FIRST_TOKEN_RATIO}x import agents",
                 verdict=at_most(first / agents, FIRST_TOKEN_RATIO),
                 note=f"baseline column: `python -c \"import agents\"`, medians of "
-                     f"{settings.startup_runs} side-by-side runs; ratio {first / agents:.2f}")
+                     f"{settings.runs} side-by-side runs; ratio {first / agents:.2f}")
     chat_mib, agents_mib = worker["chat_peak_mib"], worker["import_agents_peak_mib"]
     section.add("peak RSS of a 3-language chat", chat_mib, "MiB", baseline=agents_mib,
                 target=f"<= +{MEMORY_LIMIT_MIB} MiB",
