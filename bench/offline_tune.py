@@ -36,8 +36,9 @@ TUNING = ("sentences.jsonl", "word-pairs.jsonl", "tuning-sentences.jsonl",
 CONFIGS = {"few": ("en", "fr", "es"),
            "many": ("en", "fr", "es", "de", "it", "pt", "nl", "ru", "ar", "zh", "ja", "pl",
                     "tr", "sv")}
-# Wrong handoffs allowed per bucket: the 3-language target is <= 1 % on every set.
-WRONG_CAP = {"few": 0.007, "many": 0.02}
+# Wrong handoffs allowed per bucket: the 3-language target is <= 1 % on every set; with 14
+# languages every unconfigured language is rare and a kept message costs as much as a wrong one.
+WRONG_CAP = {"few": 0.007, "many": 0.04}
 WIDE_STEPS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.01)
 NARROW_STEPS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 SUPPORT_STEPS = (0.0, 0.1, 0.2, 0.3)
