@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from .config import Config
 from .errors import RunFailure
+from .offline_model import preload
 from .replay import BatchResult, ConversationResult, Job, Replayer, TurnResult, run_replay
 
 # Workers report "a conversation started/finished" messages; the parent polls at this period
@@ -97,6 +98,8 @@ def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurr
                    on_finish: Callable[[ConversationResult], None] | None = None) -> BatchResult:
     """Run `jobs` in `workers` processes sharing `concurrency` conversations at once."""
     context = multiprocessing.get_context("fork")
+    # Load the offline model's language data once, here: the forked workers share its pages.
+    preload(config, {id(job.provider): job.provider for job in jobs}.values())
     # -j stays the total over the workers.
     count = worker_count(workers, len(jobs), concurrency)
     outbox = context.Queue()
