@@ -148,7 +148,11 @@ class SQLiteStore(SessionStore):
         return sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
 
     def _create_state_table(self, conn: sqlite3.Connection) -> None:
-        """Our state table; a version-0 table (agent only, no turns) is migrated in place."""
+        """Our state table; older ones are migrated in place.
+
+        Version 0 kept the agent only (turns are counted from the items); version 1 had no
+        owner column (its conversations stay unclaimed until a config writes to them).
+        """
         state = self.tables.state
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -158,9 +162,11 @@ class SQLiteStore(SessionStore):
             conn.execute(f"CREATE TABLE IF NOT EXISTS {state} ("
                          "session_id TEXT PRIMARY KEY, active_agent TEXT, "
                          "turns INTEGER NOT NULL DEFAULT 0, "
-                         "created_at REAL NOT NULL, updated_at REAL NOT NULL)")
+                         "created_at REAL NOT NULL, updated_at REAL NOT NULL, owner TEXT)")
             if columns and "turns" not in columns:
                 self._migrate_v0(conn)
+            elif columns and "owner" not in columns:
+                conn.execute(f"ALTER TABLE {state} ADD COLUMN owner TEXT")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -214,10 +220,11 @@ class SQLiteStore(SessionStore):
 
     async def _summary(self, session_id: str) -> SessionSummary | None:
         def read(conn: sqlite3.Connection) -> SessionSummary | None:
-            row = conn.execute(f"SELECT active_agent, turns, updated_at FROM {self.tables.state}"
-                               " WHERE session_id = ?", (session_id,)).fetchone()
+            row = conn.execute(f"SELECT active_agent, turns, updated_at, owner FROM "
+                               f"{self.tables.state} WHERE session_id = ?",
+                               (session_id,)).fetchone()
             if row is not None:
-                return SessionSummary(session_id, row[0], max(row[1], 0), row[2])
+                return SessionSummary(session_id, row[0], max(row[1], 0), row[2], row[3])
             if self._has_table(conn, self.tables.sessions) and conn.execute(
                     f"SELECT 1 FROM {self.tables.sessions} WHERE session_id = ?",
                     (session_id,)).fetchone():
@@ -232,18 +239,19 @@ class SQLiteStore(SessionStore):
         def write(conn: sqlite3.Connection) -> None:
             conn.execute(
                 f"INSERT INTO {self.tables.state} (session_id, active_agent, turns, created_at, "
-                "updated_at) VALUES (?, ?, max(?, 0), ?, ?) ON CONFLICT(session_id) DO UPDATE "
-                "SET active_agent = coalesce(excluded.active_agent, active_agent), "
-                "turns = max(turns + ?, 0), updated_at = excluded.updated_at",
-                (session_id, agent, turns, now, now, turns))
+                "updated_at, owner) VALUES (?, ?, max(?, 0), ?, ?, ?) ON CONFLICT(session_id) "
+                "DO UPDATE SET active_agent = coalesce(excluded.active_agent, active_agent), "
+                "turns = max(turns + ?, 0), updated_at = excluded.updated_at, "
+                "owner = coalesce(owner, excluded.owner)",
+                (session_id, agent, turns, now, now, self.owner, turns))
 
         await self._run(write)
 
     async def _list(self) -> list[SessionSummary]:
         def read(conn: sqlite3.Connection) -> list[SessionSummary]:
-            found = {row[0]: SessionSummary(row[0], row[1], max(row[2], 0), row[3])
+            found = {row[0]: SessionSummary(row[0], row[1], max(row[2], 0), row[3], row[4])
                      for row in conn.execute("SELECT session_id, active_agent, turns, "
-                                             f"updated_at FROM {self.tables.state}")}
+                                             f"updated_at, owner FROM {self.tables.state}")}
             if self._has_table(conn, self.tables.sessions):
                 for (session_id,) in conn.execute(
                         f"SELECT session_id FROM {self.tables.sessions}"):
