@@ -481,7 +481,7 @@ def open_store(config: SessionConfig, env: Mapping[str, str] | None = None) -> S
         from .stores.sqlite import SQLiteStore
 
         store = SQLiteStore(config.database_path(), table_prefix=config.table_prefix,
-                            encryption=key)
+                            encryption=key, own_folder=config.path is None)
     elif config.backend == "sqlalchemy":
         from .stores.sqlalchemy import SQLAlchemyStore
 
