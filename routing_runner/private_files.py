@@ -33,26 +33,34 @@ def _refuse(path: Path, why: str) -> UnsafePathError:
     return UnsafePathError(f"refusing to use {path}: {why}; remove it, or choose another path")
 
 
-def _check(path: Path, found: os.stat_result, folder: bool) -> None:
-    """UnsafePathError unless `found` (an lstat or fstat of `path`) is the user's own."""
+def _check(path: Path, found: os.stat_result, folder: bool, regular: bool = True) -> None:
+    """UnsafePathError unless `found` (an lstat or fstat of `path`) is the user's own.
+
+    With `regular` False a device (a report written to /dev/null) is accepted as it is.
+    """
     if stat.S_ISLNK(found.st_mode):
         raise _refuse(path, "it is a symbolic link, and routing-runner never writes through one")
     if folder and not stat.S_ISDIR(found.st_mode):
         raise _refuse(path, "it is not a folder")
     if not folder and not stat.S_ISREG(found.st_mode):
+        if not regular:
+            return
         raise _refuse(path, "it is not a regular file")
     uid = _uid()
     if uid is not None and found.st_uid != uid:
         raise _refuse(path, f"it belongs to another user (uid {found.st_uid})")
 
 
-def check_existing(path: Path, *, folder: bool = False) -> bool:
-    """Whether `path` exists; UnsafePathError when it is not the user's own file (or folder)."""
+def check_existing(path: Path, *, folder: bool = False, regular: bool = True) -> bool:
+    """Whether `path` exists; UnsafePathError when it is not the user's own file (or folder).
+
+    With `regular` False anything but a symlink or another user's regular file is accepted.
+    """
     try:
         found = os.lstat(path)
     except FileNotFoundError:
         return False
-    _check(path, found, folder)
+    _check(path, found, folder, regular)
     return True
 
 
@@ -78,10 +86,11 @@ def private_folder(path: Path, *, tighten: bool) -> None:
         os.chmod(path, stat.S_IMODE(found.st_mode) & OWNER_ONLY_FOLDER)
 
 
-def open_private(path: Path, flags: int) -> int:
+def open_private(path: Path, flags: int, *, regular: bool = True) -> int:
     """A descriptor of the user's own file at `path`, created owner-only if missing.
 
     `flags` are os.open flags (O_CREAT is added); a symlink at `path` is never followed.
+    With `regular` False an existing device is opened too (see `_check`).
     """
     try:
         fd = os.open(path, flags | os.O_CREAT | _NO_FOLLOW, OWNER_ONLY_FILE)
@@ -91,7 +100,7 @@ def open_private(path: Path, flags: int) -> int:
                                 "through one") from exc
         raise
     try:
-        _check(path, os.fstat(fd), folder=False)
+        _check(path, os.fstat(fd), folder=False, regular=regular)
     except BaseException:
         os.close(fd)
         raise
@@ -111,11 +120,12 @@ def create_private(path: Path) -> None:
         check_existing(path)
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` (UTF-8), a new file owned by the user and readable by them only.
+def write_private(path: Path, data: str | bytes) -> None:
+    """Write `data` (text as UTF-8) to `path`, created owner-only, never through a symlink.
 
-    An existing file of the user's is replaced in place and keeps its permissions.
+    An existing file of the user's is replaced in place and keeps its permissions; a device
+    (/dev/null) is written to as it is.
     """
-    fd = open_private(path, os.O_WRONLY | os.O_TRUNC)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
+    fd = open_private(path, os.O_WRONLY | os.O_TRUNC, regular=False)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data.encode("utf-8") if isinstance(data, str) else data)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,3 +166,185 @@ def test_a_nul_byte_from_the_environment_in_session_path_is_a_config_error(
     assert result.exit_code == 2, result.output
     assert "session.path: 'a\\x00b.db' contains a NUL byte" in result.stderr
     assert "Traceback" not in result.output
+
+
+# -- store paths: no symlinks, no other user's files, owner-only ---------------------------
+
+def _store_bot(folder: Path) -> Path:
+    return _bot(folder, "Bot", "  backend: sqlite\n  path: store/sessions.db\n")
+
+
+def _victim(tmp_path: Path) -> Path:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n", encoding="utf-8")
+    victim.chmod(0o644)
+    return victim
+
+
+def _assert_untouched(victim: Path) -> None:
+    assert victim.read_text(encoding="utf-8") == "precious\n"
+    assert victim.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("name", ["sessions.db", "sessions.db-wal", "sessions.db-shm",
+                                  "sessions.db-locks/talk.lock",
+                                  "sessions.db-locks/.writes.lock"])
+def test_a_symlink_at_a_store_path_is_refused_and_its_target_untouched(
+        cli: CliRunner, tmp_path: Path, name: str) -> None:
+    config = _store_bot(tmp_path)
+    link = tmp_path / "store" / name
+    link.parent.mkdir(parents=True, exist_ok=True)
+    victim = _victim(tmp_path)
+    link.symlink_to(victim)
+
+    result = cli.invoke(app, ["chat", str(config), "-s", "talk", "-m", "Hola"])
+
+    assert result.exit_code == 3, result.output
+    [message] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert f"refusing to use {link}: it is a symbolic link" in message
+    assert "Traceback" not in result.output
+    _assert_untouched(victim)
+
+
+def test_a_symlinked_data_folder_is_refused(
+        cli: CliRunner, tmp_path: Path, isolated_environment: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    isolated_environment.mkdir()
+    (isolated_environment / "routing-runner").symlink_to(elsewhere)
+
+    result = cli.invoke(app, ["chat", str(_bot(tmp_path, "Bot")), "-m", "Hola"])
+
+    assert result.exit_code == 3, result.output
+    assert (f"refusing to use {isolated_environment / 'routing-runner'}: it is a symbolic link"
+            in result.stderr)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_the_data_folder_and_the_parents_it_needs_are_created_owner_only(
+        cli: CliRunner, tmp_path: Path, isolated_environment: Path) -> None:
+    _chat(cli, _bot(tmp_path, "Bot"), "talk", "Hola")
+    data = isolated_environment / "routing-runner"
+    for folder in (isolated_environment, data, data / "sessions.db-locks"):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+    for file in data.glob("sessions.db*"):
+        if file.is_file():
+            assert file.stat().st_mode & 0o777 == 0o600, file
+
+
+def test_a_loose_data_folder_is_tightened(
+        cli: CliRunner, tmp_path: Path, isolated_environment: Path) -> None:
+    data = isolated_environment / "routing-runner"
+    data.mkdir(parents=True)
+    data.chmod(0o755)
+    _chat(cli, _bot(tmp_path, "Bot"), "talk", "Hola")
+    assert data.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_database_of_another_user_is_refused(cli: CliRunner, tmp_path: Path) -> None:
+    config = _store_bot(tmp_path)
+    database = tmp_path / "store" / "sessions.db"
+    database.parent.mkdir()
+    sqlite3.connect(database).close()
+    os.chown(database, 65534, 65534)
+
+    result = cli.invoke(app, ["chat", str(config), "-m", "Hola"])
+
+    assert result.exit_code == 3, result.output
+    assert f"refusing to use {database}: it belongs to another user (uid 65534)" \
+        in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--json", "--junit"])
+def test_a_replay_report_is_owner_only_and_never_written_through_a_symlink(
+        cli: CliRunner, tmp_path: Path, option: str) -> None:
+    config = _bot(tmp_path, "Bot")
+    transcript = REPO / "configs" / "transcripts"
+    report = tmp_path / "report.out"
+    written = cli.invoke(app, ["replay", str(config), str(transcript), option, str(report)])
+    assert written.exit_code == 0, written.output
+    assert report.stat().st_mode & 0o777 == 0o600
+
+    link = tmp_path / "link.out"
+    victim = _victim(tmp_path)
+    link.symlink_to(victim)
+    refused = cli.invoke(app, ["replay", str(config), str(transcript), option, str(link)])
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.splitlines() == [
+        f"error: {option} refusing to use {link}: it is a symbolic link, and routing-runner "
+        "never writes through one; remove it, or choose another path"]
+    _assert_untouched(victim)
+
+
+def test_a_chat_record_is_owner_only_and_a_symlink_there_is_refused(
+        cli: CliRunner, tmp_path: Path) -> None:
+    config = _bot(tmp_path, "Bot")
+    record = tmp_path / "recorded.yaml"
+    result = cli.invoke(app, ["chat", str(config), "--record", str(record), "-m", "Hola"])
+    assert result.exit_code == 0, result.output
+    assert record.stat().st_mode & 0o777 == 0o600
+
+    link = tmp_path / "dangling.yaml"
+    link.symlink_to(tmp_path / "nowhere.yaml")
+    refused = cli.invoke(app, ["chat", str(config), "--record", str(link), "-m", "Hola"])
+    assert refused.exit_code == 2
+    assert refused.stderr.splitlines()[-1] == \
+        f"error: --record {link}: the file exists; choose a new name"
+    assert not (tmp_path / "nowhere.yaml").exists()
+
+
+# -- concurrent writers ---------------------------------------------------------------------
+
+WRITER = """
+import asyncio, sys
+from pathlib import Path
+from routing_runner.errors import StoreError
+from routing_runner.stores.sqlite import SQLiteStore
+
+async def conversation(db, timeout, session_id, turns, errors):
+    for turn in range(turns):
+        try:
+            store = SQLiteStore(db, busy_timeout=timeout)
+        except StoreError as error:
+            errors.append(str(error))
+            continue
+        try:
+            conversation = await store.open(session_id)
+            conversation.begin_turn()
+            await conversation.session.add_items([{"role": "user", "content": f"turn {turn}"}])
+            await conversation.session.add_items(
+                [{"role": "assistant", "type": "message", "content": "ok"}])
+            await conversation.set_active_agent("agent")
+        except StoreError as error:
+            errors.append(str(error))
+        finally:
+            await store.close()
+
+async def main(db, timeout, worker, count, turns):
+    errors = []
+    await asyncio.gather(*(conversation(db, timeout, f"{worker}-{n}", turns, errors)
+                           for n in range(count)))
+    print("\\n".join(errors))
+
+asyncio.run(main(Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3], int(sys.argv[4]),
+                 int(sys.argv[5])))
+"""
+
+
+def test_concurrent_writer_processes_wait_for_each_other_and_never_see_a_busy_store(
+        tmp_path: Path) -> None:
+    # SQLite's busy handler alone lets a writer starve: with a 0.1 s timeout it gave up a
+    # dozen times in a run like this one. Queued writers never give up, however short it is.
+    database = tmp_path / "sessions.db"
+    workers = [subprocess.Popen([sys.executable, "-c", WRITER, str(database), "0.1", f"w{n}",
+                                 "6", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for n in range(4)]
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+
+    assert [worker.returncode for worker in workers] == [0, 0, 0, 0], outputs
+    assert [out.strip() for out, _ in outputs] == ["", "", "", ""]
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM agent_messages").fetchone() == (4 * 6 * 5 * 2,)
+        assert conn.execute("SELECT SUM(turns) FROM routing_runner_state").fetchone() == (
+            4 * 6 * 5,)
