@@ -334,10 +334,10 @@ asyncio.run(main(Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3], int(sys.arg
 
 def test_concurrent_writer_processes_wait_for_each_other_and_never_see_a_busy_store(
         tmp_path: Path) -> None:
-    # SQLite's busy handler alone lets a writer starve: with a 0.1 s timeout it gave up a
-    # dozen times in a run like this one. Queued writers never give up, however short it is.
+    # SQLite's busy handler alone lets writers starve: with a 0.02 s timeout it gave up
+    # about ten times in a run like this one. Queued writers never give up, however short.
     database = tmp_path / "sessions.db"
-    workers = [subprocess.Popen([sys.executable, "-c", WRITER, str(database), "0.1", f"w{n}",
+    workers = [subprocess.Popen([sys.executable, "-c", WRITER, str(database), "0.02", f"w{n}",
                                  "6", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True) for n in range(4)]
     outputs = [worker.communicate(timeout=600) for worker in workers]
