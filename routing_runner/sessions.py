@@ -240,10 +240,9 @@ class SessionStore(ABC):
 
     description: str
 
-    def __init__(self, *, encryption: SessionKey | None = None,
-                 owner: str | None = None) -> None:
+    def __init__(self, *, encryption: SessionKey | None = None) -> None:
         self.encryption = encryption
-        self.owner = owner
+        self.owner: str | None = None  # set by open_store from the config
         self._leases: list[Lease] = []
 
     # -- what the chat and the turn runner use --------------------------------------------
@@ -311,11 +310,14 @@ class SessionStore(ABC):
     # -- what `routing-runner sessions` uses ------------------------------------------------
 
     async def exists(self, session_id: str) -> bool:
-        """Whether anything is stored for `session_id`."""
+        """Whether anything is stored for `session_id`; SessionIdError if another config's."""
         return await self.summary(session_id) is not None
 
     async def summary(self, session_id: str) -> SessionSummary | None:
-        """Last agent, turns and last activity of `session_id`; None when nothing is stored."""
+        """Last agent, turns and last activity of `session_id`; None when nothing is stored.
+
+        SessionIdError when the conversation belongs to another config than this store's.
+        """
         check_session_id(session_id)
         summary = await self.guarded(self._summary(session_id),
                                      f"read the state of conversation {session_id!r}")
@@ -411,10 +413,6 @@ class SessionStore(ABC):
     @abstractmethod
     async def _session(self, session_id: str) -> SessionABC:
         """The backend's SDK session for `session_id` (unencrypted)."""
-
-    @abstractmethod
-    async def _exists(self, session_id: str) -> bool:
-        """Whether items or state are stored for `session_id`."""
 
     @abstractmethod
     async def _summary(self, session_id: str) -> SessionSummary | None:

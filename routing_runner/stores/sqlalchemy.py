@@ -140,9 +140,6 @@ class SQLAlchemyStore(SessionStore):
                                  sessions_table=self.tables.sessions,
                                  messages_table=self.tables.messages)
 
-    async def _exists(self, session_id: str) -> bool:
-        return await self._summary(session_id) is not None
-
     async def _summary(self, session_id: str) -> SessionSummary | None:
         from sqlalchemy import select
 

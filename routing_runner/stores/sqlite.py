@@ -246,9 +246,6 @@ class SQLiteStore(SessionStore):
         self._sessions.append(session)
         return session
 
-    async def _exists(self, session_id: str) -> bool:
-        return await self._summary(session_id) is not None
-
     async def _summary(self, session_id: str) -> SessionSummary | None:
         def read(conn: sqlite3.Connection) -> SessionSummary | None:
             row = conn.execute(f"SELECT active_agent, turns, updated_at, owner FROM "
