@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -118,13 +120,40 @@ def test_a_config_without_a_name_owns_its_conversations_by_file_name(
     assert _listed(cli, first_moved) == ["talk"]
 
 
+async def _forget_owners(session_block: str, database: Path) -> None:
+    """Make the store look as an earlier version left it: no owner anywhere."""
+    prefix = session_block.rsplit(": ", 1)[-1].strip()
+    if "sqlalchemy" in session_block:
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(services.POSTGRES_URL)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text(
+                    f"ALTER TABLE {prefix}_routing_runner_state DROP COLUMN owner"))
+        finally:
+            await engine.dispose()
+    elif "redis" in session_block:
+        import redis.asyncio
+
+        client = redis.asyncio.from_url(services.REDIS_URL)
+        try:
+            async for key in client.scan_iter(match=f"{prefix}:*:state"):
+                await client.hdel(key, "owner")
+        finally:
+            await client.aclose()
+    else:
+        with closing(sqlite3.connect(database)) as conn:
+            conn.execute("ALTER TABLE routing_runner_state DROP COLUMN owner")
+
+
 def test_conversations_stored_before_owners_stay_usable_and_are_claimed_on_resume(
-        cli: CliRunner, tmp_path: Path, isolated_environment: Path) -> None:
-    bot_a, bot_b = _bot(tmp_path, "Bot A"), _bot(tmp_path, "Bot B")
+        cli: CliRunner, tmp_path: Path, isolated_environment: Path, shared_store: str) -> None:
+    bot_a, bot_b = _bot(tmp_path, "Bot A", shared_store), _bot(tmp_path, "Bot B", shared_store)
     _chat(cli, bot_a, "old", "Hola, ¿cómo estás?")
-    database = isolated_environment / "routing-runner" / "sessions.db"
-    with sqlite3.connect(database) as conn:  # the table as an older version left it
-        conn.execute("ALTER TABLE routing_runner_state DROP COLUMN owner")
+    asyncio.run(_forget_owners(shared_store,
+                               isolated_environment / "routing-runner" / "sessions.db"))
 
     listed = cli.invoke(app, ["sessions", "list", str(bot_b)])
     assert "old" in listed.stdout
