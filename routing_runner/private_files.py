@@ -64,11 +64,13 @@ def check_existing(path: Path, *, folder: bool = False, regular: bool = True) ->
     return True
 
 
-def private_folder(path: Path, *, tighten: bool) -> None:
-    """Make sure `path` is a folder of the user's, creating it and missing parents owner-only.
+def private_folder(path: Path, *, ours: bool) -> None:
+    """Make sure the folder `path` exists, creating it and missing parents owner-only.
 
-    An existing folder must be a real folder owned by the user; with `tighten`, group and other
-    access is taken away from it (it holds only routing-runner's files).
+    A folder that is `ours` (it holds only routing-runner's files) must be a real folder owned
+    by the user, and group and other access is taken away from it. Any other folder (one the
+    user chose, reached through a symlink perhaps) is used as it is: the files routing-runner
+    puts in it are checked one by one.
     """
     missing: list[Path] = []
     for candidate in (path, *path.parents):
@@ -80,9 +82,11 @@ def private_folder(path: Path, *, tighten: bool) -> None:
             os.mkdir(folder, OWNER_ONLY_FOLDER)
         except FileExistsError:  # made meanwhile by another process: checked below
             pass
+    if not ours:
+        return
     found = os.lstat(path)
     _check(path, found, folder=True)
-    if tighten and stat.S_IMODE(found.st_mode) & 0o077:
+    if stat.S_IMODE(found.st_mode) & 0o077:
         os.chmod(path, stat.S_IMODE(found.st_mode) & OWNER_ONLY_FOLDER)
 
 

@@ -250,6 +250,15 @@ def test_a_symlinked_data_folder_is_refused(
     assert list(elsewhere.iterdir()) == []
 
 
+def test_a_configured_folder_may_be_reached_through_a_symlink(
+        cli: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "linked").symlink_to(tmp_path / "disk")
+    config = _bot(tmp_path, "Bot", "  backend: sqlite\n  path: linked/sessions.db\n")
+    _chat(cli, config, "talk", "Hola")
+    assert (tmp_path / "disk" / "sessions.db").stat().st_mode & 0o777 == 0o600
+
+
 def test_the_data_folder_and_the_parents_it_needs_are_created_owner_only(
         cli: CliRunner, tmp_path: Path, isolated_environment: Path) -> None:
     _chat(cli, _bot(tmp_path, "Bot"), "talk", "Hola")

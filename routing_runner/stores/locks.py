@@ -57,7 +57,7 @@ def try_lock(folder: Path, session_id: str) -> Lease | None:
     """The lease of `session_id`, or None when another process holds it."""
     if fcntl is None:  # pragma: no cover
         return Lease()
-    private_folder(folder, tighten=True)
+    private_folder(folder, ours=True)
     path = folder / f"{session_id}.lock"
     while True:
         fd = open_private(path, os.O_RDWR)

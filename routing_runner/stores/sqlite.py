@@ -164,8 +164,8 @@ class SQLiteStore(SessionStore):
         self._locks = Path(f"{path}-locks")
         self._sessions: list[SQLiteSession] = []
         try:
-            private_folder(path.parent, tighten=own_folder)
-            private_folder(self._locks, tighten=True)
+            private_folder(path.parent, ours=own_folder)
+            private_folder(self._locks, ours=True)
             _owner_only(path)
             with queued_writes(self._locks), closing(self._connect()) as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
