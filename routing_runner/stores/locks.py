@@ -88,6 +88,7 @@ def queued_writes(folder: Path) -> Iterator[None]:
     if fcntl is None:  # pragma: no cover
         yield
         return
+    private_folder(folder, ours=True)  # deleted meanwhile? made again, as try_lock does
     fd = open_private(folder / WRITES_LOCK, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
