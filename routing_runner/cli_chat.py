@@ -57,9 +57,10 @@ def chat(
     from .transcript import TranscriptRecorder
 
     cfg = load(config).config
-    if record is not None and (record.exists() or not record.parent.is_dir()):
+    # lexists: a symlink at the path counts as a file there, even a dangling one.
+    if record is not None and (os.path.lexists(record) or not record.parent.is_dir()):
         fail(UserInputError(f"--record {record}: " + ("the file exists; choose a new name"
-             if record.exists() else f"the folder {record.parent} does not exist")))
+             if os.path.lexists(record) else f"the folder {record.parent} does not exist")))
     try:
         if session_id is not None:
             check_session_id(session_id)

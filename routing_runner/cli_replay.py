@@ -16,6 +16,7 @@ import typer
 
 from .cli_common import ConfigArg, fail, load, usage
 from .errors import ConfigError, RoutingRunnerError
+from .private_files import UnsafePathError, check_existing
 
 
 def _check_writable(target: str | Path | None, option: str) -> None:
@@ -24,6 +25,10 @@ def _check_writable(target: str | Path | None, option: str) -> None:
     folder = Path(target).parent
     if not folder.is_dir():
         usage(f"{option} {target}: the folder {folder} does not exist")
+    try:
+        check_existing(Path(target), regular=False)
+    except UnsafePathError as error:
+        usage(f"{option} {error}")
 
 
 def replay(

@@ -18,6 +18,7 @@ import typer
 
 from .cli_common import fail, load
 from .errors import EXIT_RUN_FAILURE, RoutingRunnerError
+from .render import inert
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -65,6 +66,15 @@ def _turns(summary: SessionSummary) -> str:
     return f"{summary.turns} turn{'' if summary.turns == 1 else 's'}"
 
 
+def _unclaimed(summaries: list[SessionSummary]) -> str:
+    """A note on the conversations no config has claimed yet, or nothing."""
+    unclaimed = sum(s.owner is None for s in summaries)
+    if not unclaimed:
+        return ""
+    return (f" ({unclaimed} stored before conversations belonged to a config: resuming one "
+            "claims it for this config)")
+
+
 def _confirm(question: str) -> bool:
     """Ask on stderr; end of input counts as no."""
     try:
@@ -95,7 +105,8 @@ def list_sessions(
                               ensure_ascii=False))
         return
     count = len(summaries)
-    typer.echo(f"{count} conversation{'' if count == 1 else 's'} in {description}", err=True)
+    typer.echo(f"{count} conversation{'' if count == 1 else 's'} in {description}"
+               f"{_unclaimed(summaries)}", err=True)
     if summaries:
         typer.echo("\n".join(summary_table(summaries)))
 
@@ -192,19 +203,30 @@ def delete(config: ConfigArg, session_id: IdArg, yes: YesOption = False) -> None
 
 @app.command()
 def clear(config: ConfigArg, yes: YesOption = False) -> None:
-    """Delete every stored conversation of the config's store (asks first unless --yes)."""
+    """Delete every conversation of this config in its store (asks first unless --yes).
+
+    Conversations stored before conversations belonged to a config are kept: they may be
+    another config's. Delete them one by one with `sessions delete`.
+    """
     cfg = _config(config)
 
-    async def count(store: SessionStore) -> tuple[str, int]:
-        return store.description, len(await store.list_sessions())
+    async def count(store: SessionStore) -> tuple[str, int, int]:
+        summaries = await store.list_sessions()
+        unclaimed = sum(s.owner is None for s in summaries) if store.owner else 0
+        return store.description, len(summaries) - unclaimed, unclaimed
 
-    description, total = _run(cfg, count)
+    description, total, unclaimed = _run(cfg, count)
+    if unclaimed:
+        typer.echo(f"keeping {unclaimed} conversation{'' if unclaimed == 1 else 's'} stored "
+                   "before conversations belonged to a config (they may be another config's); "
+                   "see `routing-runner sessions list`, delete one with `sessions delete`",
+                   err=True)
     if total == 0:
-        typer.echo(f"no conversations in {description}", err=True)
+        typer.echo(f"no conversations of {inert(cfg.title)} in {description}", err=True)
         return
     noun = "conversation" if total == 1 else f"{total} conversations"
     if not yes and not _confirm(f"Delete {'the ' if total == 1 else 'all '}{noun} "
-                                f"in {description}?"):
+                                f"of {inert(cfg.title)} in {description}?"):
         typer.echo("nothing deleted", err=True)
         return
 

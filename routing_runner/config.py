@@ -186,6 +186,9 @@ class SessionConfig:
     key_prefix: str = DEFAULT_KEY_PREFIX
     ttl: int | None = None
     encryption: EncryptionConfig | None = None
+    # The config whose conversations these are (its `name`, else its file name without
+    # extension): a store shared by several configs shows each only its own conversations.
+    owner: str | None = None
 
     def database_path(self) -> Path:
         """The SQLite file: the configured one, or the per-user default."""
@@ -283,7 +286,8 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
             model_settings=ModelSettingsConfig.from_dict(spec.get("model_settings")),
         )
 
-    session = _session_config(document, raw.get("session", {}), base, problems)
+    session = replace(_session_config(document, raw.get("session", {}), base, problems),
+                      owner=raw.get("name") or path.stem)
 
     entry = raw["entry"]
     if entry not in agents_raw:
@@ -344,6 +348,8 @@ def _session_config(document: Document, raw: Mapping[str, Any], base: Path,
                 ("session", key), f"applies only to backend {' or '.join(backends)}, "
                                   f"not {backend!r}", key=True))
     path = raw.get("path")
+    if path is not None and not _usable_path(document, path, ("session", "path"), problems):
+        path = None
     ttl = raw.get("ttl")
     encryption_raw = raw.get("encryption")
     encryption = None if encryption_raw is None else EncryptionConfig(
@@ -361,8 +367,21 @@ def _session_config(document: Document, raw: Mapping[str, Any], base: Path,
     )
 
 
+def _usable_path(document: Document, value: str, where: tuple[str, ...],
+                 problems: list[Problem]) -> bool:
+    """Whether `value` can name a file; a NUL byte cannot (the OS refuses it with ValueError)."""
+    if "\0" in value:
+        problems.append(document.problem(
+            where, f"{value!r} contains a NUL byte (\\0), which no file name can hold; "
+                   "remove it"))
+        return False
+    return True
+
+
 def _read_instructions(document: Document, base: Path, relative: str,
                        where: tuple[str, ...], problems: list[Problem]) -> str | None:
+    if not _usable_path(document, relative, where, problems):
+        return None
     candidate = (base / relative).resolve()
     if Path(relative).is_absolute() or not candidate.is_relative_to(base):
         problems.append(document.problem(

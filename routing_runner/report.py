@@ -9,6 +9,7 @@ reply cannot move the cursor or produce XML a CI server cannot read.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sys
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from .private_files import write_private
 from .render import inert
 from .replay import (
     BatchResult,
@@ -378,7 +380,7 @@ def write_json(result: BatchResult, target: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        Path(target).write_text(text, encoding="utf-8")
+        write_private(Path(target), text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -451,5 +453,7 @@ def _xml_safe(text: str) -> str:
 
 
 def write_junit(result: BatchResult, path: Path) -> None:
-    """Write the JUnit XML report to `path`."""
-    junit_tree(result).write(path, encoding="utf-8", xml_declaration=True)
+    """Write the JUnit XML report to `path` (created owner-only, never through a symlink)."""
+    document = io.BytesIO()
+    junit_tree(result).write(document, encoding="utf-8", xml_declaration=True)
+    write_private(path, document.getvalue())

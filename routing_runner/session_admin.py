@@ -65,7 +65,8 @@ def summary_table(summaries: Sequence[SessionSummary]) -> list[str]:
 def summary_record(summary: SessionSummary) -> dict[str, Any]:
     """A summary as JSON-ready data."""
     return {"session_id": summary.session_id, "last_agent": summary.last_agent,
-            "turns": summary.turns, "last_activity": _iso(summary.last_activity)}
+            "turns": summary.turns, "last_activity": _iso(summary.last_activity),
+            "config": summary.owner}
 
 
 def export_document(summary: SessionSummary, items: Sequence[Any],

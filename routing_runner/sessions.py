@@ -157,6 +157,7 @@ class SessionSummary:
     last_agent: str | None = None
     turns: int | None = None
     last_activity: float | None = None  # seconds since the epoch, UTC
+    owner: str | None = None  # the config it belongs to; None: stored before owners were kept
 
 
 @dataclass
@@ -230,12 +231,18 @@ class SessionStore(ABC):
 
     Public methods check session ids and turn backend exceptions into StoreError; backends
     implement the underscore hooks.
+
+    A store with an `owner` (the config it was opened for) shows, opens and deletes only that
+    config's conversations, and the ones stored before conversations had owners; writing to
+    one of those claims it. Another config's conversation is a SessionIdError naming that
+    config. A store without an owner (library use) sees every conversation and claims none.
     """
 
     description: str
 
     def __init__(self, *, encryption: SessionKey | None = None) -> None:
         self.encryption = encryption
+        self.owner: str | None = None  # set by open_store from the config
         self._leases: list[Lease] = []
 
     # -- what the chat and the turn runner use --------------------------------------------
@@ -303,28 +310,36 @@ class SessionStore(ABC):
     # -- what `routing-runner sessions` uses ------------------------------------------------
 
     async def exists(self, session_id: str) -> bool:
-        """Whether anything is stored for `session_id`."""
-        check_session_id(session_id)
-        return await self.guarded(self._exists(session_id),
-                                  f"look up conversation {session_id!r}")
+        """Whether anything is stored for `session_id`; SessionIdError if another config's."""
+        return await self.summary(session_id) is not None
 
     async def summary(self, session_id: str) -> SessionSummary | None:
-        """Last agent, turns and last activity of `session_id`; None when nothing is stored."""
+        """Last agent, turns and last activity of `session_id`; None when nothing is stored.
+
+        SessionIdError when the conversation belongs to another config than this store's.
+        """
         check_session_id(session_id)
-        return await self.guarded(self._summary(session_id),
-                                  f"read the state of conversation {session_id!r}")
+        summary = await self.guarded(self._summary(session_id),
+                                     f"read the state of conversation {session_id!r}")
+        if summary is not None and not self._sees(summary):
+            raise SessionIdError(
+                f"conversation {session_id!r} belongs to the config {summary.owner!r}, not "
+                f"{self.owner!r} (in {self.description}); continue it with that config, or "
+                "start a new conversation")
+        return summary
 
     async def list_sessions(self) -> list[SessionSummary]:
         """Every stored conversation, most recently active first."""
         found = await self.guarded(self._list(), "list the conversations")
-        return sorted(found, key=lambda s: (-(s.last_activity or 0.0), s.session_id))
+        return sorted((s for s in found if self._sees(s)),
+                      key=lambda s: (-(s.last_activity or 0.0), s.session_id))
 
     async def read_items(self, session_id: str) -> list[TResponseInputItem]:
         """The items of a stored conversation, oldest first, without opening it for a chat.
 
         SessionIdError when nothing is stored under `session_id`.
         """
-        if not await self.exists(session_id):
+        if await self.summary(session_id) is None:
             raise SessionIdError(f"no conversation {session_id!r} in {self.description}")
         session = await self._readable_session(session_id)
         return await self.guarded(session.get_items(), f"read conversation {session_id!r}")
@@ -337,16 +352,24 @@ class SessionStore(ABC):
         check_session_id(session_id)
         lease = await self._acquire(session_id)
         try:
+            if await self.summary(session_id) is None:
+                return False
             return await self.guarded(self._delete(session_id),
                                       f"delete conversation {session_id!r}")
         finally:
             lease.release(remove=True)
 
     async def clear(self) -> tuple[list[str], list[str]]:
-        """Delete every conversation; return (deleted ids, ids kept because they are in use)."""
+        """Delete every conversation of this store's owner (every one, without an owner).
+
+        Returns (deleted ids, ids kept because they are in use). Conversations no config has
+        claimed yet are kept: they may be another config's, stored before owners were kept.
+        """
         deleted: list[str] = []
         in_use: list[str] = []
         for summary in await self.list_sessions():
+            if self.owner is not None and summary.owner != self.owner:
+                continue
             try:
                 if await self.delete(summary.session_id):
                     deleted.append(summary.session_id)
@@ -355,6 +378,10 @@ class SessionStore(ABC):
         return deleted, in_use
 
     # -- shared machinery ------------------------------------------------------------------
+
+    def _sees(self, summary: SessionSummary) -> bool:
+        """Whether this store may show and change the conversation `summary` describes."""
+        return self.owner is None or summary.owner in (None, self.owner)
 
     async def guarded(self, operation: Awaitable[T], doing: str) -> T:
         """Await `operation`, turning a backend exception into a StoreError saying `doing`."""
@@ -388,16 +415,15 @@ class SessionStore(ABC):
         """The backend's SDK session for `session_id` (unencrypted)."""
 
     @abstractmethod
-    async def _exists(self, session_id: str) -> bool:
-        """Whether items or state are stored for `session_id`."""
-
-    @abstractmethod
     async def _summary(self, session_id: str) -> SessionSummary | None:
         """The state record of `session_id` (fields None if only items exist), or None."""
 
     @abstractmethod
     async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
-        """Upsert the state record: set the agent if given, add `turns`, touch the time."""
+        """Upsert the state record: set the agent if given, add `turns`, touch the time.
+
+        A record without an owner gets this store's `owner` (None leaves it as it is).
+        """
 
     @abstractmethod
     async def _list(self) -> list[SessionSummary]:
@@ -448,20 +474,24 @@ def open_store(config: SessionConfig, env: Mapping[str, str] | None = None) -> S
     if config.backend == "memory":
         from .stores.memory import MemoryStore
 
-        return MemoryStore(encryption=key)
-    if config.backend == "sqlite":
+        store: SessionStore = MemoryStore(encryption=key)
+    elif config.backend == "sqlite":
         from .stores.sqlite import SQLiteStore
 
-        return SQLiteStore(config.database_path(), table_prefix=config.table_prefix,
-                           encryption=key)
-    url = _url(config, env)
-    if config.backend == "sqlalchemy":
+        store = SQLiteStore(config.database_path(), table_prefix=config.table_prefix,
+                            encryption=key, own_folder=config.path is None)
+    elif config.backend == "sqlalchemy":
         from .stores.sqlalchemy import SQLAlchemyStore
 
-        return SQLAlchemyStore(url, table_prefix=config.table_prefix, encryption=key)
-    from .stores.redis import RedisStore
+        store = SQLAlchemyStore(_url(config, env), table_prefix=config.table_prefix,
+                                encryption=key)
+    else:
+        from .stores.redis import RedisStore
 
-    return RedisStore(url, key_prefix=config.key_prefix, ttl=config.ttl, encryption=key)
+        store = RedisStore(_url(config, env), key_prefix=config.key_prefix, ttl=config.ttl,
+                           encryption=key)
+    store.owner = config.owner
+    return store
 
 
 def __getattr__(name: str) -> Any:

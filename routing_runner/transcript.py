@@ -44,6 +44,7 @@ from .document import Document, PathKey, Position, format_path, parse_documents,
 from .errors import ConfigError, Problem, UserInputError
 from .events import TurnEnded
 from .interpolate import interpolate
+from .private_files import write_private
 from .schema import did_you_mean, schema_path, validate
 
 TRANSCRIPT_SUFFIXES = (".yaml", ".yml")
@@ -605,7 +606,8 @@ class TranscriptRecorder:
             return
         partial = self.path.with_name(f".{self.path.name}.partial")
         try:
-            partial.write_text(self.text(), encoding="utf-8")
+            partial.unlink(missing_ok=True)  # a stale one, or a symlink planted there
+            write_private(partial, self.text())
             partial.replace(self.path)
         except OSError as exc:
             raise UserInputError(f"cannot write the transcript {self.path}: "

@@ -102,13 +102,16 @@ class RedisStore(SessionStore):
         fields = {_text(k): _text(v) for k, v in state.items()}
         return SessionSummary(
             session_id, fields.get("agent") or None, max(int(fields.get("turns", 0)), 0),
-            float(fields["updated_at"]) if "updated_at" in fields else None)
+            float(fields["updated_at"]) if "updated_at" in fields else None,
+            fields.get("owner"))
 
     async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
         key = self._keys(session_id)[3]
         now = repr(time.time())
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, "created_at", now)
+            if self.owner is not None:
+                pipe.hsetnx(key, "owner", self.owner)
             if agent is not None:
                 pipe.hset(key, "agent", agent)
             if turns:
