@@ -25,11 +25,20 @@ from routing_runner.sessions import (
 
 if TYPE_CHECKING:
     from agents.memory import SessionABC
+    from redis.asyncio.retry import Retry
 
     from .encryption import SessionKey
 
 CONNECT_TIMEOUT = 5.0
 SOCKET_TIMEOUT = 30.0
+# A dropped connection (server restart, CLIENT KILL, the server's idle `timeout`) is reconnected
+# and the command sent again, up to RECONNECT_ATTEMPTS times with a growing pause (at most
+# RECONNECT_PAUSE_CAP s): about 4 s in all before a turn fails, as the PostgreSQL path's pool
+# pre-ping does for its connections. Only ConnectionError is retried: a command that timed out
+# may have run, and sending an append again could store it twice.
+RECONNECT_ATTEMPTS = 3
+RECONNECT_PAUSE_BASE = 0.25
+RECONNECT_PAUSE_CAP = 2.0
 
 
 def hide_password(url: str) -> str:
@@ -43,6 +52,14 @@ def hide_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
 
 
+def _reconnecting() -> Retry:
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialWithJitterBackoff
+
+    return Retry(ExponentialWithJitterBackoff(base=RECONNECT_PAUSE_BASE, cap=RECONNECT_PAUSE_CAP),
+                 RECONNECT_ATTEMPTS)
+
+
 def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
@@ -54,6 +71,7 @@ class RedisStore(SessionStore):
                  encryption: SessionKey | None = None) -> None:
         require_extra("redis", "redis", "the redis session backend")
         import redis.asyncio
+        from redis import exceptions
 
         super().__init__(encryption=encryption)
         if not KEY_PREFIX_PATTERN.fullmatch(key_prefix):
@@ -63,7 +81,8 @@ class RedisStore(SessionStore):
         shown = hide_password(url)
         try:
             self._client = redis.asyncio.from_url(
-                url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT)
+                url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT,
+                retry=_reconnecting(), retry_on_error=[exceptions.ConnectionError])
         except ValueError as exc:
             raise StoreError(f"the session store URL {shown} is not a Redis URL: {exc}") from None
         self.description = f"redis {shown} (keys {key_prefix}:*"
