@@ -109,6 +109,7 @@ class TurnRunner:
         """
         max_turns = self.graph.config.max_turns
         try:
+            await conversation.check_readable()
             agent = await self.agent_for(conversation)
         except StoreError as exc:
             yield TurnFailed(self.graph.config.entry, describe_failure(exc, max_turns)

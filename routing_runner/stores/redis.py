@@ -151,6 +151,19 @@ class RedisStore(SessionStore):
                 found.append(summary)
         return found
 
+    async def _raw_rows(self, session_id: str) -> list[tuple[Any, str | bytes]]:
+        # A Redis list element has no id of its own: the raw value is its key, and every
+        # element with that value is equally unreadable.
+        raw = await self._client.lrange(self._keys(session_id)[1], 0, -1)
+        return [(value, value) for value in raw]
+
+    async def _drop_rows(self, session_id: str, keys: list[Any]) -> None:
+        messages = self._keys(session_id)[1]
+        async with self._client.pipeline(transaction=True) as pipe:
+            for value in set(keys):
+                pipe.lrem(messages, 0, value)
+            await pipe.execute()
+
     async def _delete(self, session_id: str) -> bool:
         return bool(await self._client.delete(*self._keys(session_id)))
 
