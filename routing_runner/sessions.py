@@ -327,7 +327,8 @@ class SessionStore(ABC):
     async def read_items(self, session_id: str) -> list[TResponseInputItem]:
         """The items of a stored conversation, oldest first, without opening it for a chat.
 
-        SessionIdError when nothing is stored under `session_id`.
+        SessionIdError when nothing is stored under `session_id`; UnreadableRowsError (a
+        StoreError) when a row cannot be read, rather than a history missing it.
         """
         from .stores.rows import check_readable
 

@@ -11,12 +11,15 @@ import asyncio
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -161,6 +164,94 @@ def test_a_killed_redis_connection_is_reconnected_and_the_chat_goes_on(
     assert len(items) == 6
     state = asyncio.run(_redis(lambda c: c.hgetall(f"{redis_prefix}:c1:state")))
     assert state[b"turns"] == b"3"
+
+
+class Outage:
+    """A TCP relay to a server that the test can take down (every connection cut, new ones
+    closed at once, as by a server restarting) and bring back - without touching the server."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.down = False
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:  # closed by stop()
+                return
+            if self.down:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        """Down: every relayed connection is closed and new ones are refused."""
+        self.down = True
+        with self._lock:
+            cut, self._open = self._open, []
+        for end in cut:
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            end.close()
+
+    def restore(self) -> None:
+        """Up again."""
+        self.down = False
+
+    def stop(self) -> None:
+        self.cut()
+        self._listener.close()
+
+
+def test_a_redis_outage_fails_the_turn_it_hits_and_the_next_turn_works(
+        tmp_path: Path, redis_prefix: str, chats: list[Chat]) -> None:
+    server = urlsplit(services.REDIS_URL)
+    outage = Outage(server.hostname or "127.0.0.1", server.port or 6379)
+    try:
+        config = _config(tmp_path, f"{{backend: redis, key_prefix: {redis_prefix}}}")
+        chat = Chat(config, "c1", {"REDIS_URL": f"redis://127.0.0.1:{outage.port}{server.path}"})
+        chats.append(chat)
+        assert chat.say("hello one").startswith(REPLY)
+        outage.cut()
+        failed = chat.say("hello two")
+        assert failed.startswith("  [error] cannot reach the session store redis "), failed
+        assert failed.rstrip().endswith("your message was not stored")
+        outage.restore()
+        assert chat.say("hello three").startswith(REPLY)
+        code, err = chat.end()
+    finally:
+        outage.stop()
+
+    assert code == 0, err
+    assert "Traceback" not in err
+    stored = asyncio.run(_redis(lambda c: c.lrange(f"{redis_prefix}:c1:messages", 0, -1)))
+    assert [json.loads(raw).get("content") for raw in stored][::2] == ["hello one",
+                                                                        "hello three"]
 
 
 # -- PostgreSQL -------------------------------------------------------------------------------
