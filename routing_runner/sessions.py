@@ -16,6 +16,10 @@ record beside the items: last agent, turns (user messages stored), created and u
 A `Conversation` wraps the SDK session in a `JournaledSession` (stores.journal), which counts
 what a turn appended so an interrupted or failed turn can be rolled back to "the user's message
 and nothing after it", keeps the turn count, and turns backend exceptions into `StoreError`.
+Before a conversation is opened and before each turn its stored rows are read one by one
+(stores.rows), because the SDK's sessions skip rows they cannot decode or decrypt: a row that
+cannot be read, or a conversation written under the other encryption setting, is an error
+rather than a shorter history.
 
 This module imports neither the Agents SDK nor a database driver: backends are imported when a
 store is opened, and a missing optional one names the extra that provides it.
