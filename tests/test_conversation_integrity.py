@@ -275,3 +275,26 @@ def test_repair_never_drops_rows_of_another_key(cli: CliRunner, storage: Storage
     assert "cannot decrypt conversation 'c1' with the key in ROUTING_RUNNER_SESSION_KEY" \
         in _error_line(result)
     assert len(storage.rows()) == 4
+
+
+def test_a_damaged_redis_state_record_is_shown_as_unknown_not_a_traceback(
+        cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import redis
+
+    services.require("Redis")
+    prefix = services.unique_prefix()
+    monkeypatch.setenv("REDIS_URL", services.REDIS_URL)
+    storage = _redis_storage(tmp_path, prefix)
+    try:
+        _two_turns(cli, storage.plain)
+        redis.Redis.from_url(services.REDIS_URL).hset(f"{prefix}:c1:state", "turns", "abc")
+
+        listed = cli.invoke(app, ["sessions", "list", str(storage.plain), "--json"])
+        assert listed.exit_code == 0, listed.output
+        assert [(s["session_id"], s["turns"]) for s in json.loads(listed.stdout)] == [
+            ("c1", None)]
+        deleted = cli.invoke(app, ["sessions", "delete", str(storage.plain), "c1", "--yes"])
+        assert deleted.exit_code == 0, deleted.output
+        assert storage.rows() == []
+    finally:
+        services.drop_redis_keys(prefix)

@@ -10,7 +10,7 @@ after its last change, ours included.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from routing_runner.errors import StoreError
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from .encryption import SessionKey
 
+T = TypeVar("T", int, float)
 CONNECT_TIMEOUT = 5.0
 SOCKET_TIMEOUT = 30.0
 # A dropped connection (server restart, CLIENT KILL, the server's idle `timeout`) is reconnected
@@ -58,6 +59,15 @@ def _reconnecting() -> Retry:
 
     return Retry(ExponentialWithJitterBackoff(base=RECONNECT_PAUSE_BASE, cap=RECONNECT_PAUSE_CAP),
                  RECONNECT_ATTEMPTS)
+
+
+def _number(text: str | None, kind: type[T]) -> T | None:
+    """`text` as a number; None when absent or not one (a state written by something else is
+    shown as unknown, so the conversation can still be listed, shown and deleted)."""
+    try:
+        return None if text is None else kind(text)
+    except ValueError:
+        return None
 
 
 def _text(value: Any) -> str:
@@ -119,9 +129,10 @@ class RedisStore(SessionStore):
     @staticmethod
     def _parse(session_id: str, state: dict[Any, Any]) -> SessionSummary:
         fields = {_text(k): _text(v) for k, v in state.items()}
-        return SessionSummary(
-            session_id, fields.get("agent") or None, max(int(fields.get("turns", 0)), 0),
-            float(fields["updated_at"]) if "updated_at" in fields else None)
+        turns = _number(fields.get("turns", "0"), int)
+        return SessionSummary(session_id, fields.get("agent") or None,
+                              None if turns is None else max(turns, 0),
+                              _number(fields.get("updated_at"), float))
 
     async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
         key = self._keys(session_id)[3]
