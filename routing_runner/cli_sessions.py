@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from .cli_common import fail, load
+from .cli_common import count, fail, load, usage
 from .errors import EXIT_RUN_FAILURE, RoutingRunnerError
 from .render import inert
 
@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 app = typer.Typer(
     name="sessions",
-    help="List, show, export and delete stored conversations (every session backend).",
+    help="List, show, export, repair and delete stored conversations (every session backend).",
     no_args_is_help=True,
 )
 
@@ -117,18 +117,27 @@ def show(config: ConfigArg, session_id: IdArg) -> None:
     from .render import Style
     from .session_admin import format_time, render_conversation
     from .sessions import SessionSummary
+    from .stores.rows import StoredRow, describe_unreadable
 
     cfg = _config(config)
 
     async def action(store: SessionStore) -> tuple[str, SessionSummary, list[Any]]:
-        items = await store.read_items(session_id)
+        rows = await store.read_rows(session_id)
         summary = await store.summary(session_id) or SessionSummary(session_id)
-        return store.description, summary, list(items)
+        # Unreadable rows stay in place, to be marked; expired ones are gone by design.
+        return store.description, summary, [row if row.problem else row.item for row in rows
+                                             if not row.expired]
 
     description, summary, items = _run(cfg, action)
     typer.echo(f"session: {session_id} in {description} - {_turns(summary)}, last agent "
                f"{summary.last_agent or '-'}, last activity "
                f"{format_time(summary.last_activity)}", err=True)
+    unreadable = [item for item in items if isinstance(item, StoredRow)]
+    if unreadable:
+        typer.echo(f"warning: {count(len(unreadable), 'unreadable row')} ("
+                   f"{describe_unreadable(unreadable)}): the model does not see them; drop them "
+                   f"with `routing-runner sessions repair {config} {session_id} "
+                   "--drop-unreadable`", err=True)
     style = Style(enabled=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
     render_conversation(items, cfg, sys.stdout, style)
 
@@ -240,6 +249,45 @@ def clear(config: ConfigArg, yes: YesOption = False) -> None:
         typer.echo(f"error: kept {len(in_use)} in use by another process: {', '.join(in_use)}",
                    err=True)
         raise typer.Exit(EXIT_RUN_FAILURE)
+
+
+@app.command()
+def repair(
+    config: ConfigArg,
+    session_id: IdArg,
+    drop_unreadable: Annotated[bool, typer.Option(
+        "--drop-unreadable", help="Delete the rows that cannot be read (`sessions show` marks "
+                                  "them); they cannot be recovered.")] = False,
+    yes: YesOption = False,
+) -> None:
+    """Repair a stored conversation: drop its unreadable rows (asks first unless --yes)."""
+    from .stores.rows import describe_unreadable
+
+    if not drop_unreadable:
+        usage("say what to repair: --drop-unreadable deletes the rows that cannot be read")
+    cfg = _config(config)
+
+    async def inspect(store: SessionStore) -> tuple[str, list[Any]]:
+        rows = await store.read_rows(session_id)
+        return store.description, [row for row in rows if row.problem is not None]
+
+    description, bad = _run(cfg, inspect)
+    if not bad:
+        typer.echo(f"conversation {session_id} has no unreadable rows; nothing to repair",
+                   err=True)
+        return
+    question = (f"Drop {count(len(bad), 'unreadable row')} ({describe_unreadable(bad)}) from "
+                f"conversation {session_id} in {description}? They cannot be recovered.")
+    if not yes and not _confirm(question):
+        typer.echo("nothing dropped", err=True)
+        return
+
+    async def drop(store: SessionStore) -> int:
+        return len(await store.drop_unreadable(session_id))
+
+    dropped = _run(cfg, drop)
+    typer.echo(f"dropped {count(dropped, 'unreadable row')} from conversation {session_id}",
+               err=True)
 
 
 @app.command("new-key")

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 from agents import (
     Agent,
     ModelSettings,
@@ -97,7 +97,7 @@ _API_CONTENT_TYPES = ("application/json", "text/event-stream", "")
 _STREAM_ASKED = b'"stream":true'
 
 
-async def _refuse_non_api_answers(response: httpx.Response) -> None:
+async def _refuse_non_api_answers(response: httpx2.Response) -> None:
     """Fail a successful answer that is not the API's, such as a web page at a wrong base_url.
 
     The openai client would parse an HTML page as an empty event stream: a silent empty reply.
@@ -113,10 +113,10 @@ async def _refuse_non_api_answers(response: httpx.Response) -> None:
         raise not_streamed(str(response.request.url))
 
 
-def _request_body(response: httpx.Response) -> bytes:
+def _request_body(response: httpx2.Response) -> bytes:
     try:
         return response.request.content
-    except httpx.RequestNotRead:  # a streamed upload: not one of the API's JSON requests
+    except httpx2.RequestNotRead:  # a streamed upload: not one of the API's JSON requests
         return b""
 
 

@@ -19,6 +19,7 @@ from .events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded
 from .items import is_user_message, message_text
 from .render import Style, TurnRenderer, inert
 from .sessions import SessionStore, SessionSummary, open_store
+from .stores.rows import StoredRow
 
 T = TypeVar("T")
 EXPORT_FORMAT = "routing-runner.session/1"
@@ -98,11 +99,17 @@ def _handoff_target(config: Config, agent: str, tool: str, output: Any) -> str |
     return None
 
 
-def conversation_events(items: Sequence[Any], config: Config) -> Iterator[UserSaid | Event]:
-    """A stored conversation as the user's messages and the turn events the chat rendered."""
+def conversation_events(items: Sequence[Any],
+                        config: Config) -> Iterator[UserSaid | StoredRow | Event]:
+    """A stored conversation as the user's messages and the turn events the chat rendered.
+
+    An unreadable row (a StoredRow among the items) is passed on where it stands.
+    """
     agent = config.entry
     calls: dict[str, str] = {}
     for item in items:
+        if isinstance(item, StoredRow):
+            yield item
         if not isinstance(item, dict):
             continue
         kind = item.get("type", "message")
@@ -130,11 +137,16 @@ def conversation_events(items: Sequence[Any], config: Config) -> Iterator[UserSa
 
 def render_conversation(items: Sequence[Any], config: Config, out: TextIO,
                         style: Style) -> None:
-    """Write a stored conversation as the chat showed it: `you: ...`, handoffs, replies."""
+    """Write a stored conversation as the chat showed it: `you: ...`, handoffs, replies.
+
+    Unreadable rows (StoredRow items) are marked where they stand.
+    """
     renderer = TurnRenderer(out, style)
     for event in conversation_events(items, config):
         if isinstance(event, UserSaid):
             out.write(f"you: {inert(event.text)}\n")
+        elif isinstance(event, StoredRow):
+            out.write(style.error(f"  [unreadable] row {event.number}: {event.problem}") + "\n")
         else:
             renderer.render(event)
 

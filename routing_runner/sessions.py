@@ -16,6 +16,10 @@ record beside the items: last agent, turns (user messages stored), created and u
 A `Conversation` wraps the SDK session in a `JournaledSession` (stores.journal), which counts
 what a turn appended so an interrupted or failed turn can be rolled back to "the user's message
 and nothing after it", keeps the turn count, and turns backend exceptions into `StoreError`.
+Before a conversation is opened and before each turn its stored rows are read one by one
+(stores.rows), because the SDK's sessions skip rows they cannot decode or decrypt: a row that
+cannot be read, or a conversation written under the other encryption setting, is an error
+rather than a shorter history.
 
 This module imports neither the Agents SDK nor a database driver: backends are imported when a
 store is opened, and a missing optional one names the extra that provides it.
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
     from .stores.encryption import SessionKey
     from .stores.journal import JournaledSession
     from .stores.memory import MemoryStore
+    from .stores.rows import StoredRow
     from .stores.sqlite import SQLiteStore
 
 __all__ = [
@@ -200,6 +205,10 @@ class Conversation:
         """Every stored item, oldest first."""
         return await self.session.get_items()
 
+    async def check_readable(self) -> None:
+        """StoreError unless the model would see every stored row (the SDK skips bad ones)."""
+        await self.store.check_readable(self.session_id, self.session.inner)
+
 
 class Lease:
     """Exclusive use of one conversation while it is open; stores without locks lend this one."""
@@ -337,12 +346,61 @@ class SessionStore(ABC):
     async def read_items(self, session_id: str) -> list[TResponseInputItem]:
         """The items of a stored conversation, oldest first, without opening it for a chat.
 
-        SessionIdError when nothing is stored under `session_id`.
+        SessionIdError when nothing is stored under `session_id`; UnreadableRowsError (a
+        StoreError) when a row cannot be read, rather than a history missing it.
+        """
+        from .stores.rows import check_readable
+
+        rows = await self.read_rows(session_id)
+        check_readable(rows, session_id, self.description)
+        return [row.item for row in rows if row.item is not None]
+
+    async def read_rows(self, session_id: str) -> list[StoredRow]:
+        """The stored rows of a conversation, each read or saying why it cannot be.
+
+        SessionIdError when nothing is stored under `session_id`; StoreError when it was
+        written under the other encryption setting or with another key.
         """
         if await self.summary(session_id) is None:
             raise SessionIdError(f"no conversation {session_id!r} in {self.description}")
-        session = await self._readable_session(session_id)
-        return await self.guarded(session.get_items(), f"read conversation {session_id!r}")
+        session = await self.guarded(self._session(session_id),
+                                     f"open conversation {session_id!r}")
+        return await self._rows(session_id, self._protected(session, session_id))
+
+    async def check_readable(self, session_id: str, session: SessionABC) -> None:
+        """StoreError naming the rows of `session_id` the model would not see, if any.
+
+        `session` is the conversation's open SDK session (encrypted when configured).
+        """
+        from .stores.rows import check_readable
+
+        check_readable(await self._rows(session_id, session), session_id, self.description)
+
+    async def drop_unreadable(self, session_id: str) -> list[StoredRow]:
+        """Delete the rows of `session_id` that cannot be read; the rows dropped.
+
+        Nothing is dropped when the conversation needs another key or encryption setting (its
+        rows are then all unreadable to this config, not damaged). The turn count is made the
+        number of user messages kept, unless expired rows hide some. SessionInUseError when
+        another process has the conversation open (stores that lock).
+        """
+        lease = await self._acquire(session_id)
+        try:
+            rows = await self.read_rows(session_id)
+            bad = [row for row in rows if row.problem is not None]
+            if not bad:
+                return []
+            await self.guarded(self._drop_rows(session_id, [row.key for row in bad]),
+                               f"drop unreadable rows of conversation {session_id!r}")
+            summary = await self.summary(session_id)
+            if summary is not None and summary.turns is not None and \
+                    not any(row.expired for row in rows):
+                kept = sum(is_user_message(row.item) for row in rows if row.item is not None)
+                if kept != summary.turns:
+                    await self.record_turns(session_id, kept - summary.turns)
+            return bad
+        finally:
+            lease.release()
 
     async def delete(self, session_id: str) -> bool:
         """Delete one conversation and its state; False when nothing was stored.
@@ -396,17 +454,38 @@ class SessionStore(ABC):
             raise error from exc
 
     async def _readable_session(self, session_id: str) -> SessionABC:
-        """The SDK session of `session_id`, encrypted and key-checked when configured."""
+        """The SDK session of `session_id`, encrypted and key-checked when configured.
+
+        StoreError when the stored rows were written under the other encryption setting or
+        with another key: nothing is read or appended then.
+        """
         session = await self.guarded(self._session(session_id),
                                      f"open conversation {session_id!r}")
+        protected = self._protected(session, session_id)
+        await self._rows(session_id, protected)
+        return protected
+
+    def _protected(self, session: SessionABC, session_id: str) -> SessionABC:
+        """`session` wrapped in the SDK's EncryptedSession when the config encrypts."""
         if self.encryption is None:
             return session
-        from .stores.encryption import check_key, encrypted
+        from .stores.encryption import encrypted
 
-        protected = encrypted(session, session_id, self.encryption)
-        await self.guarded(check_key(protected, session, self.encryption, self.description),
-                           f"read conversation {session_id!r}")
-        return protected
+        return encrypted(session, session_id, self.encryption)
+
+    async def _rows(self, session_id: str, session: SessionABC) -> list[StoredRow]:
+        """The raw rows of `session_id` read one by one; StoreError on an encryption mismatch."""
+        from .stores.rows import check_mode, read_rows
+
+        raw = await self.guarded(self._raw_rows(session_id), f"read conversation {session_id!r}")
+        cipher = None
+        if self.encryption is not None:
+            from .stores.encryption import cipher_of
+
+            cipher = cipher_of(session)
+        rows = read_rows(raw, cipher, self.encryption.ttl if self.encryption else 0)
+        check_mode(rows, self.encryption, session_id, self.description)
+        return rows
 
     # -- backend hooks -----------------------------------------------------------------------
 
@@ -436,6 +515,23 @@ class SessionStore(ABC):
     async def _acquire(self, session_id: str) -> Lease:
         """Exclusive use of `session_id`, for stores that allow one process per conversation."""
         return Lease()
+
+    async def _raw_rows(self, session_id: str) -> list[tuple[Any, str | bytes]]:
+        """Each stored item of `session_id` as the backend holds it, oldest first, with the
+        key `_drop_rows` deletes it by.
+
+        Backends whose rows can be damaged outside this process read them directly, since the
+        SDK's `get_items` skips what it cannot decode; this default (the SDK's reading) suits a
+        store nothing else writes to.
+        """
+        import json
+
+        items = await (await self._session(session_id)).get_items()
+        return [(number, json.dumps(item)) for number, item in enumerate(items)]
+
+    async def _drop_rows(self, session_id: str, keys: list[Any]) -> None:
+        """Delete the rows of `session_id` with these `_raw_rows` keys."""
+        raise StoreError(f"{self.description} cannot drop single rows of a conversation")
 
     def _store_error(self, exc: Exception, doing: str) -> StoreError | None:
         """The StoreError for a backend exception, or None to let it propagate."""

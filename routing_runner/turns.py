@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from agents import Agent, Runner
 from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorError
 from agents.result import RunResultStreaming
 
-from .errors import RoutingRunnerError
+from .errors import RoutingRunnerError, StoreError
 from .events import Event, Retrying, StreamTranslator, TurnFailed, TurnStarted
 from .graph import AgentGraph
 from .providers import endpoint_hint, redact_url
@@ -129,8 +129,19 @@ class TurnRunner:
         return self.graph.agents[self.graph.config.first_agent(last)]
 
     async def run(self, conversation: Conversation, message: str) -> AsyncIterator[Event]:
-        """Run one turn; yield its events, ending with TurnEnded or TurnFailed."""
-        agent = await self.agent_for(conversation)
+        """Run one turn; yield its events, ending with TurnEnded or TurnFailed.
+
+        A store that cannot be read or written fails this turn only (the server may be back
+        for the next one); nothing is sent to the model when the turn cannot start.
+        """
+        max_turns = self.graph.config.max_turns
+        try:
+            await conversation.check_readable()
+            agent = await self.agent_for(conversation)
+        except StoreError as exc:
+            yield TurnFailed(self.graph.config.entry, describe_failure(exc, max_turns)
+                             + "; your message was not stored")
+            return
         yield TurnStarted(agent.name)
         translator = StreamTranslator(agent.name)
         # SDK events and retry notices meet in one queue, so a retry shows while it waits.
@@ -166,12 +177,20 @@ class TurnRunner:
             await self._abandon(result, pump, conversation, message)
             raise
         except Exception as exc:
-            await self._abandon(result, pump, conversation, message)
+            rolled_back = await self._rolled_back(
+                self._abandon(result, pump, conversation, message))
             yield TurnFailed(translator.agent, describe_failure(
-                exc, self.graph.config.max_turns, retries, translator))
+                exc, max_turns, retries, translator) + rolled_back)
             return
         ended = translator.ended()
-        await conversation.set_active_agent(ended.agent)
+        try:
+            await conversation.set_active_agent(ended.agent)
+        except StoreError as exc:
+            # Without its agent the stored turn would resume with the wrong one: undo it.
+            rolled_back = await self._rolled_back(
+                conversation.roll_back_turn({"role": "user", "content": message}))
+            yield TurnFailed(ended.agent, describe_failure(exc, max_turns) + rolled_back)
+            return
         yield ended
 
     @staticmethod
@@ -193,3 +212,12 @@ class TurnRunner:
         tasks = [t for t in (result.run_loop_task, pump) if t is not None]
         await asyncio.wait(tasks)
         await conversation.roll_back_turn({"role": "user", "content": message})
+
+    @staticmethod
+    async def _rolled_back(rollback: Awaitable[None]) -> str:
+        """Await a turn's rollback; what to add to the failure's message if the store refused."""
+        try:
+            await rollback
+        except StoreError as exc:
+            return f"; rolling the turn back failed too: {exc}"
+        return ""

@@ -371,18 +371,18 @@ def test_litellm_failures_are_one_line_without_its_banner_or_a_cost_map_fetch(
 def test_a_connection_error_wrapped_in_an_http_500_is_described_as_unreachable() -> None:
     # LiteLLM's shape, built from the openai types it subclasses: a refused connection
     # surfaces as an InternalServerError (status 500) caused by an APIConnectionError.
-    import httpx
+    import httpx2
     import openai
 
     from routing_runner.turns import describe_failure
 
-    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    request = httpx2.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
     refused = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 9)")
     connection = openai.APIConnectionError(request=request)
     connection.__cause__ = refused
     wrapped = openai.InternalServerError(
         "litellm.InternalServerError: OpenAIException - Connection error.",
-        response=httpx.Response(500, request=request), body=None)
+        response=httpx2.Response(500, request=request), body=None)
     wrapped.__cause__ = connection
     assert describe_failure(wrapped, max_turns=6) == (
         "cannot reach the model provider: [Errno 111] Connect call failed ('127.0.0.1', 9); "

@@ -83,11 +83,12 @@ class SQLAlchemyStore(SessionStore):
         self._schema_lock = asyncio.Lock()
 
     def _sdk_tables(self) -> tuple[TableClause, TableClause]:
-        """Just the columns of the SDK's tables that listing and deleting need."""
+        """Just the columns of the SDK's tables that listing, reading rows and deleting need."""
         from sqlalchemy import column, table
 
         return (table(self.tables.sessions, column("session_id")),
-                table(self.tables.messages, column("session_id")))
+                table(self.tables.messages, column("session_id"), column("id"),
+                      column("message_data")))
 
     async def _ensure_schema(self) -> None:
         """Create the SDK's tables and ours once, one worker at a time."""
@@ -181,6 +182,25 @@ class SQLAlchemyStore(SessionStore):
                         created_at=now, updated_at=now, owner=self.owner))
             except IntegrityError:
                 await conn.execute(change)
+
+    async def _raw_rows(self, session_id: str) -> list[tuple[Any, str | bytes]]:
+        from sqlalchemy import select
+
+        await self._ensure_schema()
+        _, messages = self._sdk_tables()
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(select(messages.c.id, messages.c.message_data)
+                                      .where(messages.c.session_id == session_id)
+                                      .order_by(messages.c.id))
+            return [(row[0], row[1]) for row in rows]
+
+    async def _drop_rows(self, session_id: str, keys: list[Any]) -> None:
+        from sqlalchemy import delete
+
+        _, messages = self._sdk_tables()
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(messages).where(messages.c.session_id == session_id,
+                                                      messages.c.id.in_(keys)))
 
     async def _list(self) -> list[SessionSummary]:
         from sqlalchemy import select

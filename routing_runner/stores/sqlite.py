@@ -275,6 +275,24 @@ class SQLiteStore(SessionStore):
 
         await self._run(write, writes=True)
 
+    async def _raw_rows(self, session_id: str) -> list[tuple[Any, str | bytes]]:
+        def read(conn: sqlite3.Connection) -> list[tuple[Any, str | bytes]]:
+            if not self._has_table(conn, self.tables.messages):
+                return []
+            return list(conn.execute(f"SELECT id, message_data FROM {self.tables.messages} "
+                                     "WHERE session_id = ? ORDER BY id", (session_id,)))
+
+        return await self._run(read)
+
+    async def _drop_rows(self, session_id: str, keys: list[Any]) -> None:
+        def drop(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(f"DELETE FROM {self.tables.messages} WHERE session_id = ? AND id = ?",
+                             [(session_id, key) for key in keys])
+            conn.execute("COMMIT")  # a failure is rolled back by the state connection's run
+
+        await self._run(drop)
+
     async def _list(self) -> list[SessionSummary]:
         def read(conn: sqlite3.Connection) -> list[SessionSummary]:
             found = {row[0]: SessionSummary(row[0], row[1], max(row[2], 0), row[3], row[4])
