@@ -15,6 +15,7 @@ import typer
 
 from .cli_common import ConfigArg, count, fail, load
 from .errors import EXIT_RUN_FAILURE, RoutingRunnerError, UserInputError
+from .user_text import read_piped_line
 
 if TYPE_CHECKING:
     from .graph import AgentGraph
@@ -25,8 +26,7 @@ def _line_reader(interactive: bool) -> Callable[[str], str | None]:
         try:
             if interactive:
                 return input(prompt)
-            line = sys.stdin.readline()
-            return line.rstrip("\n") if line else None
+            return read_piped_line(sys.stdin)
         except EOFError:
             return None
 

@@ -6,15 +6,21 @@ inert (as `\\x1b`, `\\u202e`, …), never passed to the terminal. Colour only on
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import TextIO
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from .events import AgentChanged, Event, Retrying, TextDelta, ToolCalled, TurnEnded, TurnFailed
 
-# C0 controls but tab and newline, DEL, C1 controls, and the bidi embedding/override/isolate
-# characters that can make text display differently from what it is.
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# C0 controls but tab and newline, DEL, C1 controls, the bidi embedding/override/isolate
+# characters that can make text display differently from what it is, and lone surrogates
+# (undecodable bytes), which a UTF-8 terminal stream cannot encode.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# Query parameters whose value is a credential: api-key, access_token, password, sig, ...
+_SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token|key|auth|sig|cred", re.I)
+REDACTED = "***"
 
 
 def inert(text: str) -> str:
@@ -24,6 +30,43 @@ def inert(text: str) -> str:
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
     return _UNSAFE.sub(escape, text)
+
+
+def redact_url(url: str) -> str:
+    """`url` safe to show: credentials in the user info and secret-looking query values hidden.
+
+    The one redaction of every URL routing-runner prints (banners, store descriptions, errors).
+    `user:pass@` keeps the user name; a user info without a password is often a token by
+    itself (`https://TOKEN@host`), so it is hidden whole.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port, before anything is shown
+    except ValueError:
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        return f"{scheme}://{REDACTED} (a URL that cannot be parsed)" if scheme else REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:{REDACTED}@{host}" if has_password and user else f"{REDACTED}@{host}"
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = parts.query
+    if any(_SECRET_PARAMETER.search(name) for name, _ in pairs):
+        query = "&".join(f"{quote(name, safe='')}="
+                         + (REDACTED if _SECRET_PARAMETER.search(name) else quote(value, safe=""))
+                         for name, value in pairs)
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+            + (f"#{parts.fragment}" if parts.fragment else ""))
+
+
+def use_colour(stream: TextIO) -> bool:
+    """Whether to colour output on `stream`: a terminal, not `TERM=dumb`, no `NO_COLOR`."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return stream.isatty()
 
 
 @dataclass

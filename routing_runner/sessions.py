@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .config import SessionConfig
 from .errors import RoutingRunnerError, SessionIdError, SessionInUseError, StoreError
 from .items import is_user_message
+from .user_text import encodable
 
 if TYPE_CHECKING:
     from agents.items import TResponseInputItem
@@ -327,7 +328,8 @@ class SessionStore(ABC):
         if not await self.exists(session_id):
             raise SessionIdError(f"no conversation {session_id!r} in {self.description}")
         session = await self._readable_session(session_id)
-        return await self.guarded(session.get_items(), f"read conversation {session_id!r}")
+        items = await self.guarded(session.get_items(), f"read conversation {session_id!r}")
+        return encodable(items)  # type: ignore[no-any-return]  # as JournaledSession does
 
     async def delete(self, session_id: str) -> bool:
         """Delete one conversation and its state; False when nothing was stored.

@@ -40,11 +40,22 @@ from typing import Any, Literal
 import yaml
 
 from .config import Config, build_config
-from .document import Document, PathKey, Position, format_path, parse_documents, read_document
+from .document import (
+    MAX_TRANSCRIPT_BYTES,
+    Document,
+    PathKey,
+    Position,
+    UnreadableFile,
+    format_path,
+    parse_documents,
+    read_document,
+    read_text_file,
+)
 from .errors import ConfigError, Problem, UserInputError
 from .events import TurnEnded
 from .interpolate import interpolate
 from .schema import did_you_mean, schema_path, validate
+from .user_text import message_problem
 
 TRANSCRIPT_SUFFIXES = (".yaml", ".yml")
 RESTART = "restart"
@@ -244,11 +255,9 @@ class _Loader:
     def load_file(self, path: Path) -> list[Problem]:
         source = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            return [Problem(source, 1, 1, "", f"not UTF-8 text ({exc.reason})")]
-        except OSError as exc:
-            return [Problem(source, 1, 1, "", f"cannot read: {exc.strerror}")]
+            text = read_text_file(path, MAX_TRANSCRIPT_BYTES)
+        except UnreadableFile as exc:
+            return [Problem(source, 1, 1, "", str(exc))]
         try:
             documents = [d for d in parse_documents(text, source) if d.data is not None]
         except ConfigError as error:
@@ -336,6 +345,9 @@ class _TranscriptBuilder:
             if item == RESTART:
                 steps.append(Restart(self.where(path)))
             else:
+                problem = message_problem(item["user"])
+                if problem is not None:
+                    self.fail((*path, "user"), problem)
                 steps.append(Turn(item["user"], self.expectations(item.get("expect"), path),
                                   self.where(path)))
         if not any(isinstance(s, Turn) for s in steps):
