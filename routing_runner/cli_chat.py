@@ -52,7 +52,7 @@ def chat(
     """Chat with the bot in the terminal, streaming replies; the conversation is stored."""
     from .chat import HELP, ChatLoop
     from .providers import resolve_provider
-    from .render import Style
+    from .render import Style, inert, use_colour
     from .sessions import Reservation, check_session_id, new_session_id, open_store
     from .transcript import TranscriptRecorder
 
@@ -68,9 +68,9 @@ def chat(
     except RoutingRunnerError as error:
         fail(error)
     interactive = sys.stdin.isatty() and not message
-    style = Style(enabled=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
-    typer.echo(f"{cfg.title} - {config}", err=True)
-    typer.echo(f"model: {provider.label}", err=True)
+    style = Style(enabled=use_colour(sys.stdout))
+    typer.echo(inert(f"{cfg.title} - {config}"), err=True)
+    typer.echo(f"model: {inert(provider.label)}", err=True)
 
     chosen_id = session_id or new_session_id()
     recorder = None if record is None else TranscriptRecorder(record, record.stem, config,
@@ -81,7 +81,7 @@ def chat(
             raise UserInputError(f"--record needs a new conversation, and {chosen_id!r} has "
                                  "messages already (a replay starts from an empty one)")
         state = "new" if reservation.is_new else f"resumed, last agent {first_agent}"
-        typer.echo(f"session: {chosen_id} ({state}) in {store.description}", err=True)
+        typer.echo(inert(f"session: {chosen_id} ({state}) in {store.description}"), err=True)
         typer.echo(HELP, err=True)
 
     def build() -> AgentGraph:

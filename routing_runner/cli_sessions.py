@@ -8,7 +8,6 @@ and database drivers are imported only when a command reaches its store.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -18,6 +17,7 @@ import typer
 
 from .cli_common import fail, load
 from .errors import EXIT_RUN_FAILURE, RoutingRunnerError
+from .render import inert
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -68,7 +68,7 @@ def _turns(summary: SessionSummary) -> str:
 def _confirm(question: str) -> bool:
     """Ask on stderr; end of input counts as no."""
     try:
-        answer = typer.confirm(question, default=False, err=True)
+        answer = typer.confirm(inert(question), default=False, err=True)
     except typer.Abort:
         answer = False
     if not sys.stdin.isatty():
@@ -95,15 +95,16 @@ def list_sessions(
                               ensure_ascii=False))
         return
     count = len(summaries)
-    typer.echo(f"{count} conversation{'' if count == 1 else 's'} in {description}", err=True)
+    typer.echo(inert(f"{count} conversation{'' if count == 1 else 's'} in {description}"),
+               err=True)
     if summaries:
-        typer.echo("\n".join(summary_table(summaries)))
+        typer.echo(inert("\n".join(summary_table(summaries))))
 
 
 @app.command()
 def show(config: ConfigArg, session_id: IdArg) -> None:
     """Show a stored conversation the way the chat showed it."""
-    from .render import Style
+    from .render import Style, use_colour
     from .session_admin import format_time, render_conversation
     from .sessions import SessionSummary
 
@@ -115,10 +116,10 @@ def show(config: ConfigArg, session_id: IdArg) -> None:
         return store.description, summary, list(items)
 
     description, summary, items = _run(cfg, action)
-    typer.echo(f"session: {session_id} in {description} - {_turns(summary)}, last agent "
-               f"{summary.last_agent or '-'}, last activity "
-               f"{format_time(summary.last_activity)}", err=True)
-    style = Style(enabled=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    typer.echo(inert(f"session: {session_id} in {description} - {_turns(summary)}, last agent "
+                     f"{summary.last_agent or '-'}, last activity "
+                     f"{format_time(summary.last_activity)}"), err=True)
+    style = Style(enabled=use_colour(sys.stdout))
     render_conversation(items, cfg, sys.stdout, style)
 
 
@@ -148,8 +149,6 @@ def export(
         return
     from .transcript import TranscriptRecorder
 
-    # The schema reference in the transcript is written relative to the current folder,
-    # where `> file.yaml` puts it.
     recorder = TranscriptRecorder(Path.cwd() / f"{session_id}.yaml", f"session {session_id}",
                                   config, session_id)
     for user, ended in stored_turns(document["items"], cfg):
@@ -200,7 +199,7 @@ def clear(config: ConfigArg, yes: YesOption = False) -> None:
 
     description, total = _run(cfg, count)
     if total == 0:
-        typer.echo(f"no conversations in {description}", err=True)
+        typer.echo(inert(f"no conversations in {description}"), err=True)
         return
     noun = "conversation" if total == 1 else f"{total} conversations"
     if not yes and not _confirm(f"Delete {'the ' if total == 1 else 'all '}{noun} "

@@ -15,6 +15,7 @@ from typing import Literal
 
 from .config import Config, ModelSpec
 from .errors import ProviderError
+from .render import redact_url
 
 OPENAI_KEY_VARIABLE = "OPENAI_API_KEY"
 # Servers such as Ollama or vLLM ignore the key, but the openai client refuses to start without.
@@ -36,7 +37,7 @@ class ResolvedModel:
         """Provider, API, model and endpoint, without the key."""
         if self.provider == "offline":
             return "OFFLINE model (embedded, routes by language; not a real LLM)"
-        where = f" at {self.spec.base_url}" if self.spec.base_url else ""
+        where = f" at {redact_url(self.spec.base_url)}" if self.spec.base_url else ""
         if self.provider == "litellm":
             return f"LiteLLM {self.spec.name}{where}"
         api = "Responses API" if self.spec.resolved_api == "responses" else "Chat Completions"

@@ -602,9 +602,13 @@ class TranscriptRecorder:
         self.write()
 
     def text(self) -> str:
-        """The transcript as YAML, starting with the schema line editors read."""
-        schema = Path(os.path.relpath(schema_path("transcript"),
-                                      self.path.resolve().parent)).as_posix()
+        """The transcript as YAML, starting with the schema line editors read.
+
+        The schema is named by the absolute `file://` URL of the installed copy, so the line
+        holds wherever the transcript is saved or moved to (`sessions export` cannot know
+        where its output goes); the schema's `$id` is a name, not a place it can be fetched.
+        """
+        schema = schema_path("transcript").resolve().as_uri()
         dumped = yaml.dump({"name": self.name, "turns": self.turns}, Dumper=_Dumper,
                            sort_keys=False, allow_unicode=True, width=100)
         return (f"# yaml-language-server: $schema={schema}\n"
