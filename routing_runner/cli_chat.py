@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .cli_common import ConfigArg, count, fail, load
+from .cli_common import ConfigArg, count, fail, load, usage
 from .errors import EXIT_RUN_FAILURE, RoutingRunnerError, UserInputError
-from .user_text import read_piped_line
+from .user_text import check_messages, decode_leniently, read_piped_line
 
 if TYPE_CHECKING:
     from .graph import AgentGraph
@@ -57,6 +57,8 @@ def chat(
     from .transcript import TranscriptRecorder
 
     cfg = load(config).config
+    if (refused := check_messages(message or [])) is not None:
+        usage(f"--message: {refused}")
     if record is not None and (record.exists() or not record.parent.is_dir()):
         fail(UserInputError(f"--record {record}: " + ("the file exists; choose a new name"
              if record.exists() else f"the folder {record.parent} does not exist")))
@@ -68,6 +70,7 @@ def chat(
     except RoutingRunnerError as error:
         fail(error)
     interactive = sys.stdin.isatty() and not message
+    decode_leniently(sys.stdin)
     style = Style(enabled=use_colour(sys.stdout))
     typer.echo(inert(f"{cfg.title} - {config}"), err=True)
     typer.echo(f"model: {inert(provider.label)}", err=True)

@@ -1,13 +1,14 @@
 """Text a user gives the runner - chat lines, `-m` messages, transcript turns - checked before
 it is stored or sent to a model.
 
-Python decodes the command line (and stdin, in a C/POSIX locale) with "surrogateescape": a byte
-that is not UTF-8 becomes a lone surrogate such as U+DCFF. Such a string cannot be encoded as
-UTF-8, so a model request carrying it fails, and once stored it would fail every later turn
-of the conversation. Chat input with such bytes is therefore *repaired*, not refused: each
-undecodable byte becomes U+FFFD (the replacement character, visible in the echo) and the user is
-told, so a long message with one stray byte is not lost. Conversations stored before this
-check are repaired the same way when they are read back (`encodable`).
+Python decodes the command line with "surrogateescape" (and the chat reads stdin the same
+way, see `decode_leniently`): a byte that is not UTF-8 becomes a lone surrogate such as
+U+DCFF. Such a string cannot be encoded as UTF-8, so a model request carrying it fails, and
+once stored it would fail every later turn of the conversation. Chat input with such bytes is
+therefore *repaired*, not refused: each undecodable byte becomes U+FFFD (the replacement
+character, visible in the echo) and the user is told, so a long message with one stray byte is
+not lost. Conversations stored before this check are repaired the same way when they are read
+back (`encodable`).
 
 A message must say something (whitespace only is nothing to send), must not contain NUL (no
 text a person types holds one; it comes from a binary paste or a broken pipe), and must fit in
@@ -16,7 +17,9 @@ MAX_MESSAGE_CHARS - far above any typed message, well below what would flood a c
 
 from __future__ import annotations
 
+import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -47,13 +50,11 @@ def encodable(value: Any) -> Any:
 
 
 def message_problem(text: str) -> str | None:
-    """Why `text` cannot be sent as a message, or None when it can."""
+    """Why `text` (valid Unicode: repaired by `encodable` first) cannot be sent, or None."""
     if not text.strip():
         return "the message is empty (only whitespace)"
     if "\0" in text:
         return "the message contains a NUL character; remove it"
-    if has_surrogates(text):
-        return "the message is not valid Unicode text (it holds a lone surrogate)"
     if len(text) > MAX_MESSAGE_CHARS:
         return f"the message is longer than the limit of {MAX_MESSAGE_CHARS:,} characters"
     return None
@@ -86,6 +87,30 @@ def check_chat_line(line: str) -> ChatLine:
     if problem is not None:
         return ChatLine(None, f"not sent: {problem}")
     return ChatLine(text, note)
+
+
+def check_messages(messages: Sequence[str]) -> str | None:
+    """Why one of the messages given up front (`chat -m`) cannot be sent, or None.
+
+    Checked before the chat starts, so a one-shot run sends all of them or none; undecodable
+    bytes are not a reason (they are replaced when the message is sent).
+    """
+    for number, text in enumerate(messages, 1):
+        problem = message_problem(encodable(text))
+        if problem is not None:
+            return f"message {number} {problem.removeprefix('the message ')}"
+    return None
+
+
+def decode_leniently(stream: TextIO) -> None:
+    """Make `stream` turn undecodable bytes into lone surrogates instead of raising.
+
+    Python reads stdin strictly in most UTF-8 locales, so one bad byte would end the chat
+    with a traceback; decoded leniently, `check_chat_line` replaces it and says so. Both
+    `input()` and piped reading use the stream's setting.
+    """
+    if isinstance(stream, io.TextIOWrapper) and stream.errors != "surrogateescape":
+        stream.reconfigure(errors="surrogateescape")
 
 
 def read_piped_line(stream: TextIO) -> str | None:
