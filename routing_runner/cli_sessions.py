@@ -98,7 +98,7 @@ def list_sessions(
     typer.echo(inert(f"{count} conversation{'' if count == 1 else 's'} in {description}"),
                err=True)
     if summaries:
-        typer.echo(inert("\n".join(summary_table(summaries))))
+        typer.echo("\n".join(summary_table(summaries)))
 
 
 @app.command()
