@@ -13,7 +13,7 @@ import typer
 
 from .errors import EXIT_USER_INPUT, ConfigError, Problem, RoutingRunnerError
 from .loader import LoadedConfig, load_config
-from .render import inert
+from .render import inert, redact_urls
 
 ConfigArg = Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False)]
 
@@ -29,7 +29,7 @@ def fail(error: RoutingRunnerError, where: str = "") -> NoReturn:
             typer.echo("The meaning checks (handoff targets, the entry agent, instruction "
                        "files) run once these are fixed.", err=True)
     else:
-        typer.echo(f"error: {inert(str(error))}", err=True)
+        typer.echo(f"error: {inert(redact_urls(str(error)))}", err=True)
     raise typer.Exit(error.exit_code)
 
 

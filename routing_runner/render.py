@@ -21,6 +21,7 @@ _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud
 # Query parameters whose value is a credential: api-key, access_token, password, sig, ...
 _SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token|key|auth|sig|cred", re.I)
 REDACTED = "***"
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
 def inert(text: str) -> str:
@@ -60,6 +61,12 @@ def redact_url(url: str) -> str:
         return url
     return (f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
             + (f"#{parts.fragment}" if parts.fragment else ""))
+
+
+def redact_urls(text: str) -> str:
+    """`text` with every URL in it redacted by `redact_url`: for messages written by others
+    (a provider's or a driver's exception) that may quote an endpoint with its credentials."""
+    return _URL.sub(lambda match: redact_url(match.group()), text)
 
 
 def use_colour(stream: TextIO) -> bool:

@@ -22,6 +22,7 @@ from agents.result import RunResultStreaming
 from .errors import RoutingRunnerError
 from .events import Event, Retrying, StreamTranslator, TurnFailed, TurnStarted
 from .graph import AgentGraph
+from .render import redact_urls
 from .retries import RetryNotice, quota_exhausted, retry_listener
 from .sessions import Conversation
 
@@ -41,7 +42,7 @@ def describe_failure(exc: BaseException, max_turns: int, retries: int = 0,
             text = "the provider's stream ended before the response was complete; /retry"
     if retries:
         text += f" (after {retries} retr{'y' if retries == 1 else 'ies'})"
-    return " ".join(text.split())
+    return redact_urls(" ".join(text.split()))
 
 
 def _describe(exc: BaseException, max_turns: int) -> str:

@@ -21,6 +21,7 @@ from routing_runner import __version__
 from routing_runner.cli import app
 
 from .conftest import REPO, write_config
+from .wire_server import Fault, WireServer
 
 LANGUAGES = REPO / "configs" / "languages.yaml"
 ESCAPES = "\x1b]0;owned\x07\x1b[2J"  # set the window title, clear the screen
@@ -65,6 +66,22 @@ def test_credentials_in_base_url_are_never_shown(cli: CliRunner, tmp_path: Path)
     assert "hunter2" not in result.output and "sk-secret" not in result.output
     assert "model: OpenAI-compatible Chat Completions, local at " \
            "http://me:***@127.0.0.1:1/v1?api-key=***&team=a - no key" in result.stderr
+
+
+def test_a_url_quoted_in_a_provider_error_is_redacted(
+        cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with WireServer() as server:
+        server.script(Fault.http_error(
+            400, "upstream http://svc:tok3n@10.0.0.5/v1?api_key=sk-upstream refused the call"))
+        config = write_config(tmp_path, (
+            f"version: 1\nentry: bot\nmodel:\n  provider: openai\n  name: gpt-test\n"
+            f"  base_url: {server.base_url}\nsession: {{backend: memory}}\n"
+            "agents:\n  bot: {instructions: hi}\n"))
+        result = cli.invoke(app, ["chat", str(config), "-m", "hello"])
+    assert result.exit_code == 3
+    assert "tok3n" not in result.output and "sk-upstream" not in result.output
+    assert "upstream http://svc:***@10.0.0.5/v1?api_key=*** refused the call" in result.stdout
 
 
 @pytest.mark.parametrize(("backend", "variable", "url", "shown"), [
