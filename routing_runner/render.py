@@ -50,7 +50,7 @@ def redact_url(url: str) -> str:
     if "@" in netloc:
         userinfo, _, host = netloc.rpartition("@")
         user, has_password, _ = userinfo.partition(":")
-        netloc = f"{user}:{REDACTED}@{host}" if has_password and user else f"{REDACTED}@{host}"
+        netloc = f"{user}:{REDACTED}@{host}" if has_password else f"{REDACTED}@{host}"
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     query = parts.query
     if any(_SECRET_PARAMETER.search(name) for name, _ in pairs):

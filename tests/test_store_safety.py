@@ -215,7 +215,7 @@ def test_unsafe_key_prefixes_are_refused_where_they_are_used() -> None:
 
 def test_credentials_are_hidden_in_every_shown_url() -> None:
     assert redact_url("redis://user:pw@host:6380/1") == "redis://user:***@host:6380/1"
-    assert redact_url("rediss://:pw@host/0") == "rediss://***@host/0"
+    assert redact_url("rediss://:pw@host/0") == "rediss://:***@host/0"
     assert redact_url("https://TOKEN@example.com/v1") == "https://***@example.com/v1"
     assert redact_url("postgresql://db/x?password=pw&sslmode=require") == \
         "postgresql://db/x?password=***&sslmode=require"
