@@ -475,11 +475,12 @@ def _merge_overrides(base: Document, transcript: Document,
     merged = _OverriddenDocument(
         source=base.source, data=copy.deepcopy(base.data), values=dict(base.values),
         keys=dict(base.keys), plain_scalars=set(base.plain_scalars),
-        containers=set(base.containers), overrides_source=transcript.source,
+        containers=set(base.containers), interpolated=dict(base.interpolated),
+        overrides_source=transcript.source,
         overrides_prefix=prefix, overrides_at=transcript.position(prefix, key=True))
 
     def forget(path: PathKey) -> None:
-        for table in (merged.values, merged.keys):
+        for table in (merged.values, merged.keys, merged.interpolated):
             for stale in [p for p in table if p[:len(path)] == path]:
                 del table[stale]
         for group in (merged.plain_scalars, merged.containers):

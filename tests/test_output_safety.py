@@ -55,6 +55,23 @@ def test_a_value_from_the_environment_is_shown_as_its_variable_in_errors(
         "('${MY_KEY}')"]
 
 
+def test_a_transcript_override_keeps_environment_values_hidden(
+        cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENTRY_AGENT", "bot")
+    config = write_config(tmp_path, "version: 1\nentry: ${ENTRY_AGENT}\n"
+                                    "session: {backend: memory}\n"
+                                    "agents:\n  bot: {instructions: hi, handoffs: [other]}\n"
+                                    "  other: {instructions: hi}\n")
+    transcript = tmp_path / "t.yaml"
+    transcript.write_text("name: t\nconfig: {agents: {bot: null}}\nturns:\n  - user: hi\n"
+                          "    expect: {agent: other}\n", encoding="utf-8")
+    result = cli.invoke(app, ["replay", str(config), str(transcript)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == (
+        f"{config}:2:8: entry: '${{ENTRY_AGENT}}' is not an agent (with the config overrides of "
+        f"{transcript}:2:1)")
+
+
 def test_credentials_in_base_url_are_never_shown(cli: CliRunner, tmp_path: Path) -> None:
     config = write_config(tmp_path, (
         "version: 1\nentry: bot\nmodel:\n  provider: openai-compatible\n  name: local\n"
