@@ -18,6 +18,7 @@ from typing import Any, Literal
 from .document import (
     MAX_INSTRUCTIONS_BYTES,
     Document,
+    MissingFile,
     PathKey,
     UnreadableFile,
     read_text_file,
@@ -397,9 +398,11 @@ def _read_instructions(document: Document, base: Path, relative: str,
         return None
     try:
         text = read_text_file(candidate, MAX_INSTRUCTIONS_BYTES)
+    except MissingFile:
+        problems.append(document.problem(where, f"file {shown} not found next to the config"))
+        return None
     except UnreadableFile as exc:
-        what = "not found next to the config" if str(exc) == "file not found" else str(exc)
-        problems.append(document.problem(where, f"file {shown} {what}"))
+        problems.append(document.problem(where, f"file {shown} {exc}"))
         return None
     if not text.strip():
         problems.append(document.problem(where, f"{shown} is empty"))

@@ -45,8 +45,8 @@ class Document:
     keys: dict[PathKey, Position] = field(default_factory=dict)
     plain_scalars: set[PathKey] = field(default_factory=set)
     containers: set[PathKey] = field(default_factory=set)
-    # What was written at each value that environment interpolation changed: messages show
-    # this, never the variable's value (it may well be a key).
+    # What was written at each value that interpolates an environment variable: messages
+    # show this, never the variable's value (it may well be a key).
     interpolated: dict[PathKey, str] = field(default_factory=dict)
 
     def quote(self, path: PathKey, value: Any) -> str:
@@ -149,14 +149,13 @@ class _Builder:
         if not node.style:  # plain: None from PyYAML's parser, "" from libyaml's
             self.doc.plain_scalars.add(path)
         try:
-            value = self.loader.construct_object(node, deep=True)
+            return self.loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
             problem = exc.problem or "cannot be read"
             if "could not determine a constructor" in problem:
                 problem = _unsupported_tag(node.tag)
             self.fail(node, problem)
             return None
-        return value
 
     def mapping(self, node: MappingNode, path: PathKey, depth: int) -> dict[Any, Any]:
         if node.tag != "tag:yaml.org,2002:map":
@@ -263,6 +262,10 @@ class UnreadableFile(Exception):
     """A file that cannot be used as text: why, in words for the user (no file name)."""
 
 
+class MissingFile(UnreadableFile):
+    """There is no file at the path."""
+
+
 def _size(n: int) -> str:
     return f"{n // MIB} MiB" if n % MIB == 0 else f"{n // KIB} KiB"
 
@@ -276,7 +279,7 @@ def read_text_file(path: Path, limit: int) -> str:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise UnreadableFile("file not found") from None
+        raise MissingFile("file not found") from None
     except IsADirectoryError:
         raise UnreadableFile("is a folder, not a file") from None
     except ValueError:  # a NUL byte in the path

@@ -2,6 +2,10 @@
 
 Model output is untrusted: control characters, escape sequences and bidi overrides are shown
 inert (as `\\x1b`, `\\u202e`, …), never passed to the terminal. Colour only on a terminal.
+
+The rules for everything routing-runner shows live here too: `inert` for any text from a
+config, a store or a model; `redact_url` (the one redaction of URL credentials) and
+`redact_urls` for messages that may quote one; `use_colour` (NO_COLOR, TERM=dumb, a TTY).
 """
 
 from __future__ import annotations
