@@ -20,6 +20,7 @@ from .config import Config
 from .events import TurnEnded
 from .render import Style, TurnRenderer, inert
 from .sessions import Conversation, Reservation, SessionStore
+from .user_text import check_chat_line
 
 if TYPE_CHECKING:
     from .graph import AgentGraph
@@ -95,9 +96,12 @@ class ChatLoop:
             line = self.read_line(self.style.agent("you") + "> ")
             if line is None:
                 return
-            message = line.strip()
-            if not message:
+            checked = check_chat_line(line)
+            if checked.note is not None:
+                self.out.write(checked.note + "\n")
+            if checked.message is None:
                 continue
+            message = checked.message
             if message.lower() in ("/retry", "/r"):
                 if self._unanswered is None or ready is None:
                     self.out.write("nothing to retry: the last message was answered\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import platform
 import sys
 from typing import Annotated
 
@@ -19,19 +20,39 @@ from .cli_common import ConfigArg, count, fail, load
 from .cli_replay import replay
 from .cli_sessions import app as sessions_app
 from .errors import EXIT_INTERRUPTED, EXIT_USER_INPUT, ConfigError, RoutingRunnerError
+from .render import inert
 
 app = typer.Typer(
     name="routing-runner",
     help="Run multi-agent routing bots declared in YAML on the OpenAI Agents SDK.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
 )
 
 
+def _print_version(asked: bool) -> None:
+    if not asked:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    try:
+        sdk = f"openai-agents {version('openai-agents')}"
+    except PackageNotFoundError:
+        sdk = "openai-agents not installed"
+    typer.echo(f"routing-runner {__version__} ({sdk}, Python {platform.python_version()})")
+    raise typer.Exit()
+
+
 @app.callback()
-def _quiet_libraries() -> None:
+def _main(
+    _version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_print_version,
+        help="Print the version (and the Agents SDK's) and exit.")] = False,
+) -> None:
     # The SDK and the openai client log failures (with tracebacks) that the turn runner
     # already reports in one line; without a handler Python would print them to stderr.
     for name in ("openai", "httpx", "httpcore"):
@@ -46,7 +67,7 @@ def validate(config: ConfigArg) -> None:
     if loaded.unavailable:
         fail(ConfigError(loaded.unavailable))
     cfg = loaded.config
-    typer.echo(f"{config}: valid - {count(len(cfg.agents), 'agent')}, "
+    typer.echo(f"{inert(str(config))}: valid - {count(len(cfg.agents), 'agent')}, "
                f"{count(len(cfg.edges()), 'handoff')}, entry {cfg.entry!r}")
 
 

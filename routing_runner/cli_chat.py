@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .cli_common import ConfigArg, count, fail, load
+from .cli_common import ConfigArg, count, fail, load, usage
 from .errors import EXIT_RUN_FAILURE, RoutingRunnerError, UserInputError
+from .user_text import check_messages, decode_leniently, read_piped_line
 
 if TYPE_CHECKING:
     from .graph import AgentGraph
@@ -25,8 +26,7 @@ def _line_reader(interactive: bool) -> Callable[[str], str | None]:
         try:
             if interactive:
                 return input(prompt)
-            line = sys.stdin.readline()
-            return line.rstrip("\n") if line else None
+            return read_piped_line(sys.stdin)
         except EOFError:
             return None
 
@@ -52,11 +52,13 @@ def chat(
     """Chat with the bot in the terminal, streaming replies; the conversation is stored."""
     from .chat import HELP, ChatLoop
     from .providers import resolve_provider
-    from .render import Style
+    from .render import Style, inert, use_colour
     from .sessions import Reservation, check_session_id, new_session_id, open_store
     from .transcript import TranscriptRecorder
 
     cfg = load(config).config
+    if (refused := check_messages(message or [])) is not None:
+        usage(f"--message: {refused}")
     # lexists: a symlink at the path counts as a file there, even a dangling one.
     if record is not None and (os.path.lexists(record) or not record.parent.is_dir()):
         fail(UserInputError(f"--record {record}: " + ("the file exists; choose a new name"
@@ -69,9 +71,10 @@ def chat(
     except RoutingRunnerError as error:
         fail(error)
     interactive = sys.stdin.isatty() and not message
-    style = Style(enabled=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
-    typer.echo(f"{cfg.title} - {config}", err=True)
-    typer.echo(f"model: {provider.label}", err=True)
+    decode_leniently(sys.stdin)
+    style = Style(enabled=use_colour(sys.stdout))
+    typer.echo(inert(f"{cfg.title} - {config}"), err=True)
+    typer.echo(f"model: {inert(provider.label)}", err=True)
 
     chosen_id = session_id or new_session_id()
     recorder = None if record is None else TranscriptRecorder(record, record.stem, config,
@@ -82,7 +85,7 @@ def chat(
             raise UserInputError(f"--record needs a new conversation, and {chosen_id!r} has "
                                  "messages already (a replay starts from an empty one)")
         state = "new" if reservation.is_new else f"resumed, last agent {first_agent}"
-        typer.echo(f"session: {chosen_id} ({state}) in {store.description}", err=True)
+        typer.echo(inert(f"session: {chosen_id} ({state}) in {store.description}"), err=True)
         typer.echo(HELP, err=True)
 
     def build() -> AgentGraph:

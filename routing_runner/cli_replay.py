@@ -17,6 +17,7 @@ import typer
 from .cli_common import ConfigArg, fail, load, usage
 from .errors import ConfigError, RoutingRunnerError
 from .private_files import UnsafePathError, check_existing
+from .render import inert
 
 
 def _check_writable(target: str | Path | None, option: str) -> None:
@@ -81,7 +82,7 @@ def replay(
     _check_writable(json_report, "--json")
     _check_writable(junit, "--junit")
 
-    from .render import Style
+    from .render import Style, use_colour
     from .replay import Replayer, check_stores, fit_concurrency, plan, run_replay
     from .report import Colours, Progress, summary, write_json, write_junit
     from .workers import available, run_in_workers, worker_count
@@ -99,12 +100,12 @@ def replay(
     concurrency = fitted.allowed
     # With the JSON report on stdout, everything meant for people goes to stderr.
     out = sys.stderr if json_report == "-" else sys.stdout
-    styled = out.isatty() and "NO_COLOR" not in os.environ
+    styled = use_colour(out)
     typer.echo(f"replay: {len(jobs)} conversation{'s' if len(jobs) != 1 else ''} from "
-               f"{len(chosen)} transcript{'s' if len(chosen) != 1 else ''} on {config} "
+               f"{len(chosen)} transcript{'s' if len(chosen) != 1 else ''} on {inert(str(config))} "
                f"(-j {concurrency}" + (f", {workers} workers)" if workers > 1 else ")"),
                err=True)
-    typer.echo(f"model: {jobs[0].provider.label}", err=True)
+    typer.echo(f"model: {inert(jobs[0].provider.label)}", err=True)
     progress = Progress(sys.stderr, len(jobs), live=sys.stderr.isatty() and not verbose)
     try:
         if workers > 1:

@@ -8,7 +8,6 @@ and database drivers are imported only when a command reaches its store.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -78,7 +77,7 @@ def _unclaimed(summaries: list[SessionSummary]) -> str:
 def _confirm(question: str) -> bool:
     """Ask on stderr; end of input counts as no."""
     try:
-        answer = typer.confirm(question, default=False, err=True)
+        answer = typer.confirm(inert(question), default=False, err=True)
     except typer.Abort:
         answer = False
     if not sys.stdin.isatty():
@@ -105,8 +104,8 @@ def list_sessions(
                               ensure_ascii=False))
         return
     count = len(summaries)
-    typer.echo(f"{count} conversation{'' if count == 1 else 's'} in {description}"
-               f"{_unclaimed(summaries)}", err=True)
+    typer.echo(inert(f"{count} conversation{'' if count == 1 else 's'} in {description}"
+                     f"{_unclaimed(summaries)}"), err=True)
     if summaries:
         typer.echo("\n".join(summary_table(summaries)))
 
@@ -114,7 +113,7 @@ def list_sessions(
 @app.command()
 def show(config: ConfigArg, session_id: IdArg) -> None:
     """Show a stored conversation the way the chat showed it."""
-    from .render import Style
+    from .render import Style, use_colour
     from .session_admin import format_time, render_conversation
     from .sessions import SessionSummary
     from .stores.rows import StoredRow, describe_unreadable
@@ -129,16 +128,16 @@ def show(config: ConfigArg, session_id: IdArg) -> None:
                                              if not row.expired]
 
     description, summary, items = _run(cfg, action)
-    typer.echo(f"session: {session_id} in {description} - {_turns(summary)}, last agent "
-               f"{summary.last_agent or '-'}, last activity "
-               f"{format_time(summary.last_activity)}", err=True)
+    typer.echo(inert(f"session: {session_id} in {description} - {_turns(summary)}, last agent "
+                     f"{summary.last_agent or '-'}, last activity "
+                     f"{format_time(summary.last_activity)}"), err=True)
     unreadable = [item for item in items if isinstance(item, StoredRow)]
     if unreadable:
-        typer.echo(f"warning: {count(len(unreadable), 'unreadable row')} ("
-                   f"{describe_unreadable(unreadable)}): the model does not see them; drop them "
-                   f"with `routing-runner sessions repair {config} {session_id} "
-                   "--drop-unreadable`", err=True)
-    style = Style(enabled=sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+        typer.echo(inert(f"warning: {count(len(unreadable), 'unreadable row')} ("
+                         f"{describe_unreadable(unreadable)}): the model does not see them; drop "
+                         f"them with `routing-runner sessions repair {config} {session_id} "
+                         "--drop-unreadable`"), err=True)
+    style = Style(enabled=use_colour(sys.stdout))
     render_conversation(items, cfg, sys.stdout, style)
 
 
@@ -168,8 +167,6 @@ def export(
         return
     from .transcript import TranscriptRecorder
 
-    # The schema reference in the transcript is written relative to the current folder,
-    # where `> file.yaml` puts it.
     recorder = TranscriptRecorder(Path.cwd() / f"{session_id}.yaml", f"session {session_id}",
                                   config, session_id)
     for user, ended in stored_turns(document["items"], cfg):
@@ -231,7 +228,7 @@ def clear(config: ConfigArg, yes: YesOption = False) -> None:
                    "see `routing-runner sessions list`, delete one with `sessions delete`",
                    err=True)
     if total == 0:
-        typer.echo(f"no conversations of {inert(cfg.title)} in {description}", err=True)
+        typer.echo(inert(f"no conversations of {cfg.title} in {description}"), err=True)
         return
     noun = "conversation" if total == 1 else f"{total} conversations"
     if not yes and not _confirm(f"Delete {'the ' if total == 1 else 'all '}{noun} "

@@ -15,7 +15,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from .document import Document
+from .document import (
+    MAX_INSTRUCTIONS_BYTES,
+    Document,
+    MissingFile,
+    PathKey,
+    UnreadableFile,
+    read_text_file,
+)
 from .errors import Problem
 from .schema import did_you_mean
 
@@ -292,7 +299,8 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
     entry = raw["entry"]
     if entry not in agents_raw:
         problems.append(document.problem(
-            ("entry",), f"{entry!r} is not an agent{did_you_mean(entry, agents_raw)}"))
+            ("entry",), f"{document.quote(('entry',), entry)} is not an agent"
+                        f"{did_you_mean(entry, agents_raw)}"))
     _check_name_collisions(document, list(agents_raw), problems)
     _check_same_language_targets(document, agents, problems)
     if entry in agents_raw:
@@ -348,7 +356,7 @@ def _session_config(document: Document, raw: Mapping[str, Any], base: Path,
                 ("session", key), f"applies only to backend {' or '.join(backends)}, "
                                   f"not {backend!r}", key=True))
     path = raw.get("path")
-    if path is not None and not _usable_path(document, path, ("session", "path"), problems):
+    if path is not None and not check_path(document, ("session", "path"), path, problems):
         path = None
     ttl = raw.get("ttl")
     encryption_raw = raw.get("encryption")
@@ -367,37 +375,41 @@ def _session_config(document: Document, raw: Mapping[str, Any], base: Path,
     )
 
 
-def _usable_path(document: Document, value: str, where: tuple[str, ...],
-                 problems: list[Problem]) -> bool:
-    """Whether `value` can name a file; a NUL byte cannot (the OS refuses it with ValueError)."""
+def check_path(document: Document, where: PathKey, value: str,
+               problems: list[Problem]) -> bool:
+    """Whether `value` can name a file; a problem at `where` when it cannot.
+
+    The one check of every path a config names (`instructions_file`, `session.path`): a NUL
+    character, which YAML's "\\0" escape can write, would make every file call raise.
+    """
     if "\0" in value:
         problems.append(document.problem(
-            where, f"{value!r} contains a NUL byte (\\0), which no file name can hold; "
-                   "remove it"))
+            where, "a path cannot contain a NUL character (is there a stray \\0 escape?)"))
         return False
     return True
 
 
 def _read_instructions(document: Document, base: Path, relative: str,
                        where: tuple[str, ...], problems: list[Problem]) -> str | None:
-    if not _usable_path(document, relative, where, problems):
+    if not check_path(document, where, relative, problems):
         return None
+    shown = document.quote(where, relative)
     candidate = (base / relative).resolve()
     if Path(relative).is_absolute() or not candidate.is_relative_to(base):
         problems.append(document.problem(
-            where, f"{relative!r} is outside the config's folder; instruction files must "
+            where, f"{shown} is outside the config's folder; instruction files must "
                    "live in the config's folder or below it"))
         return None
     try:
-        text = candidate.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        problems.append(document.problem(where, f"file {relative!r} not found next to the config"))
+        text = read_text_file(candidate, MAX_INSTRUCTIONS_BYTES)
+    except MissingFile:
+        problems.append(document.problem(where, f"file {shown} not found next to the config"))
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(document.problem(where, f"cannot read {relative!r}: {exc}"))
+    except UnreadableFile as exc:
+        problems.append(document.problem(where, f"file {shown} {exc}"))
         return None
     if not text.strip():
-        problems.append(document.problem(where, f"{relative!r} is empty"))
+        problems.append(document.problem(where, f"{shown} is empty"))
         return None
     return text
 
@@ -406,8 +418,10 @@ def _check_handoff_target(document: Document, agents: Mapping[str, Any], source:
                           target: str, where: tuple[str | int, ...],
                           problems: list[Problem]) -> None:
     if target not in agents:
+        shown = document.quote((*where, "agent") if (*where, "agent") in document.values
+                               else where, target)
         problems.append(document.problem(
-            where, f"{target!r} is not an agent{did_you_mean(target, agents)}"))
+            where, f"{shown} is not an agent{did_you_mean(target, agents)}"))
     elif target == source:
         problems.append(document.problem(where, f"{source!r} hands off to itself",
                                          severity="warning"))

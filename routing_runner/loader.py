@@ -40,7 +40,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Loade
     # A value whose interpolation failed is reported once, not again by the schema.
     problems += [p for p in validate(document, "config") if p.path not in unresolved]
     if problems:
-        raise ConfigError(sorted(problems, key=_file_order))
+        raise ConfigError(sorted(problems, key=_file_order), checks_skipped=True)
     config, problems = build_config(document, path)
     problems.sort(key=_file_order)
     if config is None:

@@ -4,22 +4,22 @@
 another) is set, and the embedded offline model otherwise; the choice and its reason are shown
 at start-up. A provider that cannot work (a missing key) is reported here, before the first
 prompt. Keys are read from the environment only and never shown, and so are credentials in an
-endpoint's URL (`redact_url`).
+endpoint's URL (`render.redact_url`).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from .config import Config, ModelSpec
 from .document import Document
 from .errors import Problem, ProviderError
+from .render import redact_url
 
 OPENAI_KEY_VARIABLE = "OPENAI_API_KEY"
 # The openai client's endpoint when the config names none.
@@ -51,26 +51,6 @@ def missing_extras(document: Document, config: Config) -> tuple[Problem, ...]:
     return tuple(document.problem(place, "provider 'litellm' needs the LiteLLM extra, which is "
                                          f"not installed: {LITELLM_EXTRA}", key=True)
                  for place in places)
-
-
-# Query parameters that carry credentials (api-key=, access_token=, sig=, X-Amz-Signature=...).
-_SECRET_PARAMETER = re.compile(r"key|token|secret|passw|pwd|sig|auth|credential|session",
-                               re.IGNORECASE)
-
-
-def redact_url(url: str) -> str:
-    """`url` fit to be shown: no user or password, and secret-looking query values as `***`."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "<an unparsable URL>"
-    host = parts.hostname or ""
-    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port is not None else "")
-    query = urlencode([(name, "***" if _SECRET_PARAMETER.search(name) else value)
-                       for name, value in parse_qsl(parts.query, keep_blank_values=True)],
-                      safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 # The API routes the openai client appends to a base URL.

@@ -147,14 +147,14 @@ def conversation_heading(conversation: ConversationResult) -> str:
     job = conversation.job
     run = f" [run {job.repeat} of {job.repeats}]" if job.repeats > 1 else ""
     word = "ERROR" if conversation.status == "error" else "FAILED"
-    return (f"{word} {inert(conversation.transcript.name)}{run} "
-            f"({conversation.transcript.location}) session {job.session_id}")
+    return inert(f"{word} {conversation.transcript.name}{run} "
+                 f"({conversation.transcript.location}) session {job.session_id}")
 
 
 def turn_details(turn: TurnResult, colours: Colours = Colours(False)) -> list[str]:
     """A failing turn in diff style: `- expected` / `+ got`, then what happened around it."""
-    lines = [f"  turn {turn.number} ({turn.turn.location}): you: "
-             f"\"{inert(excerpt(turn.turn.user))}\""
+    lines = [inert(f"  turn {turn.number} ({turn.turn.location}): you: "
+                   f"\"{excerpt(turn.turn.user)}\"")
              + (" (after a restart)" if turn.after_restart else "")]
     if turn.error is not None:
         lines.append(colours.expected(f"    run failed: {inert(turn.error)}"))
@@ -167,8 +167,8 @@ def turn_details(turn: TurnResult, colours: Colours = Colours(False)) -> list[st
     observed = turn.observed
     if observed is not None:
         context = [("agent", observed.agent), ("route", " -> ".join(observed.route)),
-                   ("text", f"\"{inert(excerpt(observed.text))}\"")]
-        lines.extend(colours.dim(f"    {label}: {value}") for label, value in context
+                   ("text", f"\"{excerpt(observed.text)}\"")]
+        lines.extend(colours.dim(inert(f"    {label}: {value}")) for label, value in context
                      if label not in shown)
     return lines
 
@@ -227,8 +227,8 @@ def _pass_rate_lines(result: BatchResult, repeats: int) -> list[str]:
         if rate.passed == rate.runs == repeats:
             steady += 1
             continue
-        lines.append(f"  {rate.passed}/{rate.runs}  {inert(rate.transcript)}, turn {rate.turn} "
-                     f"({rate.location})")
+        lines.append(inert(f"  {rate.passed}/{rate.runs}  {rate.transcript}, turn {rate.turn} "
+                           f"({rate.location})"))
     if steady:
         lines.append(f"  {_plural(steady, 'other turn')} passed {repeats}/{repeats}")
     return lines
@@ -239,7 +239,7 @@ def coverage_line(cov: Coverage) -> str:
     line = f"handoff coverage: {len(cov.taken)} of {_plural(len(cov.declared), 'edge')} taken"
     if cov.never:
         line += "; never taken: " + ", ".join(_edge(e) for e in cov.never)
-    return line
+    return inert(line)
 
 
 class Progress:
@@ -389,7 +389,7 @@ def write_json(result: BatchResult, target: str) -> None:
 
 def junit_tree(result: BatchResult) -> ET.ElementTree[ET.Element]:
     """JUnit XML: one testsuite for the config, one testcase per conversation."""
-    suite_name = f"replay {result.config.title}"
+    suite_name = _xml_safe(f"replay {result.config.title}")
     root = ET.Element("testsuites", name="routing-runner replay")
     suite = ET.SubElement(root, "testsuite", {
         "name": suite_name, "tests": str(len(result.jobs)),

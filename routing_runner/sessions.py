@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .config import SessionConfig
 from .errors import RoutingRunnerError, SessionIdError, SessionInUseError, StoreError
 from .items import is_user_message
+from .user_text import encodable
 
 if TYPE_CHECKING:
     from agents.items import TResponseInputItem
@@ -353,7 +354,8 @@ class SessionStore(ABC):
 
         rows = await self.read_rows(session_id)
         check_readable(rows, session_id, self.description)
-        return [row.item for row in rows if row.item is not None]
+        # Text stored before input was checked may hold lone surrogates no request can encode.
+        return encodable([row.item for row in rows if row.item is not None])  # type: ignore[no-any-return]
 
     async def read_rows(self, session_id: str) -> list[StoredRow]:
         """The stored rows of a conversation, each read or saying why it cannot be.

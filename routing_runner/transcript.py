@@ -40,12 +40,23 @@ from typing import Any, Literal
 import yaml
 
 from .config import Config, build_config
-from .document import Document, PathKey, Position, format_path, parse_documents, read_document
+from .document import (
+    MAX_TRANSCRIPT_BYTES,
+    Document,
+    PathKey,
+    Position,
+    UnreadableFile,
+    format_path,
+    parse_documents,
+    read_document,
+    read_text_file,
+)
 from .errors import ConfigError, Problem, UserInputError
 from .events import TurnEnded
 from .interpolate import interpolate
 from .private_files import write_private
 from .schema import did_you_mean, schema_path, validate
+from .user_text import message_problem
 
 TRANSCRIPT_SUFFIXES = (".yaml", ".yml")
 RESTART = "restart"
@@ -245,11 +256,9 @@ class _Loader:
     def load_file(self, path: Path) -> list[Problem]:
         source = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            return [Problem(source, 1, 1, "", f"not UTF-8 text ({exc.reason})")]
-        except OSError as exc:
-            return [Problem(source, 1, 1, "", f"cannot read: {exc.strerror}")]
+            text = read_text_file(path, MAX_TRANSCRIPT_BYTES)
+        except UnreadableFile as exc:
+            return [Problem(source, 1, 1, "", str(exc))]
         try:
             documents = [d for d in parse_documents(text, source) if d.data is not None]
         except ConfigError as error:
@@ -337,6 +346,9 @@ class _TranscriptBuilder:
             if item == RESTART:
                 steps.append(Restart(self.where(path)))
             else:
+                problem = message_problem(item["user"])
+                if problem is not None:
+                    self.fail((*path, "user"), problem)
                 steps.append(Turn(item["user"], self.expectations(item.get("expect"), path),
                                   self.where(path)))
         if not any(isinstance(s, Turn) for s in steps):
@@ -464,11 +476,12 @@ def _merge_overrides(base: Document, transcript: Document,
     merged = _OverriddenDocument(
         source=base.source, data=copy.deepcopy(base.data), values=dict(base.values),
         keys=dict(base.keys), plain_scalars=set(base.plain_scalars),
-        containers=set(base.containers), overrides_source=transcript.source,
+        containers=set(base.containers), interpolated=dict(base.interpolated),
+        overrides_source=transcript.source,
         overrides_prefix=prefix, overrides_at=transcript.position(prefix, key=True))
 
     def forget(path: PathKey) -> None:
-        for table in (merged.values, merged.keys):
+        for table in (merged.values, merged.keys, merged.interpolated):
             for stale in [p for p in table if p[:len(path)] == path]:
                 del table[stale]
         for group in (merged.plain_scalars, merged.containers):
@@ -591,9 +604,13 @@ class TranscriptRecorder:
         self.write()
 
     def text(self) -> str:
-        """The transcript as YAML, starting with the schema line editors read."""
-        schema = Path(os.path.relpath(schema_path("transcript"),
-                                      self.path.resolve().parent)).as_posix()
+        """The transcript as YAML, starting with the schema line editors read.
+
+        The schema is named by the absolute `file://` URL of the installed copy, so the line
+        holds wherever the transcript is saved or moved to (`sessions export` cannot know
+        where its output goes); the schema's `$id` is a name, not a place it can be fetched.
+        """
+        schema = schema_path("transcript").resolve().as_uri()
         dumped = yaml.dump({"name": self.name, "turns": self.turns}, Dumper=_Dumper,
                            sort_keys=False, allow_unicode=True, width=100)
         return (f"# yaml-language-server: $schema={schema}\n"

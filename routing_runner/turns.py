@@ -22,7 +22,8 @@ from agents.result import RunResultStreaming
 from .errors import RoutingRunnerError, StoreError
 from .events import Event, Retrying, StreamTranslator, TurnFailed, TurnStarted
 from .graph import AgentGraph
-from .providers import endpoint_hint, redact_url
+from .providers import endpoint_hint
+from .render import redact_url, redact_urls
 from .retries import (
     RetryNotice,
     error_chain,
@@ -49,7 +50,7 @@ def describe_failure(exc: BaseException, max_turns: int, retries: int = 0,
             text = "the provider's stream ended before the response was complete; /retry"
     if retries:
         text += f" (after {retries} retr{'y' if retries == 1 else 'ies'})"
-    return " ".join(text.split())
+    return redact_urls(" ".join(text.split()))
 
 
 def _describe(exc: BaseException, max_turns: int) -> str:

@@ -32,7 +32,9 @@ class Storage:
 
 
 def _configs(tmp_path: Path, session: str) -> tuple[Path, Path]:
-    bot = "entry: bot\nmodel: {provider: offline}\nagents: {bot: {instructions: Answer.}}\n"
+    # One bot (one name, so the conversations are its own) with and without encryption.
+    bot = ("name: bot\nentry: bot\nmodel: {provider: offline}\n"
+           "agents: {bot: {instructions: Answer.}}\n")
     plain = write_config(tmp_path, f"session:\n{session}{bot}", "plain.yaml")
     encrypted = write_config(tmp_path, f"session:\n{session}  encryption: {{ttl: 30d}}\n{bot}",
                              "encrypted.yaml")

@@ -553,7 +553,8 @@ def test_the_banner_shows_an_endpoint_from_openai_base_url_without_credentials(
                                     "agents: {a: {instructions: hi}}\n")
     result = cli.invoke(app, ["chat", str(config), "-m", "Hello"])
     assert result.exit_code == 0, result.output
-    assert f"model: OpenAI Responses API, gpt-test at {server.base_url} (from " \
+    shown = server.base_url.replace("//", "//proxy:***@")
+    assert f"model: OpenAI Responses API, gpt-test at {shown} (from " \
            "OPENAI_BASE_URL) - key from OPENAI_API_KEY\n" in result.stderr
     assert "hunter2" not in result.output
     assert len(server.requests) == 1  # and the endpoint shown is the one used
@@ -568,7 +569,7 @@ def test_the_banner_hides_secret_query_parameters_of_a_base_url(cli: CliRunner,
     result = cli.invoke(app, ["chat", str(config)], input="")
     assert result.exit_code == 0, result.output
     assert "OpenAI-compatible Chat Completions, m at " \
-           "https://llm.example.com/v1?api-key=***&deployment=eu for b" in result.stderr
+           "https://me:***@llm.example.com/v1?api-key=***&deployment=eu for b" in result.stderr
     assert "hunter3" not in result.output and "me:pw" not in result.output
 
 

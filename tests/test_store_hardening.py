@@ -183,8 +183,8 @@ def test_a_nul_byte_in_session_path_is_a_config_error(cli: CliRunner, tmp_path: 
         line = next(n for n, text in enumerate(config.read_text().splitlines(), 1)
                     if "sessions\\0.db" in text)
         assert result.stderr.splitlines()[0] == (
-            f"{config}:{line}:9: session.path: 'sessions\\x00.db' contains a NUL byte (\\0), "
-            "which no file name can hold; remove it")
+            f"{config}:{line}:9: session.path: a path cannot contain a NUL character "
+            "(is there a stray \\0 escape?)")
         assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
@@ -193,7 +193,7 @@ def test_a_nul_byte_from_the_environment_in_session_path_is_a_config_error(
     config = _bot(tmp_path, "Bot", '  backend: sqlite\n  path: "${DB:-a\\0b.db}"\n')
     result = cli.invoke(app, ["chat", str(config), "-m", "Hola"])
     assert result.exit_code == 2, result.output
-    assert "session.path: 'a\\x00b.db' contains a NUL byte" in result.stderr
+    assert "session.path: a path cannot contain a NUL character" in result.stderr
     assert "Traceback" not in result.output
 
 

@@ -19,6 +19,7 @@ from agents.memory import SessionABC
 
 from routing_runner.items import is_user_message
 from routing_runner.sessions import settle
+from routing_runner.user_text import encodable
 
 if TYPE_CHECKING:
     from routing_runner.sessions import SessionStore
@@ -48,8 +49,11 @@ class JournaledSession(SessionABC):
         return [_canonical(i) for i in tail] == [_canonical(i) for i in self.turn_items]
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
-        return await self.store.guarded(self.inner.get_items(limit),
-                                        f"read conversation {self.session_id!r}")
+        items = await self.store.guarded(self.inner.get_items(limit),
+                                         f"read conversation {self.session_id!r}")
+        # Text stored before input was checked may hold undecodable bytes; repaired here, it
+        # no longer fails every request of the conversation.
+        return encodable(items)  # type: ignore[no-any-return]
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         await self.store.guarded(self.inner.add_items(items),

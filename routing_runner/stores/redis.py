@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from routing_runner.errors import StoreError
+from routing_runner.render import redact_url
 from routing_runner.sessions import (
     KEY_PREFIX_PATTERN,
     SESSION_ID_PATTERN,
@@ -40,17 +40,6 @@ SOCKET_TIMEOUT = 30.0
 RECONNECT_ATTEMPTS = 3
 RECONNECT_PAUSE_BASE = 0.25
 RECONNECT_PAUSE_CAP = 2.0
-
-
-def hide_password(url: str) -> str:
-    """`url` with any password replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
 
 
 def _reconnecting() -> Retry:
@@ -88,7 +77,7 @@ class RedisStore(SessionStore):
             raise StoreError(f"invalid Redis key prefix {key_prefix!r}")
         self.key_prefix = key_prefix
         self.ttl = ttl
-        shown = hide_password(url)
+        shown = redact_url(url)
         try:
             self._client = redis.asyncio.from_url(
                 url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from routing_runner.errors import StoreError
+from routing_runner.user_text import encodable
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet, MultiFernet
@@ -64,7 +65,8 @@ def _decoded(raw: str | bytes) -> tuple[Any, str | None]:
         return None, "not JSON"
     if not isinstance(data, dict):
         return None, f"not an item (a JSON {type(data).__name__}, not an object)"
-    return data, None
+    # Text stored before input was checked may hold lone surrogates no request can encode.
+    return encodable(data), None
 
 
 def _opened(cipher: Fernet | MultiFernet, envelope: dict[str, Any],

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from routing_runner.errors import StoreError
+from routing_runner.render import redact_url
 from routing_runner.sessions import SessionStore, SessionSummary, TableNames, require_extra
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def _engine(url: str) -> AsyncEngine:
     try:
         return create_async_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
     except (NoSuchModuleError, InvalidRequestError, ImportError) as exc:
-        shown = parsed.render_as_string(hide_password=True)
+        shown = redact_url(parsed.render_as_string(hide_password=False))
         raise StoreError(f"cannot use the session database {shown}: {exc}; the URL needs an "
                          "async driver, such as postgresql+asyncpg://") from None
 
@@ -65,7 +66,7 @@ class SQLAlchemyStore(SessionStore):
         super().__init__(encryption=encryption)
         self.tables = TableNames.with_prefix(table_prefix)
         self._engine = _engine(url)
-        shown = self._engine.url.render_as_string(hide_password=True)
+        shown = redact_url(self._engine.url.render_as_string(hide_password=False))
         self.description = f"{shown} ({self.tables.describe()})"
         if encryption is not None:
             self.description += f", {encryption.describe()}"
