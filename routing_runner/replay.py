@@ -53,7 +53,7 @@ from .language_id import detect, primary_subtag
 from .providers import ResolvedProvider, resolve_provider
 from .render import Style, TurnRenderer, inert
 from .retries import quota_exhausted
-from .sessions import Conversation, SessionStore, open_store
+from .sessions import Conversation, SessionStore, open_store, settle
 from .transcript import Expectations, Restart, TextCheck, Transcript, Turn, route_of
 from .turns import TurnRunner
 
@@ -616,9 +616,9 @@ class _ConversationRun:
         try:
             conversation = await store.open(self.job.session_id)
             if fresh:
-                await conversation.session.clear_session()
-                if await conversation.get_active_agent() not in (None, self.config.entry):
-                    await conversation.set_active_agent(self.config.entry)
+                # Settled: a conversation emptied but still naming its old last agent would
+                # send the next chat on it to the wrong agent.
+                await settle(self._start_over(conversation))
             graph = self.replayer.build_graph(self.config, self.job.provider)
         except BaseException:
             await store.close()
@@ -627,6 +627,11 @@ class _ConversationRun:
             if isinstance(agent.model, Model) and not isinstance(agent.model, GatedModel):
                 agent.model = GatedModel(agent.model, self.replayer.gate)
         return _Open(store, conversation, graph, TurnRunner(graph))
+
+    async def _start_over(self, conversation: Conversation) -> None:
+        await conversation.session.clear_session()
+        if await conversation.get_active_agent() not in (None, self.config.entry):
+            await conversation.set_active_agent(self.config.entry)
 
     async def turn(self, opened: _Open, turn: Turn, number: int,
                    after_restart: bool) -> TurnResult:

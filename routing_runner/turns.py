@@ -4,7 +4,8 @@ Each turn passes only the new message with the session, as the SDK's routing exa
 (`Runner.run_streamed(agent, message, session=...)`), and starts with the agent the routing
 setting picks. Retries of transient model faults are reported as they are decided. A failed or
 interrupted turn is rolled back so the stored conversation holds the user's message and nothing
-after it.
+after it, wherever the interruption lands; once the SDK has stored the whole reply the turn is
+complete, and an interruption only waits for its last agent to be written.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .errors import RoutingRunnerError
 from .events import Event, Retrying, StreamTranslator, TurnFailed, TurnStarted
 from .graph import AgentGraph
 from .retries import RetryNotice, quota_exhausted, retry_listener
-from .sessions import Conversation
+from .sessions import Conversation, settle
 
 
 def describe_failure(exc: BaseException, max_turns: int, retries: int = 0,
@@ -136,15 +137,17 @@ class TurnRunner:
                 for event in translator.translate(item):
                     yield event
         except asyncio.CancelledError:
-            await self._abandon(result, pump, conversation, message)
+            await settle(self._abandon(result, pump, conversation, message))
             raise
         except Exception as exc:
-            await self._abandon(result, pump, conversation, message)
+            await settle(self._abandon(result, pump, conversation, message))
             yield TurnFailed(translator.agent, describe_failure(
                 exc, self.graph.config.max_turns, retries, translator))
             return
         ended = translator.ended()
-        await conversation.set_active_agent(ended.agent)
+        # The SDK has stored the whole reply: from here the turn is complete, and a
+        # cancellation waits for the last agent to be written beside it.
+        await settle(conversation.set_active_agent(ended.agent))
         yield ended
 
     @staticmethod
@@ -160,7 +163,10 @@ class TurnRunner:
     @staticmethod
     async def _abandon(result: RunResultStreaming, pump: asyncio.Future[None],
                        conversation: Conversation, message: str) -> None:
-        """Stop the run, wait until it no longer writes, and roll the turn back."""
+        """Stop the run, wait until it no longer writes, and roll the turn back.
+
+        Callers settle it: a second Ctrl-C must not leave the rollback half done.
+        """
         result.cancel()
         pump.cancel()
         tasks = [t for t in (result.run_loop_task, pump) if t is not None]
