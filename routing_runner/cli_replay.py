@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from .cli_common import ConfigArg, fail, load, usage
-from .errors import ConfigError, RoutingRunnerError
+from .errors import EXIT_INTERRUPTED, ConfigError, ReportError, RoutingRunnerError
 
 
 def _check_writable(target: str | Path | None, option: str) -> None:
@@ -24,6 +24,19 @@ def _check_writable(target: str | Path | None, option: str) -> None:
     folder = Path(target).parent
     if not folder.is_dir():
         usage(f"{option} {target}: the folder {folder} does not exist")
+
+
+def _silence_stdout() -> None:
+    # What failed to reach stdout stays buffered; Python would fail again flushing it at exit
+    # and print a traceback of its own. /dev/null takes it instead.
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
+
+
+def _report_problem(option: str, target: object, error: Exception) -> str:
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return f"{option} {target}: cannot write the report: {reason}"
 
 
 def replay(
@@ -110,11 +123,29 @@ def replay(
         fail(error)
     finally:
         progress.close()
-    out.write(("\n" if verbose else "") + summary(result, Colours(styled)))
-    out.flush()
+    problems: list[str] = []
+    try:
+        out.write(("\n" if verbose else "") + summary(result, Colours(styled)))
+        out.flush()
+    except OSError as error:
+        problems.append(_report_problem("the summary", "on stdout", error))
+        if out is sys.stdout:
+            _silence_stdout()
     if json_report is not None:
-        write_json(result, json_report)
+        try:
+            write_json(result, json_report)
+        except (OSError, RoutingRunnerError) as error:
+            problems.append(_report_problem("--json", json_report, error))
+            if json_report == "-":
+                _silence_stdout()
     if junit is not None:
-        write_junit(result, junit)
+        try:
+            write_junit(result, junit)
+        except (OSError, RoutingRunnerError) as error:
+            problems.append(_report_problem("--junit", junit, error))
+    if problems and result.exit_code != EXIT_INTERRUPTED:
+        fail(ReportError("; ".join(problems)))
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
     raise typer.Exit(result.exit_code)
 
