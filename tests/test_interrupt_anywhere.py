@@ -8,6 +8,7 @@ bookkeeping is written. Afterwards every stored conversation must be whole.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -16,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from .wire_server import Reply, Text, ToolCall, WireServer
 SEED = 20261201
 CHAT_RUNS = 20
 REPLAY_RUNS = 12
+AT_ONCE = 3  # runs spend most of their time waiting: three at a time keep the test short
 
 
 def _answer(body: dict[str, Any]) -> Reply:
@@ -55,6 +58,9 @@ def _env() -> dict[str, str]:
 def _stored(database: Path) -> dict[str, tuple[list[dict[str, Any]], str | None, int]]:
     """Every conversation in the database: its items, last agent and turn count."""
     with sqlite3.connect(database) as conn:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'agent_messages'"
+                            ).fetchone():
+            return {}  # stopped before any conversation was opened
         items: dict[str, list[dict[str, Any]]] = {}
         for session_id, data in conn.execute(
                 "SELECT session_id, message_data FROM agent_messages ORDER BY id"):
@@ -77,7 +83,7 @@ def _check_whole(session_id: str, items: list[dict[str, Any]], last_agent: str |
     # After each user message: nothing (the reply was interrupted) or a whole reply.
     starts = [n for n, item in enumerate(items) if is_user_message(item)] + [len(items)]
     assert starts[0] == 0, where
-    for start, end in zip(starts, starts[1:], strict=False):
+    for start, end in itertools.pairwise(starts):
         reply = items[start + 1:end]
         assert not reply or reply[-1].get("role") == "assistant", f"half a reply in {where}"
     answered = any(item.get("role") == "assistant" for item in items)
@@ -102,56 +108,64 @@ def _sleep_then_signal(process: subprocess.Popen[str], rng: random.Random, start
     return signum
 
 
+def _chat_run(config: Path, run: int) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "routing_runner", "chat", str(config),
+         "--session-id", f"chat-{run}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=_env())
+    assert process.stdin is not None
+    process.stdin.write("".join(f"message {run}.{n}\n" for n in range(3)))
+    process.stdin.flush()
+    signum = _sleep_then_signal(process, random.Random(SEED + run), "Type a message", 2.5)
+    _, err = process.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    # The chat waits at its prompt until stdin closes, after the signal: SIGTERM ends it;
+    # SIGINT interrupts a reply (the chat goes on) or ends it at the prompt.
+    expected = (130,) if signum == signal.SIGTERM else (0, 130)
+    assert process.returncode in expected, (signum, process.returncode, err)
+
+
 def test_chat_interrupted_at_random_instants_stores_only_whole_turns(tmp_path: Path) -> None:
-    rng = random.Random(SEED)
     # Not strict: a request cut short by the signal is expected here.
     with WireServer(responder=_answer, strict=False) as server:
         config = _config(tmp_path, server)
-        for run in range(CHAT_RUNS):
-            process = subprocess.Popen(
-                [sys.executable, "-m", "routing_runner", "chat", str(config),
-                 "--session-id", f"chat-{run}"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True, env=_env())
-            assert process.stdin is not None
-            process.stdin.write("".join(f"message {run}.{n}\n" for n in range(3)))
-            process.stdin.flush()
-            signum = _sleep_then_signal(process, rng, "Type a message", 2.5)
-            out, err = process.communicate(timeout=60)
-            assert "Traceback" not in err, err
-            if signum == signal.SIGTERM or process.returncode != 0:
-                # SIGTERM ends the chat; SIGINT may land before the first prompt, or at
-                # the end of input, where it ends the chat as well.
-                assert process.returncode in (0, 130), (signum, process.returncode, err)
+        with ThreadPoolExecutor(AT_ONCE) as pool:
+            list(pool.map(lambda run: _chat_run(config, run), range(CHAT_RUNS)))
     stored = _stored(tmp_path / "sessions.db")
     assert stored
     for session_id, (items, last_agent, turns) in sorted(stored.items()):
         _check_whole(session_id, items, last_agent, turns)
 
 
-def test_replay_stopped_at_random_instants_stores_only_whole_turns(tmp_path: Path) -> None:
-    rng = random.Random(SEED + 1)
-    transcripts = tmp_path / "transcripts.yaml"
+def _replay_run(folder: Path, server: WireServer, run: int) -> None:
+    folder.mkdir()
+    config = _config(folder, server)
+    transcripts = folder / "transcripts.yaml"
     transcripts.write_text("---\n".join(
         f"name: t{t}\nturns:\n" + "".join(
             f"  - user: transcript {t} message {n}\n    expect: {{agent: helper}}\n"
             for n in range(3))
         for t in range(4)), encoding="utf-8")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "routing_runner", "replay", str(config), str(transcripts),
+         "-j", "4"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    _sleep_then_signal(process, random.Random(-SEED - run), "model:", 2.5)
+    out, err = process.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    assert process.returncode in (0, 130), (process.returncode, out, err)
+    for session_id, (items, last_agent, turns) in sorted(
+            _stored(folder / "sessions.db").items()):
+        _check_whole(session_id, items, last_agent, turns)
+
+
+def test_replay_stopped_at_random_instants_stores_only_whole_turns(tmp_path: Path) -> None:
     # Not strict: a request cut short by the signal is expected here.
-    with WireServer(responder=_answer, strict=False) as server:
-        config = _config(tmp_path, server)
-        for _ in range(REPLAY_RUNS):
-            process = subprocess.Popen(
-                [sys.executable, "-m", "routing_runner", "replay", str(config),
-                 str(transcripts), "-j", "4"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-            _sleep_then_signal(process, rng, "model:", 2.5)
-            out, err = process.communicate(timeout=60)
-            assert "Traceback" not in err, err
-            assert process.returncode in (0, 130), (process.returncode, out, err)
-            for session_id, (items, last_agent, turns) in sorted(
-                    _stored(tmp_path / "sessions.db").items()):
-                _check_whole(session_id, items, last_agent, turns)
+    with WireServer(responder=_answer, strict=False) as server, \
+            ThreadPoolExecutor(AT_ONCE) as pool:
+        list(pool.map(lambda run: _replay_run(tmp_path / f"run{run}", server, run),
+                      range(REPLAY_RUNS)))
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
