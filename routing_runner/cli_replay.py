@@ -8,6 +8,7 @@ imported only once there is something to run, so `--help` stays fast.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -99,6 +100,9 @@ def replay(
         check_stores(jobs)
     except RoutingRunnerError as error:
         fail(error)
+    # SIGTERM stops a replay as Ctrl-C does, also before and after the run: exit 130, no
+    # death by signal (the run itself turns both into a clean stop).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     # With the JSON report on stdout, everything meant for people goes to stderr.
     out = sys.stderr if json_report == "-" else sys.stdout
     styled = out.isatty() and "NO_COLOR" not in os.environ

@@ -483,6 +483,7 @@ class Replayer:
     async def run(self, *, handle_signals: bool = False) -> BatchResult:
         """Run every job (until interrupted, or the first failure with fail_fast)."""
         loop = asyncio.get_running_loop()
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         handled = _install_signal_handlers(loop, self.interrupt) if handle_signals else []
         started = time.monotonic()
         try:
@@ -490,6 +491,8 @@ class Replayer:
         finally:
             for signum in handled:
                 loop.remove_signal_handler(signum)
+                # What the caller had (the CLI's SIGTERM-as-Ctrl-C), not the default.
+                signal.signal(signum, previous[signum] or signal.SIG_DFL)
             if self._http is not None:
                 await self._http.aclose()
                 self._http = None
