@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import signal
 import sys
 from typing import Annotated
 
@@ -98,3 +99,8 @@ def main() -> None:
         sys.exit(EXIT_INTERRUPTED)
     except RoutingRunnerError as error:  # pragma: no cover - commands catch their own
         fail(error)
+    finally:
+        # The command has stopped cleanly and chosen its exit code: a signal landing now
+        # (Ctrl-C just as a replay ends) must not turn it into death by signal.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)

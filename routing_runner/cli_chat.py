@@ -6,6 +6,7 @@ The banner and the prompt appear before the Agents SDK has loaded (see `chat.Cha
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,23 +15,26 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .cli_common import ConfigArg, count, fail, load, usage
-from .errors import EXIT_RUN_FAILURE, RoutingRunnerError, UserInputError
+from .errors import EXIT_INTERRUPTED, EXIT_RUN_FAILURE, RoutingRunnerError, UserInputError
 from .user_text import check_messages, decode_leniently, read_piped_line
 
 if TYPE_CHECKING:
     from .graph import AgentGraph
 
 
-def _line_reader(interactive: bool) -> Callable[[str], str | None]:
-    def read(prompt: str) -> str | None:
-        try:
-            if interactive:
-                return input(prompt)
-            return read_piped_line(sys.stdin)
-        except EOFError:
-            return None
+def _piped_reader() -> Callable[[str], str | None]:
+    def read(_prompt: str) -> str | None:
+        return read_piped_line(sys.stdin)
 
     return read
+
+
+def _terminal_reader(config: Path) -> Callable[[str], str | None]:
+    from .config import data_folder
+    from .line_input import History, history_path, terminal_reader
+
+    return terminal_reader(History(history_path(data_folder(), config)),
+                           lambda warning: typer.echo(f"warning: {warning}", err=True))
 
 
 def _list_reader(messages: list[str]) -> Callable[[str], str | None]:
@@ -93,22 +97,27 @@ def chat(
 
         return build_graph(cfg, provider)
 
-    reader = _line_reader(interactive) if not message else _list_reader(message)
+    reader = _list_reader(message) if message else \
+        _terminal_reader(config) if interactive else _piped_reader()
     loop = ChatLoop(cfg, build, store, chosen_id, reader,
                     sys.stdout, style, on_open=opened, echo_input=not interactive,
-                    on_turn=None if recorder is None else recorder.record)
+                    on_turn=None if recorder is None else recorder.record,
+                    one_shot=bool(message))
+    interrupted = False
     try:
         loop.run()
     except KeyboardInterrupt:
-        typer.echo("", err=True)
+        interrupted = True  # Ctrl-C at the prompt, a second one, SIGTERM
     except RoutingRunnerError as error:
         fail(error)
     if cfg.session.backend != "memory":
-        typer.echo(f"resume with: routing-runner chat {config} --session-id {chosen_id}",
-                   err=True)
+        typer.echo(f"resume with: routing-runner chat {shlex.quote(str(config))} "
+                   f"--session-id {chosen_id}", err=True)
     if recorder is not None:
         typer.echo(f"recorded {count(len(recorder.turns), 'turn')} to {record}; check it with: "
                    f"routing-runner replay {config} {record}" if recorder.turns
                    else "nothing recorded: no turn completed", err=True)
+    if interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
     if message and loop.failed_turns:
         raise typer.Exit(EXIT_RUN_FAILURE)

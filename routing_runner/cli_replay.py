@@ -8,6 +8,7 @@ imported only once there is something to run, so `--help` stays fast.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +16,7 @@ from typing import Annotated
 import typer
 
 from .cli_common import ConfigArg, fail, load, usage
-from .errors import ConfigError, RoutingRunnerError
+from .errors import EXIT_INTERRUPTED, ConfigError, ReportError, RoutingRunnerError
 from .private_files import UnsafePathError, check_existing
 from .render import inert
 
@@ -30,6 +31,19 @@ def _check_writable(target: str | Path | None, option: str) -> None:
         check_existing(Path(target), regular=False)
     except UnsafePathError as error:
         usage(f"{option} {error}")
+
+
+def _silence_stdout() -> None:
+    # What failed to reach stdout stays buffered; Python would fail again flushing it at exit
+    # and print a traceback of its own. /dev/null takes it instead.
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
+
+
+def _report_problem(option: str, target: object, error: Exception) -> str:
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return f"{option} {target}: cannot write the report: {reason}"
 
 
 def replay(
@@ -98,6 +112,9 @@ def replay(
     if fitted.notice is not None:
         typer.echo(fitted.notice, err=True)
     concurrency = fitted.allowed
+    # SIGTERM stops a replay as Ctrl-C does, also before and after the run: exit 130, no
+    # death by signal (the run itself turns both into a clean stop).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     # With the JSON report on stdout, everything meant for people goes to stderr.
     out = sys.stderr if json_report == "-" else sys.stdout
     styled = use_colour(out)
@@ -122,11 +139,29 @@ def replay(
         fail(error)
     finally:
         progress.close()
-    out.write(("\n" if verbose else "") + summary(result, Colours(styled)))
-    out.flush()
+    problems: list[str] = []
+    try:
+        out.write(("\n" if verbose else "") + summary(result, Colours(styled)))
+        out.flush()
+    except OSError as error:
+        problems.append(_report_problem("the summary", "on stdout", error))
+        if out is sys.stdout:
+            _silence_stdout()
     if json_report is not None:
-        write_json(result, json_report)
+        try:
+            write_json(result, json_report)
+        except (OSError, RoutingRunnerError) as error:
+            problems.append(_report_problem("--json", json_report, error))
+            if json_report == "-":
+                _silence_stdout()
     if junit is not None:
-        write_junit(result, junit)
+        try:
+            write_junit(result, junit)
+        except (OSError, RoutingRunnerError) as error:
+            problems.append(_report_problem("--junit", junit, error))
+    if problems and result.exit_code != EXIT_INTERRUPTED:
+        fail(ReportError("; ".join(problems)))
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
     raise typer.Exit(result.exit_code)
 

@@ -177,6 +177,12 @@ class EncryptionConfig:
     key_env: str = DEFAULT_KEY_ENV
 
 
+def data_folder() -> Path:
+    """The per-user folder of routing-runner's files: $XDG_DATA_HOME/routing-runner."""
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "routing-runner"
+
+
 @dataclass(frozen=True)
 class SessionConfig:
     """Where conversations are kept.
@@ -201,8 +207,7 @@ class SessionConfig:
         """The SQLite file: the configured one, or the per-user default."""
         if self.path is not None:
             return self.path
-        data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-        return Path(data_home) / "routing-runner" / "sessions.db"
+        return data_folder() / "sessions.db"
 
     def url_variable(self) -> str:
         """The environment variable holding the server URL (sqlalchemy and redis)."""

@@ -84,6 +84,10 @@ class ProviderError(RunFailure):
     """The model provider cannot be used as configured."""
 
 
+class ReportError(RunFailure):
+    """A report could not be written (the run itself is over and was reported)."""
+
+
 class StoreError(RunFailure):
     """The session store cannot be opened, read or written."""
 

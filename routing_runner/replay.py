@@ -54,7 +54,7 @@ from .language_id import detect, primary_subtag
 from .providers import ResolvedProvider, resolve_provider
 from .render import Style, TurnRenderer, inert
 from .retries import quota_exhausted
-from .sessions import Conversation, SessionStore, open_store
+from .sessions import Conversation, SessionStore, open_store, settle
 from .transcript import Expectations, Restart, TextCheck, Transcript, Turn, route_of
 from .turns import TurnRunner
 
@@ -540,6 +540,7 @@ class Replayer:
     async def run(self, *, handle_signals: bool = False) -> BatchResult:
         """Run every job (until interrupted, or the first failure with fail_fast)."""
         loop = asyncio.get_running_loop()
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         handled = _install_signal_handlers(loop, self.interrupt) if handle_signals else []
         started = time.monotonic()
         try:
@@ -547,6 +548,8 @@ class Replayer:
         finally:
             for signum in handled:
                 loop.remove_signal_handler(signum)
+                # What the caller had (the CLI's SIGTERM-as-Ctrl-C), not the default.
+                signal.signal(signum, previous[signum] or signal.SIG_DFL)
             if self._http is not None:
                 await self._http.aclose()
                 self._http = None
@@ -673,9 +676,9 @@ class _ConversationRun:
         try:
             conversation = await store.open(self.job.session_id)
             if fresh:
-                await conversation.session.clear_session()
-                if await conversation.get_active_agent() not in (None, self.config.entry):
-                    await conversation.set_active_agent(self.config.entry)
+                # Settled: a conversation emptied but still naming its old last agent would
+                # send the next chat on it to the wrong agent.
+                await settle(self._start_over(conversation))
             graph = self.replayer.build_graph(self.config, self.job.provider)
         except BaseException:
             await store.close()
@@ -684,6 +687,11 @@ class _ConversationRun:
             if isinstance(agent.model, Model) and not isinstance(agent.model, GatedModel):
                 agent.model = GatedModel(agent.model, self.replayer.gate)
         return _Open(store, conversation, graph, TurnRunner(graph))
+
+    async def _start_over(self, conversation: Conversation) -> None:
+        await conversation.session.clear_session()
+        if await conversation.get_active_agent() not in (None, self.config.entry):
+            await conversation.set_active_agent(self.config.entry)
 
     async def turn(self, opened: _Open, turn: Turn, number: int,
                    after_restart: bool) -> TurnResult:

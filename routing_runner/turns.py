@@ -4,7 +4,8 @@ Each turn passes only the new message with the session, as the SDK's routing exa
 (`Runner.run_streamed(agent, message, session=...)`), and starts with the agent the routing
 setting picks. Retries of transient model faults are reported as they are decided. A failed or
 interrupted turn is rolled back so the stored conversation holds the user's message and nothing
-after it.
+after it, wherever the interruption lands; once the SDK has stored the whole reply the turn is
+complete, and an interruption only waits for its last agent to be written.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .retries import (
     quota_exhausted,
     retry_listener,
 )
-from .sessions import Conversation
+from .sessions import Conversation, settle
 
 
 def describe_failure(exc: BaseException, max_turns: int, retries: int = 0,
@@ -175,21 +176,23 @@ class TurnRunner:
                 for event in translator.translate(item):
                     yield event
         except asyncio.CancelledError:
-            await self._abandon(result, pump, conversation, message)
+            await settle(self._abandon(result, pump, conversation, message))
             raise
         except Exception as exc:
             rolled_back = await self._rolled_back(
-                self._abandon(result, pump, conversation, message))
+                settle(self._abandon(result, pump, conversation, message)))
             yield TurnFailed(translator.agent, describe_failure(
                 exc, max_turns, retries, translator) + rolled_back)
             return
         ended = translator.ended()
         try:
-            await conversation.set_active_agent(ended.agent)
+            # The SDK has stored the whole reply: from here the turn is complete, and a
+            # cancellation waits for the last agent to be written beside it.
+            await settle(conversation.set_active_agent(ended.agent))
         except StoreError as exc:
             # Without its agent the stored turn would resume with the wrong one: undo it.
             rolled_back = await self._rolled_back(
-                conversation.roll_back_turn({"role": "user", "content": message}))
+                settle(conversation.roll_back_turn({"role": "user", "content": message})))
             yield TurnFailed(ended.agent, describe_failure(exc, max_turns) + rolled_back)
             return
         yield ended
@@ -207,7 +210,10 @@ class TurnRunner:
     @staticmethod
     async def _abandon(result: RunResultStreaming, pump: asyncio.Future[None],
                        conversation: Conversation, message: str) -> None:
-        """Stop the run, wait until it no longer writes, and roll the turn back."""
+        """Stop the run, wait until it no longer writes, and roll the turn back.
+
+        Callers settle it: a second Ctrl-C must not leave the rollback half done.
+        """
         result.cancel()
         pump.cancel()
         tasks = [t for t in (result.run_loop_task, pump) if t is not None]
