@@ -1,134 +1,127 @@
-"""The offline model's routing, measured in a fresh process (for bench.offline).
+"""The offline model's detection time, start-up and memory, in fresh processes (bench.offline).
 
-    python -m bench.offline_worker [--limit N]
+    python -m bench.offline_worker [--runs N] [--limit N]
 
-Builds `configs/languages.yaml` on the offline provider and asks the triage agent's model for
-its decision (`OfflineModel.decide`, the exact function its streamed turns use) on every
-labelled message. Then times a few whole offline turns through the chat's turn runner. Prints
-one JSON line.
+In this process: build the 3-language config's detectors (timed), then time `detect` (CPU time)
+on every held-out message. As child processes, side by side: `python -c "import agents"` and
+`routing-runner chat configs/languages.yaml -m Hola` alternately, the wall time to exit of the
+first and to the reply's first text of the second; and a 3-language chat fed a few typed
+messages, for its peak RSS (ru_maxrss from wait4) against that of `import agents`. Prints one
+JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
-from collections import defaultdict
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from bench.common import ROOT
+from bench.common import PYTHON, ROOT, ROUTING_RUNNER, median, percentile
+from bench.offline import SETS, _messages
 
-DATA_SETS = {
-    "chat": ROOT / "bench" / "data" / "chat-messages.jsonl",
-    "two words": ROOT / "tests" / "data" / "langid" / "word-pairs.jsonl",
-    "sentences": ROOT / "tests" / "data" / "langid" / "sentences.jsonl",
-}
 CONFIG = ROOT / "configs" / "languages.yaml"
-EXAMPLES = 8  # misrouted or unrouted messages kept per language and set, for the JSON
+CONFIGURED = ("en", "fr", "es")
+# Typed into the memory run: short and long, configured and not, so every model is used.
+TYPED = ("Hola", "Where is my package? It should have arrived on Monday.",
+         "Olá, tudo bem?", "Ho un problema con il mio ordine", "merci beaucoup",
+         "Je voudrais changer l'adresse de livraison de ma commande.", "quebrar centralismo",
+         "¿Puedo hablar con una persona?", "/exit")
+REPLY_MARK = b"[offline model"
 
 
-def _rows(path: Path, limit: int | None) -> list[dict[str, str]]:
-    per_language: dict[str, list[dict[str, str]]] = defaultdict(list)
-    for line in path.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        if limit is None or len(per_language[row["lang"]]) < limit:
-            per_language[row["lang"]].append(row)
-    return [row for rows in per_language.values() for row in rows]
-
-
-def decisions(limit: int | None) -> dict[str, Any]:
-    """Every message's outcome and latency through the triage agent's routing decision."""
-    from agents import Handoff, ModelSettings
-    from openai.types.responses import ResponseFunctionToolCall
-
-    from routing_runner.config import load_config
-    from routing_runner.runtime.graph import build_graph
-    from routing_runner.runtime.offline.model import OfflineModel
-    from routing_runner.runtime.providers import resolve_provider
-
-    config = load_config(CONFIG, {**os.environ, "ROUTING_RUNNER_PROVIDER": "offline"}).config
-    graph = build_graph(config, resolve_provider(config, os.environ))
-    triage = graph.entry
-    model = triage.model
-    assert isinstance(model, OfflineModel)
-    handoffs = [h for h in triage.handoffs if isinstance(h, Handoff)]
-    language_of_tool = {h.tool_name: config.agents[h.agent_name].language for h in handoffs}
-    configured = sorted({a.language for a in config.agents.values() if a.language})
-    settings = ModelSettings()
+def detection(limit: int | None) -> dict[str, Any]:
+    """Build time of the detectors, what they load, and per-message detection time."""
+    from routing_runner.runtime.offline.language_id import detect, detectors, prepare
 
     started = time.perf_counter()
-    model.decide("Bonjour, je voudrais de l'aide.", handoffs, settings)
-    first = time.perf_counter() - started  # lingua's detectors are built on first use
-
-    results: dict[str, dict[str, dict[str, Any]]] = {}
-    for set_name, path in DATA_SETS.items():
-        per_language: dict[str, dict[str, Any]] = {}
-        for row in _rows(path, limit):
-            started = time.perf_counter()
-            item = model.decide(row["text"], handoffs, settings)
-            seconds = time.perf_counter() - started
-            routed = (language_of_tool.get(item.name)
-                      if isinstance(item, ResponseFunctionToolCall) else None)
-            stats = per_language.setdefault(row["lang"], {"n": 0, "right": 0, "wrong": 0,
-                                                          "kept": 0, "seconds": [],
-                                                          "examples": []})
-            stats["n"] += 1
-            stats["seconds"].append(seconds)
-            outcome = ("kept" if routed is None else
-                       "right" if routed == row["lang"] else "wrong")
-            stats[outcome] += 1
-            # Right for a configured language; kept for one nobody speaks.
-            expected = "right" if row["lang"] in configured else "kept"
-            if outcome != expected and len(stats["examples"]) < EXAMPLES:
-                # What went wrong, for the JSON report: the message and where it went.
-                stats["examples"].append([row["text"], routed or "kept"])
-        results[set_name] = per_language
-    return {"configured": configured, "first_decision": first, "sets": results}
+    prepare(CONFIGURED, wait=True)
+    build = time.perf_counter() - started
+    wide, narrow = detectors(CONFIGURED).loaded
+    seconds = []
+    for _set, _lang, text in _messages(limit):
+        # CPU time: on a shared machine, wall time would count other processes' turns.
+        started = time.process_time()
+        detect(text, CONFIGURED)
+        seconds.append(time.process_time() - started)
+    return {"build_seconds": build,
+            "loaded": {"trigram models": sorted(wide), "all n-gram models": sorted(narrow)},
+            "detect_ms": {"n": len(seconds), "median": 1000 * (median(seconds) or 0),
+                          "p99": 1000 * (percentile(seconds, 0.99) or 0)}}
 
 
-async def turns(count: int) -> list[float]:
-    """Wall time of whole offline turns (route + answer, streamed, stored)."""
-    from routing_runner.config import load_config
-    from routing_runner.runtime.events import TurnEnded
-    from routing_runner.runtime.graph import build_graph
-    from routing_runner.runtime.providers import resolve_provider
-    from routing_runner.runtime.turns import TurnRunner
-    from routing_runner.stores import open_store
+def _wait(process: subprocess.Popen[bytes]) -> float:
+    """Reap `process`; its peak RSS in MiB."""
+    _pid, _status, usage = os.wait4(process.pid, 0)
+    process.returncode = 0
+    return usage.ru_maxrss / 1024
 
-    config = load_config(CONFIG, {**os.environ, "ROUTING_RUNNER_PROVIDER": "offline"}).config
-    graph = build_graph(config, resolve_provider(config, os.environ))
-    runner = TurnRunner(graph)
-    store = open_store(config.session)
-    messages = [json.loads(line)["text"] for line in
-                DATA_SETS["chat"].read_text(encoding="utf-8").splitlines()[:75:3]]
-    seconds: list[float] = []
-    try:
-        conversation = await store.open("bench-offline")
-        await conversation.reset()
-        for message in (messages * (count // len(messages) + 1))[:count]:
-            started = time.perf_counter()
-            async for event in runner.run(conversation, message):
-                last = event
-            seconds.append(time.perf_counter() - started)
-            assert isinstance(last, TurnEnded), last
-    finally:
-        await graph.aclose()
-        await store.close()
-    return seconds
+
+def import_agents() -> tuple[float, float]:
+    """Wall seconds and peak MiB of `python -c "import agents"`."""
+    started = time.perf_counter()
+    process = subprocess.Popen([PYTHON, "-c", "import agents"], cwd=ROOT)
+    peak = _wait(process)
+    return time.perf_counter() - started, peak
+
+
+def first_token(env: dict[str, str]) -> float:
+    """Seconds from starting `chat -m Hola` to the first text of its reply on stdout."""
+    started = time.perf_counter()
+    process = subprocess.Popen([ROUTING_RUNNER, "chat", str(CONFIG), "-m", "Hola"], cwd=ROOT,
+                               env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, bufsize=0)
+    assert process.stdout is not None
+    seen, at = b"", None
+    while chunk := process.stdout.read(1):
+        seen += chunk
+        if at is None and seen.endswith(REPLY_MARK):
+            at = time.perf_counter() - started
+    _wait(process)
+    if at is None:
+        raise RuntimeError(f"chat -m Hola printed no reply: {seen[-500:]!r}")
+    return at
+
+
+def chat_peak(env: dict[str, str], typed: Sequence[str]) -> float:
+    """Peak MiB of a 3-language chat the messages `typed` are sent to."""
+    process = subprocess.Popen([ROUTING_RUNNER, "chat", str(CONFIG)], cwd=ROOT, env=env,
+                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    assert process.stdin is not None
+    process.stdin.write("".join(f"{line}\n" for line in typed).encode())
+    process.stdin.close()
+    return _wait(process)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Measure and print the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="side-by-side start-up runs")
     parser.add_argument("--limit", type=int, help="messages per language and set")
-    parser.add_argument("--turns", type=int, default=20, help="whole offline turns to time")
     args = parser.parse_args(argv)
-    result = decisions(args.limit)
-    result["turn_seconds"] = asyncio.run(turns(args.turns))
+    env = dict(os.environ)
+    # Side by side: each chat run right after an `import agents` run, so load affects both.
+    agents_seconds, agents_peaks, firsts = [], [], []
+    for _ in range(args.runs):
+        seconds, peak = import_agents()
+        agents_seconds.append(seconds)
+        agents_peaks.append(peak)
+        firsts.append(first_token(env))
+    result = {
+        "import_agents_seconds": median(agents_seconds),
+        "import_agents_peak_mib": max(agents_peaks),
+        "first_token_seconds": median(firsts),
+        "runs": {"import_agents": agents_seconds, "first_token": firsts},
+        "chat_peak_mib": chat_peak(env, TYPED),
+        "chat_messages": len(TYPED) - 1,
+        "sets": list(SETS),
+    }
+    result |= detection(args.limit)
     sys.stdout.write(json.dumps(result) + "\n")
 
 

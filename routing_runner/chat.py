@@ -3,18 +3,27 @@
 The prompt appears at once: the Agents SDK (over a second to import) loads and the agent graph
 is built on a thread while the user types, and the conversation is reserved - refused if
 another process has it - without the SDK. The loop owns one event loop for the whole chat (the
-session and the model clients live on it) and reads input between turns. Ctrl-C during a reply
-cancels that turn only: the turn runner rolls the stored conversation back to the user's
-message and the loop returns to the prompt.
+session and the model clients live on it) and reads input between turns.
+
+Ctrl-C during a reply cancels that turn only: the turn runner rolls the stored conversation back
+to the user's message and the loop returns to the prompt. That holds while the first reply
+still waits for the SDK too: the message is kept in memory and stored as soon as the
+conversation is open. Ctrl-C at the prompt, a second Ctrl-C during a reply, SIGTERM, or Ctrl-C
+in a one-shot chat (`-m`) end the chat once the rollback is done, with KeyboardInterrupt.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import functools
+import signal
+import threading
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TextIO
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from .config.model import Config
 from .errors import UserInputError
@@ -22,11 +31,14 @@ from .render import TurnRenderer
 from .runtime.events import TurnEnded
 from .stores.base import Reservation, SessionStore
 from .stores.conversation import Conversation
+from .user_text import check_chat_line
 from .wording import Style, inert
 
 if TYPE_CHECKING:
     from .runtime.graph import AgentGraph
     from .runtime.turns import TurnRunner
+
+T = TypeVar("T")
 
 HELP = "Type a message. /exit or end of input (Ctrl-D) ends the chat; Ctrl-C interrupts a reply."
 COMMANDS = {"/exit": "end the chat", "/quit": "end the chat",
@@ -38,6 +50,81 @@ def _load(build: Callable[[], AgentGraph]) -> AgentGraph:
     graph = build()
     graph.warm_up()
     return graph
+
+
+class _Signals:
+    """SIGINT and SIGTERM during a chat.
+
+    Waiting at the prompt, a signal raises KeyboardInterrupt at once. Anywhere else it is
+    only recorded: while work runs on the event loop the first signal cancels it (a turn then
+    rolls back) and later ones are counted, so a rollback always finishes; one that lands
+    after a line was read but before its reply began makes `run` skip that work - raising
+    there would lose the message the user just sent.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self._task: asyncio.Task[Any] | None = None
+        self._at_prompt = False
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Handle both signals for the duration (only the main thread can)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.received.append(signum)
+        if self._at_prompt:
+            raise KeyboardInterrupt
+        task = self._task
+        if task is not None and len(self.received) == 1:
+            task.get_loop().call_soon_threadsafe(task.cancel)
+
+    def read(self, read_line: Callable[[str], str | None], prompt: str) -> str | None:
+        """`read_line(prompt)`, where a signal (even one already received) ends the chat."""
+        if self.received:
+            raise KeyboardInterrupt
+        self._at_prompt = True
+        try:
+            return read_line(prompt)
+        finally:
+            self._at_prompt = False
+
+    def run(self, loop: asyncio.Runner, work: Coroutine[Any, Any, T], *,
+            interruptible: bool = True,
+            on_skipped: Callable[[], None] | None = None) -> T | None:
+        """Run `work` on `loop`; None when a signal cancelled it or came before it began
+        (then `work` never runs, and `on_skipped` is called)."""
+        async def guarded() -> T | None:
+            if interruptible:
+                self._task = asyncio.current_task()
+            try:
+                if self.received and interruptible:
+                    work.close()
+                    if on_skipped is not None:
+                        on_skipped()
+                    return None
+                return await work
+            except asyncio.CancelledError:
+                if not self.received:
+                    raise
+                return None
+            finally:
+                self._task = None
+
+        return loop.run(guarded())
+
+    def ends_chat(self, one_shot: bool) -> bool:
+        """Whether what was received ends the chat rather than only the reply."""
+        return one_shot or len(self.received) > 1 or signal.SIGTERM in self.received
 
 
 @dataclass
@@ -56,8 +143,9 @@ class ChatLoop:
     `build_graph` is called on a background thread. `read_line` returns None at end of input.
     `on_open` is told the reserved conversation and the agent that will answer first, before
     the first prompt. `on_turn`, when given, is told each completed turn: the user's message
-    and its TurnEnded (`chat --record` writes them down). `require_new`, when set, names
-    what needs a new conversation (`--record`): one with messages is refused, UserInputError.
+    and its TurnEnded (`chat --record` writes them down). `one_shot` chats (`-m`) end at the
+    first interrupted reply. `require_new`, when set, names what needs a new conversation
+    (`--record`): one with messages is refused, UserInputError.
     """
 
     config: Config
@@ -71,15 +159,24 @@ class ChatLoop:
     echo_input: bool = False
     on_turn: Callable[[str, TurnEnded], None] | None = None
     require_new: str | None = None
+    one_shot: bool = False
     failed_turns: int = field(default=0, init=False)
-    _unanswered: str | None = field(default=None, init=False)
+    _loading: Future[AgentGraph] | None = field(default=None, init=False)
+    _reservation: Reservation | None = field(default=None, init=False)
+    _ready: _Ready | None = field(default=None, init=False)
+    # Messages interrupted before their reply began (the SDK loading, or a signal just after
+    # the line was read): stored, unanswered, before the next message or at exit.
+    _unstored: list[str] = field(default_factory=list, init=False)
 
     def run(self) -> None:
-        """Chat until /exit or end of input; the store is closed on the way out."""
+        """Chat until /exit or end of input; the store is closed on the way out.
+
+        KeyboardInterrupt when a signal ended the chat (see the module docstring).
+        """
         renderer = TurnRenderer(self.out, self.style)
+        signals = _Signals()
         with ThreadPoolExecutor(1, thread_name_prefix="load-agents") as background, \
-                asyncio.Runner() as loop:
-            loading: Future[AgentGraph] | None = None
+                asyncio.Runner() as loop, signals.installed():
             try:
                 # Reserve before loading: a shared store's driver may import the SDK itself,
                 # and two threads importing one package at once can break its import.
@@ -88,59 +185,96 @@ class ChatLoop:
                     raise UserInputError(
                         f"{self.require_new} needs a new conversation, and {self.session_id!r} "
                         "has messages already (a replay starts from an empty one)")
-                loading = background.submit(_load, self.build_graph)
+                self._loading = background.submit(_load, self.build_graph)
+                self._reservation = reservation
                 last = reservation.summary.last_agent if reservation.summary else None
                 self.on_open(reservation, self.config.first_agent(last))
-                self._loop(loop, loading, reservation, renderer)
+                try:
+                    self._loop(loop, signals, renderer)
+                finally:
+                    if self._unstored:
+                        signals.run(loop, self._store_unstored(), interruptible=False)
             finally:
+                loading = self._loading
                 if loading is not None and loading.done() and loading.exception() is None:
-                    loop.run(loading.result().aclose())
-                loop.run(self.store.close())
+                    signals.run(loop, loading.result().aclose(), interruptible=False)
+                signals.run(loop, self.store.close(), interruptible=False)
 
-    def _loop(self, loop: asyncio.Runner, loading: Future[AgentGraph],
-              reservation: Reservation, renderer: TurnRenderer) -> None:
-        ready: _Ready | None = None
+    def _loop(self, loop: asyncio.Runner, signals: _Signals, renderer: TurnRenderer) -> None:
         while True:
-            line = self.read_line(self.style.agent("you") + "> ")
+            line = signals.read(self.read_line, self.style.agent("you") + "> ")
             if line is None:
                 return
-            message = line.strip()
-            if not message:
+            checked = check_chat_line(line)
+            if checked.note is not None:
+                self.out.write(checked.note + "\n")
+            if checked.message is None:
                 continue
+            message = checked.message
             if message.lower() in ("/retry", "/r"):
-                if self._unanswered is None or ready is None:
+                retried = signals.run(loop, self._take_back())
+                if signals.received:
+                    self._interrupted(signals, renderer)
+                    continue
+                if retried is None:
                     self.out.write("nothing to retry: the last message was answered\n")
                     continue
-                message = self._unanswered
-                # The failed turn kept the message; take it back so it is stored once.
-                loop.run(ready.conversation.retract_unanswered())
+                message = retried
             elif message.startswith("/"):
                 if self._command(message):
                     return
                 continue
             if self.echo_input:
                 self.out.write(f"you: {inert(message)}\n")
-            if ready is None:
-                ready = self._ready(loop, loading, reservation)
-            self._unanswered = message
-            try:
-                if loop.run(self._turn(ready, renderer, message)):
-                    self._unanswered = None
-                else:
-                    self.failed_turns += 1
-            except KeyboardInterrupt:
-                renderer.interrupted()
+            # A signal before the reply began keeps the message, as one during it does.
+            answered = signals.run(loop, self._send(renderer, message),
+                                   on_skipped=functools.partial(self._unstored.append, message))
+            if signals.received:
+                self._interrupted(signals, renderer)
+            elif not answered:
+                self.failed_turns += 1
 
-    def _ready(self, loop: asyncio.Runner, loading: Future[AgentGraph],
-               reservation: Reservation) -> _Ready:
-        from .runtime.turns import TurnRunner
+    def _interrupted(self, signals: _Signals, renderer: TurnRenderer) -> None:
+        """After a signal cancelled a reply: back to the prompt, or end the chat."""
+        renderer.interrupted()
+        if signals.ends_chat(self.one_shot):
+            raise KeyboardInterrupt
+        signals.received.clear()
 
-        graph = loading.result()  # raises what building the graph raised
-        conversation = loop.run(self.store.attach(reservation))
-        return _Ready(graph, TurnRunner(graph), conversation)
+    async def _open(self) -> _Ready:
+        """The graph and the open conversation, waiting for the SDK to load if it must."""
+        if self._ready is None:
+            assert self._loading is not None and self._reservation is not None
+            # Shielded: an interrupted wait leaves the loading alone for the next message.
+            graph = await asyncio.shield(asyncio.wrap_future(self._loading))
+            from .runtime.turns import TurnRunner
 
-    async def _turn(self, ready: _Ready, renderer: TurnRenderer, message: str) -> bool:
+            conversation = await self.store.attach(self._reservation)
+            self._ready = _Ready(graph, TurnRunner(graph), conversation)
+        return self._ready
+
+    async def _store_unstored(self) -> None:
+        """Store the messages interrupted before the conversation was open, unanswered."""
+        ready = await self._open()
+        pending, self._unstored = self._unstored, []
+        await ready.conversation.add_unanswered(pending)
+
+    async def _take_back(self) -> str | None:
+        """The last message if no reply to it is stored, taken back to be sent again."""
+        if self._unstored:
+            return self._unstored.pop()
+        return await (await self._open()).conversation.retract_unanswered()
+
+    async def _send(self, renderer: TurnRenderer, message: str) -> bool:
         """Run and render one turn; True when it ended with a reply."""
+        try:
+            ready = await self._open()
+        except asyncio.CancelledError:
+            # Interrupted while the SDK loads: nothing is stored yet, keep it for later.
+            self._unstored.append(message)
+            raise
+        if self._unstored:
+            await self._store_unstored()
         ended = False
         async for event in ready.runner.run(ready.conversation, message):
             renderer.render(event)

@@ -57,10 +57,16 @@ class UserInputError(RoutingRunnerError):
 
 
 class ConfigError(UserInputError):
-    """A file failed to load; `problems` lists every problem found, in file order."""
+    """A file failed to load; `problems` lists every problem found, in file order.
 
-    def __init__(self, problems: Sequence[Problem]) -> None:
+    `checks_skipped` is True when the problems stopped the checks of meaning (handoff targets,
+    the entry agent, instruction files), which need a config of the right shape: more
+    problems may show once these are fixed.
+    """
+
+    def __init__(self, problems: Sequence[Problem], *, checks_skipped: bool = False) -> None:
         self.problems = tuple(problems)
+        self.checks_skipped = checks_skipped
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
@@ -76,6 +82,10 @@ class RunFailure(RoutingRunnerError):
 
 class ProviderError(RunFailure):
     """The model provider cannot be used as configured."""
+
+
+class ReportError(RunFailure):
+    """A report could not be written (the run itself is over and was reported)."""
 
 
 class StoreError(RunFailure):

@@ -44,16 +44,17 @@ class TurnRenderer:
             self.out.write(inert(event.text))
         elif isinstance(event, AgentChanged):
             self._end_line()
-            self.out.write(self.style.dim(f"  [handoff] {event.source} -> {event.target}") + "\n")
+            self.out.write(self.style.dim(inert(f"  [handoff] {event.source} -> {event.target}"))
+                           + "\n")
         elif isinstance(event, ToolCalled):
             self._end_line()
-            self.out.write(self.style.dim(f"  [tool] {event.agent} called {inert(event.tool)}")
+            self.out.write(self.style.dim(inert(f"  [tool] {event.agent} called {event.tool}"))
                            + "\n")
         elif isinstance(event, Retrying):
             self._end_line()
-            self.out.write(self.style.dim(
+            self.out.write(self.style.dim(inert(
                 f"  [retry] {event.reason}; retrying in {event.delay:.1f}s "
-                f"({event.attempt}/{event.max_retries})") + "\n")
+                f"({event.attempt}/{event.max_retries})")) + "\n")
         elif isinstance(event, TurnEnded):
             self._end_line()
         elif isinstance(event, TurnFailed):

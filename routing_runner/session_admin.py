@@ -26,6 +26,7 @@ from .stores.items import (
     item_type,
     message_text,
 )
+from .stores.rows import StoredRow
 from .wording import Style, format_time, inert
 
 T = TypeVar("T")
@@ -65,7 +66,8 @@ def summary_table(summaries: Sequence[SessionSummary]) -> list[str]:
 def summary_record(summary: SessionSummary) -> dict[str, Any]:
     """A summary as JSON-ready data."""
     return {"session_id": summary.session_id, "last_agent": summary.last_agent,
-            "turns": summary.turns, "last_activity": _iso(summary.last_activity)}
+            "turns": summary.turns, "last_activity": _iso(summary.last_activity),
+            "config": summary.owner}
 
 
 def export_document(summary: SessionSummary, items: Sequence[Any],
@@ -97,11 +99,17 @@ def _handoff_target(config: Config, agent: str, tool: str, output: Any) -> str |
     return None
 
 
-def conversation_events(items: Sequence[Any], config: Config) -> Iterator[UserSaid | Event]:
-    """A stored conversation as the user's messages and the turn events the chat rendered."""
+def conversation_events(items: Sequence[Any],
+                        config: Config) -> Iterator[UserSaid | StoredRow | Event]:
+    """A stored conversation as the user's messages and the turn events the chat rendered.
+
+    An unreadable row (a StoredRow among the items) is passed on where it stands.
+    """
     agent = config.entry
     calls: dict[str, str] = {}
     for item in items:
+        if isinstance(item, StoredRow):
+            yield item
         if not isinstance(item, dict):
             continue
         if is_user_message(item):
@@ -128,11 +136,16 @@ def conversation_events(items: Sequence[Any], config: Config) -> Iterator[UserSa
 
 def render_conversation(items: Sequence[Any], config: Config, out: TextIO,
                         style: Style) -> None:
-    """Write a stored conversation as the chat showed it: `you: ...`, handoffs, replies."""
+    """Write a stored conversation as the chat showed it: `you: ...`, handoffs, replies.
+
+    Unreadable rows (StoredRow items) are marked where they stand.
+    """
     renderer = TurnRenderer(out, style)
     for event in conversation_events(items, config):
         if isinstance(event, UserSaid):
             out.write(f"you: {inert(event.text)}\n")
+        elif isinstance(event, StoredRow):
+            out.write(style.error(f"  [unreadable] row {event.number}: {event.problem}") + "\n")
         else:
             renderer.render(event)
 

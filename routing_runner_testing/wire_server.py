@@ -12,7 +12,9 @@ Every request takes the next *reply* from a per-test script:
 * :class:`ToolCall` -- a function call (e.g. a handoff tool such as ``transfer_to_spanish``);
 * :class:`Turn` -- several outputs in one model response (text and/or parallel tool calls);
 * :class:`Fault` -- an injected failure: HTTP errors as OpenAI sends them, connection
-  resets, stalls, malformed SSE, SSE ``error`` events, or an EOF before the terminal event.
+  resets, stalls, malformed SSE, SSE ``error`` events, an EOF before the terminal event, an
+  HTML page where an API answer was expected (a mistyped ``base_url``), or plain JSON where a
+  stream was asked for.
 
 When the script is empty, an optional *responder* callable computes the reply from the
 request body. Without one the server answers HTTP 500 "no scripted reply left" and records
@@ -230,6 +232,8 @@ class FaultKind(enum.StrEnum):
     MALFORMED_SSE = "malformed_sse"
     SSE_ERROR = "sse_error"
     EOF_WITHOUT_COMPLETED = "eof_without_completed"
+    HTML_PAGE = "html_page"
+    JSON_FOR_STREAM = "json_for_stream"
 
 
 _DEFAULT_FAULT_TEXT: Final = "This answer is interrupted by an injected fault."
@@ -387,6 +391,23 @@ class Fault:
         chunk, usage chunk or ``[DONE]``. ``after_events=None`` sends every other event.
         """
         return cls(FaultKind.EOF_WITHOUT_COMPLETED, after_events=after_events, text=text)
+
+    @classmethod
+    def html_page(cls, status: int = 200) -> Fault:
+        """An HTML page (``text/html``) instead of an API answer, streamed request or not.
+
+        What a web server says when ``base_url`` points at it instead of at the API: a
+        front page or a login form, usually with 200.
+        """
+        return cls(FaultKind.HTML_PAGE, status=status)
+
+    @classmethod
+    def json_for_stream(cls, *, text: str = _DEFAULT_FAULT_TEXT) -> Fault:
+        """The plain JSON answer of ``text`` even when the request asked for a stream.
+
+        What a server that cannot stream does with ``"stream": true``.
+        """
+        return cls(FaultKind.JSON_FOR_STREAM, text=text)
 
 
 Reply: TypeAlias = Text | ToolCall | Turn | Fault
@@ -719,6 +740,13 @@ def _build(endpoint: str, ids: _Ids, body: Mapping[str, Any], outputs: Sequence[
     return builder(ids, body, outputs)
 
 
+_HTML_PAGE: Final = (
+    "<!DOCTYPE html>\n<html><head><title>Welcome</title></head>\n"
+    "<body><h1>It works!</h1><p>This is the default web page for this server.</p></body>"
+    "</html>\n"
+)
+
+
 def _error_body(message: str, type_: str, code: str | None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": None, "code": code}}
 
@@ -878,7 +906,16 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind is FaultKind.RESET_BEFORE_HEADERS:
             self._abort()
             return
+        if fault.kind is FaultKind.HTML_PAGE:
+            page = _HTML_PAGE.encode()
+            self._begin(fault.status, {"Content-Type": "text/html; charset=utf-8",
+                                       "Content-Length": str(len(page))})
+            self.wfile.write(page)
+            return
         built = _build(endpoint, wire._ids, record.body, (Text(fault.text),))
+        if fault.kind is FaultKind.JSON_FOR_STREAM:
+            self._send_json(200, built.body)
+            return
         if not record.stream:
             self._serve_fault_as_json(fault, built)
             return

@@ -33,10 +33,15 @@ def cli() -> CliRunner:
 
 
 def run_cli_with_few_files(*args: str, env: dict[str, str] | None = None,
-                           open_files: int = 256) -> subprocess.CompletedProcess[str]:
-    """`routing-runner ARGS` in a process that may hold at most `open_files` files."""
+                           open_files: int = 256,
+                           hard_limit: int | None = None) -> subprocess.CompletedProcess[str]:
+    """`routing-runner ARGS` in a process that may hold at most `open_files` files.
+
+    With `hard_limit`, `open_files` is the soft limit only, which the process may raise.
+    """
+    hard = open_files if hard_limit is None else hard_limit
     probe = ("import resource, sys\n"
-             f"resource.setrlimit(resource.RLIMIT_NOFILE, ({open_files}, {open_files}))\n"
+             f"resource.setrlimit(resource.RLIMIT_NOFILE, ({open_files}, {hard}))\n"
              "from routing_runner.cli import main\n"
              "sys.argv = ['routing-runner', *sys.argv[1:]]\n"
              "main()\n")

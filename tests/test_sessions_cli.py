@@ -106,7 +106,7 @@ def test_delete_and_clear_ask_first(cli: CliRunner, tmp_path: Path) -> None:
         assert "Delete conversation keep (1 turn, last activity " in result.stderr
         assert "nothing deleted" in result.stderr
         cleared = cli.invoke(app, ["sessions", "clear", str(config)], input=answer)
-        assert "Delete the conversation in sqlite " in cleared.stderr
+        assert "Delete the conversation of Multilingual support in sqlite " in cleared.stderr
         assert "nothing deleted" in cleared.stderr
     assert "keep" in cli.invoke(app, ["sessions", "list", str(config)]).stdout
     deleted = cli.invoke(app, ["sessions", "delete", str(config), "keep"], input="y\n")

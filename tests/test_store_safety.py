@@ -19,7 +19,7 @@ from routing_runner.errors import SessionIdError, StoreError
 from routing_runner.stores import open_store
 from routing_runner.stores.base import TableNames
 from routing_runner.stores.encryption import new_key
-from routing_runner.stores.redis import hide_password
+from routing_runner.wording import redact_url
 
 from . import session_services as services
 from .conftest import REPO, write_config
@@ -214,10 +214,16 @@ def test_unsafe_key_prefixes_are_refused_where_they_are_used() -> None:
             RedisStore("redis://127.0.0.1", key_prefix=prefix)
 
 
-def test_passwords_are_hidden_in_redis_urls() -> None:
-    assert hide_password("redis://user:pw@host:6380/1") == "redis://user:***@host:6380/1"
-    assert hide_password("rediss://:pw@host/0") == "rediss://:***@host/0"
-    assert hide_password("redis://host:6379") == "redis://host:6379"
+def test_credentials_are_hidden_in_every_shown_url() -> None:
+    assert redact_url("redis://user:pw@host:6380/1") == "redis://user:***@host:6380/1"
+    assert redact_url("rediss://:pw@host/0") == "rediss://:***@host/0"
+    assert redact_url("https://TOKEN@example.com/v1") == "https://***@example.com/v1"
+    assert redact_url("postgresql://db/x?password=pw&sslmode=require") == \
+        "postgresql://db/x?password=***&sslmode=require"
+    assert redact_url("http://h/v1?api-key=k&access_token=t&x=1") == \
+        "http://h/v1?api-key=***&access_token=***&x=1"
+    assert redact_url("redis://host:6379") == "redis://host:6379"
+    assert redact_url("http://[::1/?key=k") == "http://*** (a URL that cannot be parsed)"
 
 
 def test_redis_keys_expire_after_the_ttl(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx2
 import openai
 import pytest
 from agents import (
@@ -639,3 +640,22 @@ def test_stream_faults_on_plain_json_requests(
         asyncio.run(scenario())
     assert len(server.requests) == 1
     assert not server.requests[0].stream
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_html_page_answers_200_text_html_on_either_route(server: WireServer,
+                                                         stream: bool) -> None:
+    server.script(Fault.html_page(), Fault.html_page(status=404))
+    for path, status in (("/chat/completions", 200), ("/responses", 404)):
+        answer = httpx2.post(server.base_url + path, json={"model": "m", "stream": stream})
+        assert answer.status_code == status
+        assert answer.headers["content-type"] == "text/html; charset=utf-8"
+        assert answer.text.startswith("<!DOCTYPE html>")
+
+
+def test_json_for_stream_answers_plain_json_to_a_streamed_request(server: WireServer) -> None:
+    server.script(Fault.json_for_stream(text="Not streamed."))
+    answer = httpx2.post(server.base_url + "/chat/completions",
+                        json={"model": "m", "stream": True, "messages": USER_MESSAGES})
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["choices"][0]["message"]["content"] == "Not streamed."

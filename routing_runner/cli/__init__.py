@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
+import platform
+import signal
 import sys
 from typing import Annotated
 
 import typer
 
-from routing_runner.errors import EXIT_INTERRUPTED, EXIT_USER_INPUT, RoutingRunnerError
-from routing_runner.wording import count
+from routing_runner.errors import EXIT_INTERRUPTED, EXIT_USER_INPUT, ConfigError, RoutingRunnerError
+from routing_runner.wording import count, inert
 
 from .chat import chat
 from .common import Commands, ConfigArg, fail, load
@@ -28,14 +30,33 @@ app = typer.Typer(
     cls=Commands,
     help="Run multi-agent routing bots declared in YAML on the OpenAI Agents SDK.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
 )
 
 
+def _print_version(asked: bool) -> None:
+    if not asked:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    from routing_runner import __version__
+
+    try:
+        sdk = f"openai-agents {version('openai-agents')}"
+    except PackageNotFoundError:
+        sdk = "openai-agents not installed"
+    typer.echo(f"routing-runner {__version__} ({sdk}, Python {platform.python_version()})")
+    raise typer.Exit()
+
+
 @app.callback()
-def _quiet_libraries() -> None:
+def _main(
+    _version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_print_version,
+        help="Print the version (and the Agents SDK's) and exit.")] = False,
+) -> None:
     # The SDK and the openai client log failures (with tracebacks) that the turn runner
     # already reports in one line; without a handler Python would print them to stderr.
     for name in ("openai", "httpx", "httpcore"):
@@ -46,8 +67,11 @@ def _quiet_libraries() -> None:
 @app.command()
 def validate(config: ConfigArg) -> None:
     """Check a config (YAML, schema, meaning) and list every problem with file:line:col."""
-    cfg = load(config).config
-    typer.echo(f"{config}: valid - {count(len(cfg.agents), 'agent')}, "
+    loaded = load(config)
+    if loaded.unavailable:
+        fail(ConfigError(loaded.unavailable))
+    cfg = loaded.config
+    typer.echo(f"{inert(str(config))}: valid - {count(len(cfg.agents), 'agent')}, "
                f"{count(len(cfg.edges()), 'handoff')}, entry {cfg.entry!r}")
 
 
@@ -78,3 +102,8 @@ def main() -> None:
         sys.exit(EXIT_INTERRUPTED)
     except RoutingRunnerError as error:  # pragma: no cover - commands catch their own
         fail(error)
+    finally:
+        # The command has stopped cleanly and chosen its exit code: a signal landing now
+        # (Ctrl-C just as a replay ends) must not turn it into death by signal.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)

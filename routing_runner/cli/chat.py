@@ -6,6 +6,7 @@ The banner and the prompt appear before the Agents SDK has loaded (see `chat.Cha
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,8 +14,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from routing_runner.errors import EXIT_RUN_FAILURE, UserInputError
-from routing_runner.wording import Style, count, use_colour
+from routing_runner.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILURE, UserInputError
+from routing_runner.user_text import check_messages, decode_leniently, read_piped_line
+from routing_runner.wording import Style, count, inert, use_colour
 
 from .common import ConfigArg, load
 
@@ -22,17 +24,20 @@ if TYPE_CHECKING:
     from routing_runner.runtime.graph import AgentGraph
 
 
-def _line_reader(interactive: bool) -> Callable[[str], str | None]:
-    def read(prompt: str) -> str | None:
-        try:
-            if interactive:
-                return input(prompt)
-            line = sys.stdin.readline()
-            return line.rstrip("\n") if line else None
-        except EOFError:
-            return None
+def _piped_reader() -> Callable[[str], str | None]:
+    def read(_prompt: str) -> str | None:
+        return read_piped_line(sys.stdin)
 
     return read
+
+
+def _terminal_reader(config: Path) -> Callable[[str], str | None]:
+    from routing_runner.config.model import data_folder
+
+    from .line_input import History, history_path, terminal_reader
+
+    return terminal_reader(History(history_path(data_folder(), config)),
+                           lambda warning: typer.echo(f"warning: {warning}", err=True))
 
 
 def _list_reader(messages: list[str]) -> Callable[[str], str | None]:
@@ -50,10 +55,14 @@ Record = Annotated[Path | None, typer.Option(
                                      "expects the agent and handoff route seen.")]
 
 
-def _check_record(record: Path | None) -> None:
-    if record is not None and (record.exists() or not record.parent.is_dir()):
-        raise UserInputError(f"--record {record}: " + ("the file exists; choose a new name"
-                             if record.exists() else f"the folder {record.parent} does not exist"))
+def _check_arguments(message: list[str] | None, record: Path | None) -> None:
+    if (refused := check_messages(message or [])) is not None:
+        raise UserInputError(f"--message: {refused}")
+    # lexists: a symlink at the path counts as a file there, even a dangling one.
+    if record is not None and (os.path.lexists(record) or not record.parent.is_dir()):
+        raise UserInputError(f"--record {record}: " + (
+            "the file exists; choose a new name" if os.path.lexists(record)
+            else f"the folder {record.parent} does not exist"))
 
 
 def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = None,
@@ -66,15 +75,16 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
     from routing_runner.stores.base import Reservation, check_session_id, new_session_id
 
     cfg = load(config).config
-    _check_record(record)
+    _check_arguments(message, record)
     if session_id is not None:
         check_session_id(session_id)
     provider = resolve_provider(cfg, os.environ)
     store = open_store(cfg.session)
     interactive = sys.stdin.isatty() and not message
+    decode_leniently(sys.stdin)
     style = Style(enabled=use_colour(sys.stdout, os.environ))
-    typer.echo(f"{cfg.title} - {config}", err=True)
-    typer.echo(f"model: {provider.label}", err=True)
+    typer.echo(inert(f"{cfg.title} - {config}"), err=True)
+    typer.echo(f"model: {inert(provider.label)}", err=True)
 
     chosen_id = session_id or new_session_id()
     recorder = None if record is None else TranscriptRecorder(record, record.stem, config,
@@ -82,7 +92,7 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
 
     def opened(reservation: Reservation, first_agent: str) -> None:
         state = "new" if reservation.is_new else f"resumed, last agent {first_agent}"
-        typer.echo(f"session: {chosen_id} ({state}) in {store.description}", err=True)
+        typer.echo(inert(f"session: {chosen_id} ({state}) in {store.description}"), err=True)
         typer.echo(HELP, err=True)
 
     def build() -> AgentGraph:
@@ -90,21 +100,26 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
 
         return build_graph(cfg, provider)
 
-    reader = _line_reader(interactive) if not message else _list_reader(message)
+    reader = _list_reader(message) if message else \
+        _terminal_reader(config) if interactive else _piped_reader()
     loop = ChatLoop(cfg, build, store, chosen_id, reader,
                     sys.stdout, style, on_open=opened, echo_input=not interactive,
                     on_turn=None if recorder is None else recorder.record,
-                    require_new=None if recorder is None else "--record")
+                    require_new=None if recorder is None else "--record",
+                    one_shot=bool(message))
+    interrupted = False
     try:
         loop.run()
     except KeyboardInterrupt:
-        typer.echo("", err=True)
+        interrupted = True  # Ctrl-C at the prompt, a second one, SIGTERM
     if cfg.session.backend != "memory":
-        typer.echo(f"resume with: routing-runner chat {config} --session-id {chosen_id}",
-                   err=True)
+        typer.echo(f"resume with: routing-runner chat {shlex.quote(str(config))} "
+                   f"--session-id {chosen_id}", err=True)
     if recorder is not None:
         typer.echo(f"recorded {count(len(recorder.turns), 'turn')} to {record}; check it with: "
                    f"routing-runner replay {config} {record}" if recorder.turns
                    else "nothing recorded: no turn completed", err=True)
+    if interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
     if message and loop.failed_turns:
         raise typer.Exit(EXIT_RUN_FAILURE)

@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 
 from routing_runner.config import LoadedConfig, load_config
 from routing_runner.errors import EXIT_USER_INPUT, ConfigError, Problem, RoutingRunnerError
-from routing_runner.wording import count
+from routing_runner.wording import count, inert, redact_urls
 
 ConfigArg = Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False)]
 
@@ -35,24 +35,27 @@ def fail(error: RoutingRunnerError, where: str = "") -> NoReturn:
     """Print `error` (every problem of a ConfigError) and exit with its code."""
     if isinstance(error, ConfigError):
         for problem in error.problems:
-            typer.echo(str(problem), err=True)
+            typer.echo(inert(str(problem)), err=True)
         errors = sum(p.severity == "error" for p in error.problems)
         typer.echo(f"{count(errors, 'error')} found{where}; nothing was run.", err=True)
+        if error.checks_skipped:
+            typer.echo("The meaning checks (handoff targets, the entry agent, instruction "
+                       "files) run once these are fixed.", err=True)
     else:
-        typer.echo(f"error: {error}", err=True)
+        typer.echo(f"error: {inert(redact_urls(str(error)))}", err=True)
     raise typer.Exit(error.exit_code)
 
 
 def usage(message: str) -> NoReturn:
     """Exit 2 for arguments that do not fit together."""
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {inert(message)}", err=True)
     raise typer.Exit(EXIT_USER_INPUT)
 
 
 def warn(problems: tuple[Problem, ...]) -> None:
     """Print warnings; they never stop a command."""
     for problem in problems:
-        typer.echo(str(problem), err=True)
+        typer.echo(inert(str(problem)), err=True)
 
 
 def load(path: Path) -> LoadedConfig:

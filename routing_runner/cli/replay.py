@@ -9,16 +9,21 @@ imported only once there is something to run, so `--help` stays fast. How the ba
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
-from routing_runner.errors import ConfigError
-from routing_runner.wording import Style, count, use_colour
+from routing_runner.errors import EXIT_INTERRUPTED, ConfigError, ReportError, RoutingRunnerError
+from routing_runner.private_files import UnsafePathError, check_existing
+from routing_runner.wording import Style, count, inert, use_colour
 
 from .common import ConfigArg, fail, load, usage
+
+if TYPE_CHECKING:
+    from routing_runner.replay.results import BatchResult
 
 Transcripts = Annotated[list[str], typer.Argument(
     help="Transcript files, folders (searched for *.yaml) or globs.", show_default=False)]
@@ -52,6 +57,23 @@ def _check_writable(target: str | Path | None, option: str) -> None:
     folder = Path(target).parent
     if not folder.is_dir():
         usage(f"{option} {target}: the folder {folder} does not exist")
+    try:
+        check_existing(Path(target), regular=False)
+    except UnsafePathError as error:
+        usage(f"{option} {error}")
+
+
+def _silence_stdout() -> None:
+    # What failed to reach stdout stays buffered; Python would fail again flushing it at exit
+    # and print a traceback of its own. /dev/null takes it instead.
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
+
+
+def _report_problem(option: str, target: object, error: Exception) -> str:
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return f"{option} {target}: cannot write the report: {reason}"
 
 
 def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency = 4,
@@ -74,21 +96,27 @@ def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency
     _check_writable(json_report, "--json")
     _check_writable(junit, "--junit")
 
-    from routing_runner.replay.batch import run_batch
-    from routing_runner.replay.files import write_json, write_junit
+    from routing_runner.replay.batch import batch_shape, run_batch
     from routing_runner.replay.plan import check_stores, plan
-    from routing_runner.replay.report import Progress, summary
+    from routing_runner.replay.report import Progress
 
     jobs = plan(chosen, repeat, os.environ)
     check_stores(jobs)
+    workers, fitted = batch_shape(jobs, workers=workers, concurrency=concurrency)
+    if fitted.notice is not None:
+        typer.echo(fitted.notice, err=True)
+    concurrency = fitted.allowed
+    # SIGTERM stops a replay as Ctrl-C does, also before and after the run: exit 130, no
+    # death by signal (the run itself turns both into a clean stop).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     # With the JSON report on stdout, everything meant for people goes to stderr.
     out = sys.stderr if json_report == "-" else sys.stdout
     styled = use_colour(out, os.environ)
     typer.echo(f"replay: {count(len(jobs), 'conversation')} from "
-               f"{count(len(chosen), 'transcript')} on {config} "
+               f"{count(len(chosen), 'transcript')} on {inert(str(config))} "
                f"(-j {concurrency}" + (f", {workers} workers)" if workers > 1 else ")"),
                err=True)
-    typer.echo(f"model: {jobs[0].provider.label}", err=True)
+    typer.echo(f"model: {inert(jobs[0].provider.label)}", err=True)
     progress = Progress(sys.stderr, len(jobs), live=sys.stderr.isatty() and not verbose)
     try:
         result = run_batch(jobs, cfg, workers=workers, concurrency=concurrency,
@@ -96,10 +124,38 @@ def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency
                            show=out if verbose else None, style=Style(enabled=styled))
     finally:
         progress.close()
-    out.write(("\n" if verbose else "") + summary(result, Style(styled)))
-    out.flush()
-    if json_report is not None:
-        write_json(result, json_report, sys.stdout)
-    if junit is not None:
-        write_junit(result, junit)
+    _report(result, out, Style(styled), verbose=verbose, json_report=json_report, junit=junit)
     raise typer.Exit(result.exit_code)
+
+
+def _report(result: BatchResult, out: TextIO, style: Style, *, verbose: bool,
+            json_report: str | None, junit: Path | None) -> None:
+    """The summary on `out`, then the report files; a report that cannot be written is one
+    line and exit 3 (after the summary), unless the run was interrupted (130 stays)."""
+    from routing_runner.replay.files import write_json, write_junit
+    from routing_runner.replay.report import summary
+
+    problems: list[str] = []
+    try:
+        out.write(("\n" if verbose else "") + summary(result, style))
+        out.flush()
+    except OSError as error:
+        problems.append(_report_problem("the summary", "on stdout", error))
+        if out is sys.stdout:
+            _silence_stdout()
+    if json_report is not None:
+        try:
+            write_json(result, json_report, sys.stdout)
+        except (OSError, RoutingRunnerError) as error:
+            problems.append(_report_problem("--json", json_report, error))
+            if json_report == "-":
+                _silence_stdout()
+    if junit is not None:
+        try:
+            write_junit(result, junit)
+        except (OSError, RoutingRunnerError) as error:
+            problems.append(_report_problem("--junit", junit, error))
+    if problems and result.exit_code != EXIT_INTERRUPTED:
+        fail(ReportError("; ".join(problems)))
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)

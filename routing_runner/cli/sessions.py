@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from routing_runner.errors import EXIT_RUN_FAILURE, RoutingRunnerError
-from routing_runner.wording import Style, format_time, use_colour
+from routing_runner.wording import Style, count, format_time, inert, use_colour
 
-from .common import fail, load
+from .common import fail, load, usage
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -31,7 +31,7 @@ T = TypeVar("T")
 
 app = typer.Typer(
     name="sessions",
-    help="List, show, export and delete stored conversations (every session backend).",
+    help="List, show, export, repair and delete stored conversations (every session backend).",
     no_args_is_help=True,
 )
 
@@ -67,10 +67,19 @@ def _turns(summary: SessionSummary) -> str:
     return f"{summary.turns} turn{'' if summary.turns == 1 else 's'}"
 
 
+def _unclaimed(summaries: list[SessionSummary]) -> str:
+    """A note on the conversations no config has claimed yet, or nothing."""
+    unclaimed = sum(s.owner is None for s in summaries)
+    if not unclaimed:
+        return ""
+    return (f" ({unclaimed} stored before conversations belonged to a config: resuming one "
+            "claims it for this config)")
+
+
 def _confirm(question: str) -> bool:
     """Ask on stderr; end of input counts as no."""
     try:
-        answer = typer.confirm(question, default=False, err=True)
+        answer = typer.confirm(inert(question), default=False, err=True)
     except typer.Abort:
         answer = False
     if not sys.stdin.isatty():
@@ -97,7 +106,8 @@ def list_sessions(
                               ensure_ascii=False))
         return
     count = len(summaries)
-    typer.echo(f"{count} conversation{'' if count == 1 else 's'} in {description}", err=True)
+    typer.echo(inert(f"{count} conversation{'' if count == 1 else 's'} in {description}"
+                     f"{_unclaimed(summaries)}"), err=True)
     if summaries:
         typer.echo("\n".join(summary_table(summaries)))
 
@@ -107,18 +117,27 @@ def show(config: ConfigArg, session_id: IdArg) -> None:
     """Show a stored conversation the way the chat showed it."""
     from routing_runner.session_admin import render_conversation
     from routing_runner.stores.base import SessionSummary
+    from routing_runner.stores.rows import StoredRow, describe_unreadable
 
     cfg = _config(config)
 
     async def action(store: SessionStore) -> tuple[str, SessionSummary, list[Any]]:
-        items = await store.read_items(session_id)
+        rows = await store.read_rows(session_id)
         summary = await store.summary(session_id) or SessionSummary(session_id)
-        return store.description, summary, list(items)
+        # Unreadable rows stay in place, to be marked; expired ones are gone by design.
+        return store.description, summary, [row if row.problem else row.item for row in rows
+                                             if not row.expired]
 
     description, summary, items = _run(cfg, action)
-    typer.echo(f"session: {session_id} in {description} - {_turns(summary)}, last agent "
-               f"{summary.last_agent or '-'}, last activity "
-               f"{format_time(summary.last_activity)}", err=True)
+    typer.echo(inert(f"session: {session_id} in {description} - {_turns(summary)}, last agent "
+                     f"{summary.last_agent or '-'}, last activity "
+                     f"{format_time(summary.last_activity)}"), err=True)
+    unreadable = [item for item in items if isinstance(item, StoredRow)]
+    if unreadable:
+        typer.echo(inert(f"warning: {count(len(unreadable), 'unreadable row')} ("
+                         f"{describe_unreadable(unreadable)}): the model does not see them; drop "
+                         f"them with `routing-runner sessions repair {config} {session_id} "
+                         "--drop-unreadable`"), err=True)
     style = Style(enabled=use_colour(sys.stdout, os.environ))
     render_conversation(items, cfg, sys.stdout, style)
 
@@ -149,8 +168,6 @@ def export(
         return
     from routing_runner.replay.record import TranscriptRecorder
 
-    # The schema reference in the transcript is written relative to the current folder,
-    # where `> file.yaml` puts it.
     recorder = TranscriptRecorder(Path.cwd() / f"{session_id}.yaml", f"session {session_id}",
                                   config, session_id)
     for user, ended in stored_turns(document["items"], cfg):
@@ -192,19 +209,30 @@ def delete(config: ConfigArg, session_id: IdArg, yes: YesOption = False) -> None
 
 @app.command()
 def clear(config: ConfigArg, yes: YesOption = False) -> None:
-    """Delete every stored conversation of the config's store (asks first unless --yes)."""
+    """Delete every conversation of this config in its store (asks first unless --yes).
+
+    Conversations stored before conversations belonged to a config are kept: they may be
+    another config's. Delete them one by one with `sessions delete`.
+    """
     cfg = _config(config)
 
-    async def count(store: SessionStore) -> tuple[str, int]:
-        return store.description, len(await store.list_sessions())
+    async def count(store: SessionStore) -> tuple[str, int, int]:
+        summaries = await store.list_sessions()
+        unclaimed = sum(s.owner is None for s in summaries) if store.owner else 0
+        return store.description, len(summaries) - unclaimed, unclaimed
 
-    description, total = _run(cfg, count)
+    description, total, unclaimed = _run(cfg, count)
+    if unclaimed:
+        typer.echo(f"keeping {unclaimed} conversation{'' if unclaimed == 1 else 's'} stored "
+                   "before conversations belonged to a config (they may be another config's); "
+                   "see `routing-runner sessions list`, delete one with `sessions delete`",
+                   err=True)
     if total == 0:
-        typer.echo(f"no conversations in {description}", err=True)
+        typer.echo(inert(f"no conversations of {cfg.title} in {description}"), err=True)
         return
     noun = "conversation" if total == 1 else f"{total} conversations"
     if not yes and not _confirm(f"Delete {'the ' if total == 1 else 'all '}{noun} "
-                                f"in {description}?"):
+                                f"of {inert(cfg.title)} in {description}?"):
         typer.echo("nothing deleted", err=True)
         return
 
@@ -218,6 +246,45 @@ def clear(config: ConfigArg, yes: YesOption = False) -> None:
         typer.echo(f"error: kept {len(in_use)} in use by another process: {', '.join(in_use)}",
                    err=True)
         raise typer.Exit(EXIT_RUN_FAILURE)
+
+
+@app.command()
+def repair(
+    config: ConfigArg,
+    session_id: IdArg,
+    drop_unreadable: Annotated[bool, typer.Option(
+        "--drop-unreadable", help="Delete the rows that cannot be read (`sessions show` marks "
+                                  "them); they cannot be recovered.")] = False,
+    yes: YesOption = False,
+) -> None:
+    """Repair a stored conversation: drop its unreadable rows (asks first unless --yes)."""
+    from routing_runner.stores.rows import describe_unreadable
+
+    if not drop_unreadable:
+        usage("say what to repair: --drop-unreadable deletes the rows that cannot be read")
+    cfg = _config(config)
+
+    async def inspect(store: SessionStore) -> tuple[str, list[Any]]:
+        rows = await store.read_rows(session_id)
+        return store.description, [row for row in rows if row.problem is not None]
+
+    description, bad = _run(cfg, inspect)
+    if not bad:
+        typer.echo(f"conversation {session_id} has no unreadable rows; nothing to repair",
+                   err=True)
+        return
+    question = (f"Drop {count(len(bad), 'unreadable row')} ({describe_unreadable(bad)}) from "
+                f"conversation {session_id} in {description}? They cannot be recovered.")
+    if not yes and not _confirm(question):
+        typer.echo("nothing dropped", err=True)
+        return
+
+    async def drop(store: SessionStore) -> int:
+        return len(await store.drop_unreadable(session_id))
+
+    dropped = _run(cfg, drop)
+    typer.echo(f"dropped {count(dropped, 'unreadable row')} from conversation {session_id}",
+               err=True)
 
 
 @app.command("new-key")

@@ -14,6 +14,7 @@ from routing_runner.errors import ConfigError, Problem
 
 from .build import build_config
 from .document import Document, read_document
+from .extras import missing_extras
 from .interpolate import interpolate
 from .model import Config
 from .schema import validate
@@ -28,6 +29,8 @@ class LoadedConfig:
     # The interpolated document the config was built from: a transcript's `config:` overrides
     # patch it (`Document.merged`) and go through the same build, without reading the file again.
     document: Document
+    # What this machine lacks to run the config (a provider's optional package).
+    unavailable: tuple[Problem, ...] = ()
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> LoadedConfig:
@@ -42,12 +45,13 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Loade
     # A value whose interpolation failed is reported once, not again by the schema.
     problems += [p for p in validate(document, "config") if p.path not in unresolved]
     if problems:
-        raise ConfigError(sorted(problems, key=_file_order))
+        raise ConfigError(sorted(problems, key=_file_order), checks_skipped=True)
     config, problems = build_config(document, path)
     problems.sort(key=_file_order)
     if config is None:
         raise ConfigError(problems)
-    return LoadedConfig(config=config, warnings=tuple(problems), document=document)
+    return LoadedConfig(config=config, warnings=tuple(problems), document=document,
+                        unavailable=missing_extras(document, config))
 
 
 def _file_order(problem: Problem) -> tuple[int, int]:

@@ -8,6 +8,7 @@ outside the config's folder, agents nobody can reach.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -15,7 +16,8 @@ from typing import Any
 from routing_runner.errors import Problem
 from routing_runner.wording import did_you_mean
 
-from .document import Document
+from .document import Document, PathKey
+from .files import MAX_INSTRUCTIONS_BYTES, MissingFile, UnreadableFile, read_text_file
 from .model import (
     DEFAULT_KEY_ENV,
     DEFAULT_KEY_PREFIX,
@@ -55,12 +57,14 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
     agents = {name: _agent_config(document, base, agents_raw, name, spec, problems)
               for name, spec in agents_raw.items()}
 
-    session = _session_config(document, raw.get("session", {}), base, problems)
+    session = replace(_session_config(document, raw.get("session", {}), base, problems),
+                      owner=raw.get("name") or path.stem)
 
     entry = raw["entry"]
     if entry not in agents_raw:
         problems.append(document.problem(
-            ("entry",), f"{entry!r} is not an agent{did_you_mean(entry, agents_raw)}"))
+            ("entry",), f"{document.quote(('entry',), entry)} is not an agent"
+                        f"{did_you_mean(entry, agents_raw)}"))
     _check_name_collisions(document, list(agents_raw), problems)
     _check_same_language_targets(document, agents, problems)
     if entry in agents_raw:
@@ -146,6 +150,8 @@ def _session_config(document: Document, raw: Mapping[str, Any], base: Path,
                 ("session", key), f"applies only to backend {' or '.join(backends)}, "
                                   f"not {backend!r}", key=True))
     path = raw.get("path")
+    if path is not None and not check_path(document, ("session", "path"), path, problems):
+        path = None
     ttl = raw.get("ttl")
     encryption_raw = raw.get("encryption")
     encryption = None if encryption_raw is None else EncryptionConfig(
@@ -163,24 +169,41 @@ def _session_config(document: Document, raw: Mapping[str, Any], base: Path,
     )
 
 
+def check_path(document: Document, where: PathKey, value: str,
+               problems: list[Problem]) -> bool:
+    """Whether `value` can name a file; a problem at `where` when it cannot.
+
+    The one check of every path a config names (`instructions_file`, `session.path`): a NUL
+    character, which YAML's "\\0" escape can write, would make every file call raise.
+    """
+    if "\0" in value:
+        problems.append(document.problem(
+            where, "a path cannot contain a NUL character (is there a stray \\0 escape?)"))
+        return False
+    return True
+
+
 def _read_instructions(document: Document, base: Path, relative: str,
                        where: tuple[str, ...], problems: list[Problem]) -> str | None:
+    if not check_path(document, where, relative, problems):
+        return None
+    shown = document.quote(where, relative)
     candidate = (base / relative).resolve()
     if Path(relative).is_absolute() or not candidate.is_relative_to(base):
         problems.append(document.problem(
-            where, f"{relative!r} is outside the config's folder; instruction files must "
+            where, f"{shown} is outside the config's folder; instruction files must "
                    "live in the config's folder or below it"))
         return None
     try:
-        text = candidate.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        problems.append(document.problem(where, f"file {relative!r} not found next to the config"))
+        text = read_text_file(candidate, MAX_INSTRUCTIONS_BYTES)
+    except MissingFile:
+        problems.append(document.problem(where, f"file {shown} not found next to the config"))
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(document.problem(where, f"cannot read {relative!r}: {exc}"))
+    except UnreadableFile as exc:
+        problems.append(document.problem(where, f"file {shown} {exc}"))
         return None
     if not text.strip():
-        problems.append(document.problem(where, f"{relative!r} is empty"))
+        problems.append(document.problem(where, f"{shown} is empty"))
         return None
     return text
 
@@ -189,8 +212,10 @@ def _check_handoff_target(document: Document, agents: Mapping[str, Any], source:
                           target: str, where: tuple[str | int, ...],
                           problems: list[Problem]) -> None:
     if target not in agents:
+        shown = document.quote((*where, "agent") if (*where, "agent") in document.values
+                               else where, target)
         problems.append(document.problem(
-            where, f"{target!r} is not an agent{did_you_mean(target, agents)}"))
+            where, f"{shown} is not an agent{did_you_mean(target, agents)}"))
     elif target == source:
         problems.append(document.problem(where, f"{source!r} hands off to itself",
                                          severity="warning"))

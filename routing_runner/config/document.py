@@ -17,6 +17,9 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from routing_runner.errors import ConfigError, Problem
+from routing_runner.wording import redact_url
+
+from .files import MAX_CONFIG_BYTES, UnreadableFile, read_text_file
 
 PathKey = tuple[str | int, ...]
 
@@ -43,6 +46,22 @@ class Document:
     keys: dict[PathKey, Position] = field(default_factory=dict)
     plain_scalars: set[PathKey] = field(default_factory=set)
     containers: set[PathKey] = field(default_factory=set)
+    # What was written at each value that interpolates an environment variable: messages
+    # show this, never the variable's value (it may well be a key).
+    interpolated: dict[PathKey, str] = field(default_factory=dict)
+
+    def quote(self, path: PathKey, value: Any) -> str:
+        """`value` (found at `path`) quoted for a message, safe to show.
+
+        A value that came from the environment is shown as written (`'${API_KEY}'`), a URL
+        with its credentials redacted, and everything as a Python literal, so control
+        characters appear escaped.
+        """
+        if path in self.interpolated:
+            return repr(self.interpolated[path])
+        if isinstance(value, str) and "://" in value:
+            return repr(redact_url(value))
+        return repr(value)
 
     def position(self, path: PathKey, *, key: bool = False) -> Position:
         """Where `path` is; the nearest enclosing value when it has no position of its own.
@@ -238,19 +257,14 @@ def parse_document(text: str, source: str) -> Document:
     return documents[0] if documents else Document(source=source, data=None)
 
 
-def read_document(path: Path, display: str | None = None) -> Document:
-    """Read and parse a YAML file; unreadable files become a ConfigError."""
+def read_document(path: Path, display: str | None = None,
+                  limit: int = MAX_CONFIG_BYTES) -> Document:
+    """Read and parse a YAML file; an unreadable, special or oversized file is a ConfigError."""
     source = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([Problem(source, 1, 1, "", "file not found")]) from None
-    except IsADirectoryError:
-        raise ConfigError([Problem(source, 1, 1, "", "is a folder, not a YAML file")]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([Problem(source, 1, 1, "", f"not UTF-8 text ({exc.reason})")]) from None
-    except OSError as exc:
-        raise ConfigError([Problem(source, 1, 1, "", f"cannot read: {exc.strerror}")]) from None
+        text = read_text_file(path, limit)
+    except UnreadableFile as exc:
+        raise ConfigError([Problem(source, 1, 1, "", str(exc))]) from None
     return parse_document(text, source)
 
 
@@ -293,11 +307,12 @@ def _merged(base: Document, transcript: Document, prefix: PathKey) -> _PatchedDo
     merged = _PatchedDocument(
         source=base.source, data=copy.deepcopy(base.data), values=dict(base.values),
         keys=dict(base.keys), plain_scalars=set(base.plain_scalars),
-        containers=set(base.containers), overrides_source=transcript.source,
-        overrides_prefix=prefix, overrides_at=transcript.position(prefix, key=True))
+        containers=set(base.containers), interpolated=dict(base.interpolated),
+        overrides_source=transcript.source, overrides_prefix=prefix,
+        overrides_at=transcript.position(prefix, key=True))
 
     def forget(path: PathKey) -> None:
-        for table in (merged.values, merged.keys):
+        for table in (merged.values, merged.keys, merged.interpolated):
             for stale in [p for p in table if p[:len(path)] == path]:
                 del table[stale]
         for group in (merged.plain_scalars, merged.containers):

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from routing_runner.errors import Problem
+from routing_runner.user_text import has_surrogates
 
 from .document import Document, PathKey
 
@@ -34,7 +35,7 @@ class _Unresolved(Exception):
 
 
 def _expand(text: str, env: Mapping[str, str]) -> str:
-    def replace(match: re.Match[str]) -> str:
+    def substitute(match: re.Match[str]) -> str:
         if match["dollar"]:
             return "$"
         if match["bad"] is not None:
@@ -55,6 +56,14 @@ def _expand(text: str, env: Mapping[str, str]) -> str:
             raise _Unresolved(f"environment variable {name} is not set (set it, or write "
                               f"${{{name}:-default}} to give a default)")
         return value
+
+    def replace(match: re.Match[str]) -> str:
+        expanded = substitute(match)
+        if has_surrogates(expanded):
+            # The environment is decoded with surrogateescape; such text cannot be sent.
+            raise _Unresolved(f"environment variable {match['name']} holds bytes that are "
+                              "not UTF-8 text")
+        return expanded
 
     return _TOKEN.sub(replace, text)
 
@@ -90,6 +99,8 @@ def interpolate(document: Document, env: Mapping[str, str]) -> list[Problem]:
             except _Unresolved as exc:
                 problems.append(document.problem(path, str(exc)))
                 return value
+            if any(match["name"] for match in _TOKEN.finditer(value)):
+                document.interpolated[path] = value
             if path in document.plain_scalars and _TOKEN.fullmatch(value.strip()):
                 return _retype(expanded)
             return expanded

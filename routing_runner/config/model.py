@@ -161,6 +161,12 @@ class EncryptionConfig:
     key_env: str = DEFAULT_KEY_ENV
 
 
+def data_folder() -> Path:
+    """The per-user folder of routing-runner's files: $XDG_DATA_HOME/routing-runner."""
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "routing-runner"
+
+
 @dataclass(frozen=True)
 class SessionConfig:
     """Where conversations are kept.
@@ -177,13 +183,15 @@ class SessionConfig:
     key_prefix: str = DEFAULT_KEY_PREFIX
     ttl: int | None = None
     encryption: EncryptionConfig | None = None
+    # The config whose conversations these are (its `name`, else its file name without
+    # extension): a store shared by several configs shows each only its own conversations.
+    owner: str | None = None
 
     def database_path(self) -> Path:
         """The SQLite file: the configured one, or the per-user default."""
         if self.path is not None:
             return self.path
-        data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-        return Path(data_home) / "routing-runner" / "sessions.db"
+        return data_folder() / "sessions.db"
 
     def url_variable(self) -> str:
         """The environment variable holding the server URL (sqlalchemy and redis)."""

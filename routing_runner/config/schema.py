@@ -67,7 +67,7 @@ def _explain(document: Document, error: ValidationError) -> list[Problem]:
             return [p for sub in branch for p in _explain(document, sub)]
     if "errorMessage" in schema and error.validator != "type":
         return [document.problem(path, str(schema["errorMessage"]))]
-    return [document.problem(path, _message(error))]
+    return [document.problem(path, _message(error, document.quote(path, error.instance)))]
 
 
 def _only_matching_branch(error: ValidationError) -> list[ValidationError] | None:
@@ -102,7 +102,8 @@ def _unknown_keys(document: Document, path: PathKey, instance: dict[str, Any],
     return problems
 
 
-def _message(error: ValidationError) -> str:
+def _message(error: ValidationError, shown: str) -> str:
+    """What is wrong; the value appears only as `shown` (as the document quotes it)."""
     validator, instance = error.validator, error.instance
     value: Any = error.validator_value
     if validator == "required":
@@ -110,23 +111,24 @@ def _message(error: ValidationError) -> str:
         return f"missing required key {missing[0]!r}" if missing else error.message
     if validator == "type":
         expected = value if isinstance(value, str) else " or ".join(value)
-        return f"expected {_article(expected)}, got {_kind(instance)}"
+        return f"expected {_article(expected)}, got {_kind(instance, shown)}"
     if validator == "enum":
-        return f"{instance!r} is not one of: {', '.join(map(str, value))}" + did_you_mean(
+        return f"{shown} is not one of: {', '.join(map(str, value))}" + did_you_mean(
             str(instance), [str(v) for v in value])
     if validator == "const":
-        return f"must be {value!r}, got {instance!r}"
+        return f"must be {value!r}, got {shown}"
     if validator == "pattern":
-        return f"{instance!r} does not have the expected form ({value})"
+        return f"{shown} does not have the expected form ({value})"
     if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         word = {"minimum": "at least", "maximum": "at most",
                 "exclusiveMinimum": "more than", "exclusiveMaximum": "less than"}[validator]
-        return f"must be {word} {value}, got {instance!r}"
+        return f"must be {word} {value}, got {shown}"
     if validator == "minLength" and value == 1:
         return "must not be empty"
     if validator == "minProperties":
         return f"must have at least {value} entr{'y' if value == 1 else 'ies'}"
-    return error.message
+    # jsonschema's own messages quote the value; show it the way the document does.
+    return error.message.replace(repr(instance), shown)
 
 
 def _article(kind: str) -> str:
@@ -136,15 +138,15 @@ def _article(kind: str) -> str:
     return names.get(kind, kind)
 
 
-def _kind(value: Any) -> str:
+def _kind(value: Any, shown: str) -> str:
     if value is None:
         return "nothing (null)"
     if isinstance(value, bool):
-        return f"a boolean ({value})"
+        return f"a boolean ({shown})"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, int | float):
-        return f"a number ({value})"
-    return f"a string ({value!r})"
+        return f"a number ({shown})"
+    return f"a string ({shown})"

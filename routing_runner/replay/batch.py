@@ -13,17 +13,27 @@ from routing_runner.config.model import Config
 from routing_runner.errors import UserInputError
 from routing_runner.wording import Style
 
-from .plan import Job
+from .plan import Concurrency, Job, fit_concurrency
 from .report import Progress
 from .results import BatchResult
 from .runner import Replayer, run_replay
-from .workers import available, run_in_workers
+from .workers import available, run_in_workers, worker_count
 
 
 def check_batch_options(*, workers: int, verbose: bool) -> None:
     """UserInputError for options that cannot run together."""
     if verbose and workers > 1:
         raise UserInputError("--verbose shows conversations as they run, which needs --workers 1")
+
+
+def batch_shape(jobs: Sequence[Job], *, workers: int,
+                concurrency: int) -> tuple[int, Concurrency]:
+    """The worker processes and the conversations at once a batch runs with: one process where
+    the platform cannot fork, and -j lowered to what the open-file limit allows (`notice`)."""
+    if workers > 1 and not available():
+        workers = 1
+    return workers, fit_concurrency(jobs, concurrency,
+                                    worker_count(workers, len(jobs), concurrency))
 
 
 def run_batch(jobs: Sequence[Job], config: Config, *, workers: int, concurrency: int,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, TextIO
 
+from routing_runner.private_files import write_private
 from routing_runner.wording import count, inert
 
 from .plan import Job
@@ -96,12 +98,12 @@ def write_json(result: BatchResult, target: str, stdout: TextIO) -> None:
         stdout.write(text)
         stdout.flush()
     else:
-        Path(target).write_text(text, encoding="utf-8")
+        write_private(Path(target), text)
 
 
 def junit_tree(result: BatchResult) -> ET.ElementTree[ET.Element]:
     """JUnit XML: one testsuite for the config, one testcase per conversation."""
-    suite_name = f"replay {result.config.title}"
+    suite_name = _xml_safe(f"replay {result.config.title}")
     root = ET.Element("testsuites", name="routing-runner replay")
     suite = ET.SubElement(root, "testsuite", {
         "name": suite_name, "tests": str(len(result.jobs)),
@@ -165,5 +167,7 @@ def _xml_safe(text: str) -> str:
 
 
 def write_junit(result: BatchResult, path: Path) -> None:
-    """Write the JUnit XML report to `path`."""
-    junit_tree(result).write(path, encoding="utf-8", xml_declaration=True)
+    """Write the JUnit XML report to `path` (created owner-only, never through a symlink)."""
+    document = io.BytesIO()
+    junit_tree(result).write(document, encoding="utf-8", xml_declaration=True)
+    write_private(path, document.getvalue())

@@ -17,10 +17,12 @@ from routing_runner.config.document import (
     parse_documents,
     read_document,
 )
+from routing_runner.config.files import MAX_TRANSCRIPT_BYTES, UnreadableFile, read_text_file
 from routing_runner.config.interpolate import interpolate
 from routing_runner.config.model import Config
 from routing_runner.config.schema import validate
 from routing_runner.errors import ConfigError, Problem, UserInputError
+from routing_runner.user_text import message_problem
 from routing_runner.wording import did_you_mean
 
 from .script import (
@@ -112,11 +114,9 @@ class _Loader:
     def load_file(self, path: Path) -> list[Problem]:
         source = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            return [Problem(source, 1, 1, "", f"not UTF-8 text ({exc.reason})")]
-        except OSError as exc:
-            return [Problem(source, 1, 1, "", f"cannot read: {exc.strerror}")]
+            text = read_text_file(path, MAX_TRANSCRIPT_BYTES)
+        except UnreadableFile as exc:
+            return [Problem(source, 1, 1, "", str(exc))]
         try:
             documents = [d for d in parse_documents(text, source) if d.data is not None]
         except ConfigError as error:
@@ -204,6 +204,9 @@ class _TranscriptBuilder:
             if item == RESTART:
                 steps.append(Restart(self.where(path)))
             else:
+                problem = message_problem(item["user"])
+                if problem is not None:
+                    self.fail((*path, "user"), problem)
                 steps.append(Turn(item["user"], self.expectations(item.get("expect"), path),
                                   self.where(path)))
         if not any(isinstance(s, Turn) for s in steps):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +11,7 @@ import yaml
 
 from routing_runner.config.schema import schema_path
 from routing_runner.errors import UserInputError
+from routing_runner.private_files import write_private
 from routing_runner.runtime.events import TurnEnded
 
 from .script import route_of
@@ -64,9 +64,13 @@ class TranscriptRecorder:
         self.write()
 
     def text(self) -> str:
-        """The transcript as YAML, starting with the schema line editors read."""
-        schema = Path(os.path.relpath(schema_path("transcript"),
-                                      self.path.resolve().parent)).as_posix()
+        """The transcript as YAML, starting with the schema line editors read.
+
+        The schema is named by the absolute `file://` URL of the installed copy, so the line
+        holds wherever the transcript is saved or moved to (`sessions export` cannot know
+        where its output goes); the schema's `$id` is a name, not a place it can be fetched.
+        """
+        schema = schema_path("transcript").resolve().as_uri()
         dumped = yaml.dump({"name": self.name, "turns": self.turns}, Dumper=_Dumper,
                            sort_keys=False, allow_unicode=True, width=100)
         return (f"# yaml-language-server: $schema={schema}\n"
@@ -79,7 +83,8 @@ class TranscriptRecorder:
             return
         partial = self.path.with_name(f".{self.path.name}.partial")
         try:
-            partial.write_text(self.text(), encoding="utf-8")
+            partial.unlink(missing_ok=True)  # a stale one, or a symlink planted there
+            write_private(partial, self.text())
             partial.replace(self.path)
         except OSError as exc:
             raise UserInputError(f"cannot write the transcript {self.path}: "

@@ -48,14 +48,14 @@ def conversation_heading(conversation: ConversationResult) -> str:
     job = conversation.job
     run = f" [run {job.repeat} of {job.repeats}]" if job.repeats > 1 else ""
     word = "ERROR" if conversation.status == "error" else "FAILED"
-    return (f"{word} {inert(conversation.transcript.name)}{run} "
-            f"({conversation.transcript.location}) session {job.session_id}")
+    return inert(f"{word} {conversation.transcript.name}{run} "
+                 f"({conversation.transcript.location}) session {job.session_id}")
 
 
 def turn_details(turn: TurnResult, colours: Style = PLAIN) -> list[str]:
     """A failing turn in diff style: `- expected` / `+ got`, then what happened around it."""
-    lines = [f"  turn {turn.number} ({turn.turn.location}): you: "
-             f"\"{inert(excerpt(turn.turn.user))}\""
+    lines = [inert(f"  turn {turn.number} ({turn.turn.location}): you: "
+                   f"\"{excerpt(turn.turn.user)}\"")
              + (" (after a restart)" if turn.after_restart else "")]
     if turn.error is not None:
         lines.append(colours.expected(f"    run failed: {inert(turn.error)}"))
@@ -68,8 +68,8 @@ def turn_details(turn: TurnResult, colours: Style = PLAIN) -> list[str]:
     observed = turn.observed
     if observed is not None:
         context = [("agent", observed.agent), ("route", " -> ".join(observed.route)),
-                   ("text", f"\"{inert(excerpt(observed.text))}\"")]
-        lines.extend(colours.dim(f"    {label}: {value}") for label, value in context
+                   ("text", f"\"{excerpt(observed.text)}\"")]
+        lines.extend(colours.dim(inert(f"    {label}: {value}")) for label, value in context
                      if label not in shown)
     return lines
 
@@ -128,8 +128,8 @@ def _pass_rate_lines(result: BatchResult, repeats: int) -> list[str]:
         if rate.passed == rate.runs == repeats:
             steady += 1
             continue
-        lines.append(f"  {rate.passed}/{rate.runs}  {inert(rate.transcript)}, turn {rate.turn} "
-                     f"({rate.location})")
+        lines.append(inert(f"  {rate.passed}/{rate.runs}  {rate.transcript}, turn {rate.turn} "
+                           f"({rate.location})"))
     if steady:
         lines.append(f"  {count(steady, 'other turn')} passed {repeats}/{repeats}")
     return lines
@@ -140,7 +140,7 @@ def coverage_line(cov: Coverage) -> str:
     line = f"handoff coverage: {len(cov.taken)} of {count(len(cov.declared), 'edge')} taken"
     if cov.never:
         line += "; never taken: " + ", ".join(_edge(e) for e in cov.never)
-    return line
+    return inert(line)
 
 
 class Progress:

@@ -49,12 +49,12 @@ from routing_runner.runtime.offline.language_id import detect
 from routing_runner.runtime.providers import ResolvedProvider
 from routing_runner.runtime.turns import TurnRunner
 from routing_runner.stores import open_store
-from routing_runner.stores.base import SessionStore
+from routing_runner.stores.base import SessionStore, settle
 from routing_runner.stores.conversation import Conversation
 from routing_runner.wording import Style, inert
 
 from .expect import check
-from .plan import Job
+from .plan import SESSION_THREADS, Job
 from .results import (
     BatchResult,
     ConversationResult,
@@ -63,11 +63,6 @@ from .results import (
     TurnResult,
 )
 from .script import Restart, Turn, route_of
-
-# SQLite connections are per thread and per session, so the threads serving session files
-# bound the connections each running conversation may hold.
-SESSION_THREADS = 2
-
 
 # ---------------------------------------------------------------------------------------------
 # Running
@@ -167,6 +162,7 @@ class Replayer:
     async def run(self, *, handle_signals: bool = False) -> BatchResult:
         """Run every job (until interrupted, or the first failure with fail_fast)."""
         loop = asyncio.get_running_loop()
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         handled = _install_signal_handlers(loop, self.interrupt) if handle_signals else []
         started = time.monotonic()
         try:
@@ -174,6 +170,8 @@ class Replayer:
         finally:
             for signum in handled:
                 loop.remove_signal_handler(signum)
+                # What the caller had (the CLI's SIGTERM-as-Ctrl-C), not the default.
+                signal.signal(signum, previous[signum] or signal.SIG_DFL)
             if self._http is not None:
                 await self._http.aclose()
                 self._http = None
@@ -300,14 +298,19 @@ class _ConversationRun:
         try:
             conversation = await store.open(self.job.session_id)
             if fresh:
-                await conversation.reset()
-                if await conversation.get_active_agent() not in (None, self.config.entry):
-                    await conversation.set_active_agent(self.config.entry)
+                # Settled: a conversation emptied but still naming its old last agent would
+                # send the next chat on it to the wrong agent.
+                await settle(self._start_over(conversation))
             graph = self.replayer.build_graph(self.config, self.job.provider)
         except BaseException:
             await store.close()
             raise
         return _Open(store, conversation, graph, TurnRunner(graph))
+
+    async def _start_over(self, conversation: Conversation) -> None:
+        await conversation.reset()
+        if await conversation.get_active_agent() not in (None, self.config.entry):
+            await conversation.set_active_agent(self.config.entry)
 
     async def turn(self, opened: _Open, turn: Turn, number: int,
                    after_restart: bool) -> TurnResult:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from routing_runner.config.model import Config
 from routing_runner.errors import RunFailure
+from routing_runner.runtime.offline.model import preload
 
 from .plan import Job
 from .results import BatchResult, ConversationResult, TurnResult
@@ -90,13 +91,24 @@ def _worker(shard: Sequence[Job], config: Config, concurrency: int, fail_fast: b
     outbox.join_thread()
 
 
+def worker_count(workers: int, jobs: int, concurrency: int) -> int:
+    """The worker processes a batch starts: never more than conversations allowed at once."""
+    return max(1, min(workers, jobs, concurrency))
+
+
+def _preload(config: Config, jobs: Sequence[Job]) -> None:
+    """Load the offline model's language data once, before forking: the workers share its
+    pages."""
+    preload(config, {id(job.provider): job.provider for job in jobs}.values())
+
+
 def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurrency: int,
                    fail_fast: bool = False, on_start: Callable[[Job], None] | None = None,
                    on_finish: Callable[[ConversationResult], None] | None = None) -> BatchResult:
     """Run `jobs` in `workers` processes sharing `concurrency` conversations at once."""
     context = multiprocessing.get_context("fork")
-    # Never more workers than conversations allowed at once: -j stays the total.
-    count = max(1, min(workers, len(jobs), concurrency))
+    _preload(config, jobs)
+    count = worker_count(workers, len(jobs), concurrency)  # -j stays the total over them
     outbox = context.Queue()
     interrupt, stop_fast = context.Event(), context.Event()
     # Flush so buffered output is not written twice, once by each forked copy.

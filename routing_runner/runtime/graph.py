@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 from agents import (
     Agent,
     ModelSettings,
@@ -20,12 +22,13 @@ from agents.retry import ModelRetrySettings
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from openai.types.shared import Reasoning
 
+from routing_runner.config.extras import LITELLM_EXTRA
 from routing_runner.config.model import Config, ModelSettingsConfig
 from routing_runner.errors import ProviderError
 
 from .history import history_window
 from .offline.model import AgentProfile, OfflineModel
-from .providers import ResolvedModel, ResolvedProvider
+from .providers import ResolvedModel, ResolvedProvider, not_streamed, not_the_api
 from .retries import retry_settings
 
 # Called with each agent's name and the model built for it; returns the model the agent runs
@@ -34,11 +37,6 @@ from .retries import retry_settings
 ModelHook = Callable[[str, Model], Model]
 # The HTTP client a batch shares between its graphs (higher layers name it without the SDK).
 HttpClient = DefaultAsyncHttpxClient
-
-
-def new_http_client() -> HttpClient:
-    """An HTTP client for `build_graph(http_client=...)`; its owner closes it (`aclose`)."""
-    return DefaultAsyncHttpxClient()
 
 
 @dataclass(frozen=True)
@@ -97,6 +95,43 @@ def sdk_model_settings(settings: ModelSettingsConfig,
     )
 
 
+# What the API answers with: JSON, or a stream of server-sent events. An answer without a
+# content type is given the benefit of the doubt.
+_API_CONTENT_TYPES = ("application/json", "text/event-stream", "")
+_STREAM_ASKED = b'"stream":true'
+
+
+async def _refuse_non_api_answers(response: httpx2.Response) -> None:
+    """Fail a successful answer that is not the API's, such as a web page at a wrong base_url.
+
+    The openai client would parse an HTML page as an empty event stream: a silent empty reply.
+    """
+    if not response.is_success:
+        return
+    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in _API_CONTENT_TYPES and not content_type.endswith("+json"):
+        raise not_the_api(str(response.request.url), content_type)
+    # The body is compact JSON, and a quote inside a string is escaped (\"), so this is the
+    # request's own field; plain JSON would read as a stream of no events.
+    if content_type != "text/event-stream" and _STREAM_ASKED in _request_body(response):
+        raise not_streamed(str(response.request.url))
+
+
+def _request_body(response: httpx2.Response) -> bytes:
+    try:
+        return response.request.content
+    except httpx2.RequestNotRead:  # a streamed upload: not one of the API's JSON requests
+        return b""
+
+
+def new_http_client() -> HttpClient:
+    """An HTTP client for model requests that refuses answers which are not the API's.
+
+    Also the one for `build_graph(http_client=...)`; its owner closes it (`aclose`).
+    """
+    return DefaultAsyncHttpxClient(event_hooks={"response": [_refuse_non_api_answers]})
+
+
 class _ModelFactory:
     """Builds each agent's model, sharing one API client per endpoint and key."""
 
@@ -114,7 +149,7 @@ class _ModelFactory:
             self.clients[key] = AsyncOpenAI(api_key=resolved.api_key,
                                             base_url=resolved.spec.base_url,
                                             timeout=self.config.model.timeout, max_retries=0,
-                                            http_client=self.http_client)
+                                            http_client=self.http_client or new_http_client())
         return self.clients[key]
 
     def owned_clients(self) -> tuple[AsyncOpenAI, ...]:
@@ -133,13 +168,32 @@ class _ModelFactory:
 
 
 def _litellm_model(resolved: ResolvedModel) -> Model:
+    # LiteLLM fetches its model cost map from GitHub on import (warnings into the chat when
+    # offline, seconds of retries); the copy it ships with serves as well.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     try:
+        import litellm
         from agents.extensions.models.litellm_model import LitellmModel
     except ImportError:
-        raise ProviderError("provider 'litellm' needs the LiteLLM extra: "
-                            "pip install 'routing-runner[litellm]'") from None
+        raise ProviderError(f"provider 'litellm' needs the LiteLLM extra: {LITELLM_EXTRA}") \
+            from None
+    # Its "Give Feedback / Get Help" banner would follow every failed attempt; the turn's
+    # one [error] line says what failed.
+    litellm.suppress_debug_info = True
     return LitellmModel(model=resolved.spec.name, base_url=resolved.spec.base_url,
                         api_key=resolved.api_key)
+
+
+# LiteLLM retries inside a run's first attempt unless told not to; the runner's retry policy
+# must stay the only loop, as the openai clients' max_retries=0 makes it for the others.
+_LITELLM_NO_RETRIES = ModelSettings(extra_args={"num_retries": 0, "max_retries": 0})
+
+
+def _model_settings(config: Config, agent: str, resolved: ResolvedModel,
+                    retry: ModelRetrySettings) -> ModelSettings:
+    settings = sdk_model_settings(config.settings_for(agent),
+                                  None if resolved.provider == "offline" else retry)
+    return settings.resolve(_LITELLM_NO_RETRIES) if resolved.provider == "litellm" else settings
 
 
 def build_graph(config: Config, provider: ResolvedProvider, *,
@@ -147,7 +201,8 @@ def build_graph(config: Config, provider: ResolvedProvider, *,
                 wrap_model: ModelHook | None = None) -> AgentGraph:
     """Every agent of `config`, wired with its handoffs, on the resolved provider.
 
-    `http_client`, when given, carries every model request (its owner closes it): a batch
+    `http_client`, when given, carries every model request (its owner closes it; build it
+    with `new_http_client`, which refuses answers that are not the API's): a batch
     that builds a graph per conversation then pays once for the TLS setup and connections,
     which cost about 16 ms of CPU per client. `wrap_model` wraps each agent's model.
     """
@@ -162,8 +217,7 @@ def build_graph(config: Config, provider: ResolvedProvider, *,
             instructions=spec.instructions,
             handoff_description=spec.handoff_description,
             model=wrap_model(name, model) if wrap_model is not None else model,
-            model_settings=sdk_model_settings(
-                config.settings_for(name), None if resolved.provider == "offline" else retry),
+            model_settings=_model_settings(config, name, resolved, retry),
         )
     # Handoffs are attached once every agent exists, so cycles need no special case.
     for name, spec in config.agents.items():

@@ -3,7 +3,8 @@
 `auto` picks OpenAI when the agent's key variable (OPENAI_API_KEY unless `api_key_env` names
 another) is set, and the embedded offline model otherwise; the choice and its reason are shown
 at start-up. A provider that cannot work (a missing key) is reported here, before the first
-prompt. Keys are read from the environment only and never shown.
+prompt. Keys are read from the environment only and never shown, and so are credentials in an
+endpoint's URL (`wording.redact_url`). Whether LiteLLM is installed is config.extras' question.
 """
 
 from __future__ import annotations
@@ -12,15 +13,55 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
+from urllib.parse import urlsplit
 
+from routing_runner.config.extras import LITELLM_EXTRA, litellm_installed
 from routing_runner.config.model import Config, ModelSpec
 from routing_runner.errors import ProviderError
+from routing_runner.wording import redact_url
 
 OPENAI_KEY_VARIABLE = "OPENAI_API_KEY"
+# The openai client's endpoint when the config names none.
+OPENAI_URL_VARIABLE = "OPENAI_BASE_URL"
 # Servers such as Ollama or vLLM ignore the key, but the openai client refuses to start without.
 NO_KEY = "not-needed"
 
 ProviderKind = Literal["openai", "openai-compatible", "litellm", "offline"]
+# The API routes the openai client appends to a base URL.
+_API_ROUTES = ("/chat/completions", "/responses")
+
+
+def endpoint_hint(url: str) -> str:
+    """What to check when a request to `url` reached something that is not the API.
+
+    The base URL is the request's minus the API route; most servers serve the API under /v1,
+    so a base without it is the likely mistake.
+    """
+    base = redact_url(url)
+    route = next((r for r in _API_ROUTES if base.endswith(r)), "")
+    base = base[: len(base) - len(route)]
+    if not urlsplit(base).path.rstrip("/").endswith("/v1"):
+        return (f"check model.base_url ({base}): OpenAI and most compatible servers serve the "
+                f"API under /v1, so try {base.rstrip('/')}/v1")
+    if route == "/responses":
+        return (f"check model.base_url ({base}); a server without the Responses API needs "
+                "model.api: chat_completions")
+    return f"check model.base_url ({base}): it should be the address of the API"
+
+
+def not_the_api(url: str, content_type: str) -> ProviderError:
+    """The error for a successful answer that is not the API's (a web page, say)."""
+    what = "an HTML page" if "html" in content_type else content_type
+    return ProviderError(f"{redact_url(url)} answered with {what}, not the OpenAI API; "
+                         f"{endpoint_hint(url)}")
+
+
+def not_streamed(url: str) -> ProviderError:
+    """The error for plain JSON answering a request for a stream (which reads as no events)."""
+    return ProviderError(f"{redact_url(url)} answered a streamed request with plain JSON: the "
+                         "server does not stream as the OpenAI API does, and chat and replay "
+                         "stream every reply; use a server (or a version) that supports "
+                         "\"stream\": true")
 
 
 @dataclass(frozen=True)
@@ -31,12 +72,16 @@ class ResolvedModel:
     spec: ModelSpec
     api_key: str | None
     reason: str
+    # The openai client's endpoint from OPENAI_BASE_URL, when the config names none.
+    env_base_url: str | None = None
 
     def describe(self) -> str:
-        """Provider, API, model and endpoint, without the key."""
+        """Provider, API, model and endpoint, without the key or credentials in the URL."""
         if self.provider == "offline":
             return "OFFLINE model (embedded, routes by language; not a real LLM)"
-        where = f" at {self.spec.base_url}" if self.spec.base_url else ""
+        where = f" at {redact_url(self.spec.base_url)}" if self.spec.base_url else ""
+        if self.env_base_url and not self.spec.base_url:
+            where = f" at {redact_url(self.env_base_url)} (from {OPENAI_URL_VARIABLE})"
         if self.provider == "litellm":
             return f"LiteLLM {self.spec.name}{where}"
         api = "Responses API" if self.spec.resolved_api == "responses" else "Chat Completions"
@@ -73,17 +118,22 @@ def _resolve(agent: str, spec: ModelSpec, env: Mapping[str, str], source: str) -
     key = env.get(key_variable) if key_variable else None
     if spec.provider == "offline":
         return ResolvedModel("offline", spec, None, "selected by the config")
+    # The openai client falls back on OPENAI_BASE_URL; LiteLLM has variables of its own.
+    env_url = None if spec.provider == "litellm" else env.get(OPENAI_URL_VARIABLE) or None
     if spec.provider == "auto":
         if key:
-            return ResolvedModel("openai", spec, key, f"auto: {key_variable} is set")
+            return ResolvedModel("openai", spec, key, f"auto: {key_variable} is set", env_url)
         return ResolvedModel("offline", spec, None, f"auto: {key_variable} is not set")
+    if spec.provider == "litellm" and not litellm_installed():
+        raise ProviderError(f"{source}: agent {agent!r} uses provider 'litellm', which needs "
+                            f"the LiteLLM extra, not installed: {LITELLM_EXTRA}")
     if key_variable and not key:
         raise ProviderError(
             f"{source}: agent {agent!r} uses provider {spec.provider!r}, which needs the API key "
             f"in {key_variable}, but it is not set; export it, or use provider: offline to try "
             "the config without a model")
     reason = f"key from {key_variable}" if key_variable else "no key"
-    return ResolvedModel(spec.provider, spec, key or NO_KEY, reason)
+    return ResolvedModel(spec.provider, spec, key or NO_KEY, reason, env_url)
 
 
 def resolve_provider(config: Config, env: Mapping[str, str]) -> ResolvedProvider:

@@ -3,19 +3,21 @@
 The openai clients are built with `max_retries=0`, so the Agents SDK's runner-managed retry is
 the only loop (two loops would multiply: 3 client tries times 3 runner tries is 9 requests). The
 policy retries what can succeed later - connection errors, timeouts, 408, 409, 429 and 5xx -
-and never what cannot: 400, 401, 403, 404, 422 or an exhausted quota. It honours Retry-After.
+and never what cannot: 400, 401, 403, 404, 422, an exhausted quota, or an answer that is not the
+API's (a web page at a mistyped base_url). It honours Retry-After.
 The SDK itself refuses to retry once streamed text has reached the user.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 from agents.retry import ModelRetrySettings, RetryDecision, RetryPolicyContext
 
 from routing_runner.config.model import RetryConfig
+from routing_runner.errors import ProviderError
 
 # Longest Retry-After worth waiting for inside a turn; beyond it the turn fails and says so.
 MAX_RETRY_AFTER = 60.0
@@ -34,9 +36,33 @@ def error_code(error: BaseException) -> str | None:
     return code if isinstance(code, str) else None
 
 
+def error_type(error: BaseException) -> str | None:
+    """The provider's error type (`insufficient_quota`, `invalid_request_error`, ...)."""
+    kind = getattr(error, "type", None)
+    return kind if isinstance(kind, str) else None
+
+
 def quota_exhausted(error: BaseException) -> bool:
-    """A 429 that waiting will not cure: the account is out of quota."""
-    return error_code(error) == "insufficient_quota"
+    """A 429 that waiting will not cure: the account is out of quota.
+
+    OpenAI says so in the code, or only in the type (with `code: null`).
+    """
+    return "insufficient_quota" in (error_code(error), error_type(error))
+
+
+def error_chain(error: BaseException) -> Iterator[BaseException]:
+    """`error`, then what caused it, and so on (each link once)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        yield current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+
+
+def provider_error(error: BaseException) -> ProviderError | None:
+    """Our own ProviderError behind `error`: the openai client wraps what its hooks raise."""
+    return next((e for e in error_chain(error) if isinstance(e, ProviderError)), None)
 
 
 @dataclass(frozen=True)
@@ -68,7 +94,9 @@ def _reason(context: RetryPolicyContext) -> str:
 
 def _is_transient(context: RetryPolicyContext) -> bool:
     error = context.normalized
-    if error.error_code in NEVER_RETRY_CODES:
+    if error.error_code in NEVER_RETRY_CODES or quota_exhausted(context.error):
+        return False
+    if provider_error(context.error) is not None:
         return False
     if error.is_network_error or error.is_timeout:
         return True

@@ -10,9 +10,11 @@ import openai
 from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorError
 
 from routing_runner.errors import RoutingRunnerError
+from routing_runner.wording import redact_url, redact_urls
 
 from .events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded
-from .retries import quota_exhausted
+from .providers import endpoint_hint
+from .retries import error_chain, error_code, provider_error, quota_exhausted
 
 
 @dataclass
@@ -90,7 +92,7 @@ def describe_failure(exc: BaseException, max_turns: int, retries: int = 0,
             text = "the provider's stream ended before the response was complete; /retry"
     if retries:
         text += f" (after {retries} retr{'y' if retries == 1 else 'ies'})"
-    return " ".join(text.split())
+    return redact_urls(" ".join(text.split()))
 
 
 def _describe(exc: BaseException, max_turns: int) -> str:
@@ -98,6 +100,14 @@ def _describe(exc: BaseException, max_turns: int) -> str:
 
     if isinstance(exc, RoutingRunnerError):
         return str(exc)  # already written for the user (a store failure, say)
+    refused = provider_error(exc)
+    if refused is not None:
+        return str(refused)  # raised by our HTTP client's check, wrapped by the openai client
+    unreachable = next((e for e in error_chain(exc) if isinstance(e, openai.APIConnectionError)),
+                       None)
+    if unreachable is not None:
+        # LiteLLM wraps a refused connection in an HTTP 500 error; it is still no answer.
+        exc = unreachable
     if isinstance(exc, MaxTurnsExceeded):
         return (f"no agent answered within run.max_turns={max_turns} model calls "
                 "(a handoff loop?); raise run.max_turns or check the handoffs")
@@ -110,14 +120,17 @@ def _describe(exc: BaseException, max_turns: int) -> str:
             return f"the provider's quota is exhausted ({what}); check the plan and billing"
         if exc.status_code == 429:
             return f"the provider is rate limiting ({what}); wait, then /retry"
+        if exc.status_code == 404:
+            return _not_found(exc, what)
         if exc.status_code >= 500:
             return f"the provider failed ({what}): {exc.message}; /retry later"
         return f"the provider refused the request ({what}): {exc.message}"
     if isinstance(exc, openai.APITimeoutError):
         return "the model did not answer in time (model.timeout); /retry, or raise model.timeout"
     if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
-        detail = f": {cause}" if cause else ""
+        # The innermost cause says what happened ("[Errno 111] Connection refused").
+        *_, cause = error_chain(exc)
+        detail = f": {cause}" if cause is not exc else ""
         return f"cannot reach the model provider{detail}; is it running? then /retry"
     if isinstance(exc, openai.APIError):
         return f"the provider's stream failed: {exc.message}; /retry"
@@ -128,6 +141,14 @@ def _describe(exc: BaseException, max_turns: int) -> str:
     if isinstance(exc, AgentsException):
         return f"the run failed: {exc}"
     return f"the run failed: {type(exc).__name__}: {exc}"
+
+
+def _not_found(exc: Any, what: str) -> str:
+    """A 404: an unknown model, or - far more often - a base_url that is not the API's."""
+    if error_code(exc) == "model_not_found":
+        return f"the provider does not know the model ({what}): {exc.message}; check model.name"
+    url = str(exc.response.request.url)
+    return f"nothing answers at {redact_url(url)} ({what}); {endpoint_hint(url)}"
 
 
 def retry_after(error: openai.APIStatusError) -> float | None:

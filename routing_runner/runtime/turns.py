@@ -4,22 +4,25 @@ Each turn passes only the new message with the session, as the SDK's routing exa
 (`Runner.run_streamed(agent, message, session=...)`), and starts with the agent the routing
 setting picks. Retries of transient model faults are reported as they are decided. A failed or
 interrupted turn is rolled back so the stored conversation holds the user's message and nothing
-after it.
+after it, wherever the interruption lands; once the SDK has stored the whole reply the turn is
+complete, and an interruption only waits for its last agent to be written.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 from agents import Agent, Runner
 from agents.result import RunResultStreaming
 
+from routing_runner.errors import StoreError
+from routing_runner.stores.base import settle
 from routing_runner.stores.conversation import Conversation
 
-from .events import Event, Retrying, TurnFailed, TurnStarted
+from .events import Event, Retrying, TurnEnded, TurnFailed, TurnStarted
 from .graph import AgentGraph
 from .retries import RetryNotice, retry_listener
 from .translate import StreamTranslator, describe_failure
@@ -46,8 +49,19 @@ class TurnRunner:
         return self.graph.agents[self.graph.config.first_agent(last)]
 
     async def run(self, conversation: Conversation, message: str) -> AsyncIterator[Event]:
-        """Run one turn; yield its events, ending with TurnEnded or TurnFailed."""
-        agent = await self.agent_for(conversation)
+        """Run one turn; yield its events, ending with TurnEnded or TurnFailed.
+
+        A store that cannot be read or written fails this turn only (the server may be back
+        for the next one); nothing is sent to the model when the turn cannot start.
+        """
+        max_turns = self.graph.config.max_turns
+        try:
+            await conversation.check_readable()
+            agent = await self.agent_for(conversation)
+        except StoreError as exc:
+            yield TurnFailed(self.graph.config.entry, describe_failure(exc, max_turns)
+                             + "; your message was not stored")
+            return
         yield TurnStarted(agent.name)
         translator = StreamTranslator(agent.name)
         # SDK events and retry notices meet in one queue, so a retry shows while it waits.
@@ -80,16 +94,29 @@ class TurnRunner:
                 for event in translator.translate(item):
                     yield event
         except asyncio.CancelledError:
-            await self._abandon(result, pump, conversation, message)
+            await settle(self._abandon(result, pump, conversation, message))
             raise
         except Exception as exc:
-            await self._abandon(result, pump, conversation, message)
+            rolled_back = await self._rolled_back(
+                settle(self._abandon(result, pump, conversation, message)))
             yield TurnFailed(translator.agent, describe_failure(
-                exc, self.graph.config.max_turns, retries, translator))
+                exc, max_turns, retries, translator) + rolled_back)
             return
-        ended = translator.ended()
-        await conversation.set_active_agent(ended.agent)
-        yield ended
+        yield await self._finish(conversation, message, translator.ended())
+
+    async def _finish(self, conversation: Conversation, message: str,
+                      ended: TurnEnded) -> TurnEnded | TurnFailed:
+        """The turn's last event, once the SDK has stored the whole reply: from here the turn
+        is complete, and a cancellation waits for the last agent to be written beside it."""
+        try:
+            await settle(conversation.set_active_agent(ended.agent))
+        except StoreError as exc:
+            # Without its agent the stored turn would resume with the wrong one: undo it.
+            rolled_back = await self._rolled_back(
+                settle(conversation.roll_back_turn({"role": "user", "content": message})))
+            return TurnFailed(ended.agent, describe_failure(exc, self.graph.config.max_turns)
+                              + rolled_back)
+        return ended
 
     @staticmethod
     async def _pump(result: RunResultStreaming, queue: asyncio.Queue[Any]) -> None:
@@ -104,9 +131,21 @@ class TurnRunner:
     @staticmethod
     async def _abandon(result: RunResultStreaming, pump: asyncio.Future[None],
                        conversation: Conversation, message: str) -> None:
-        """Stop the run, wait until it no longer writes, and roll the turn back."""
+        """Stop the run, wait until it no longer writes, and roll the turn back.
+
+        Callers settle it: a second Ctrl-C must not leave the rollback half done.
+        """
         result.cancel()
         pump.cancel()
         tasks = [t for t in (result.run_loop_task, pump) if t is not None]
         await asyncio.wait(tasks)
         await conversation.roll_back_turn({"role": "user", "content": message})
+
+    @staticmethod
+    async def _rolled_back(rollback: Awaitable[None]) -> str:
+        """Await a turn's rollback; what to add to the failure's message if the store refused."""
+        try:
+            await rollback
+        except StoreError as exc:
+            return f"; rolling the turn back failed too: {exc}"
+        return ""

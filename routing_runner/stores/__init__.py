@@ -41,17 +41,21 @@ def open_store(config: SessionConfig, env: Mapping[str, str] | None = None) -> S
     if config.backend == "memory":
         from .memory import MemoryStore
 
-        return MemoryStore(encryption=key)
-    if config.backend == "sqlite":
+        store: SessionStore = MemoryStore(encryption=key)
+    elif config.backend == "sqlite":
         from .sqlite import SQLiteStore
 
-        return SQLiteStore(config.database_path(), table_prefix=config.table_prefix,
-                           encryption=key)
-    url = _url(config, env)
-    if config.backend == "sqlalchemy":
+        store = SQLiteStore(config.database_path(), table_prefix=config.table_prefix,
+                            encryption=key, own_folder=config.path is None)
+    elif config.backend == "sqlalchemy":
         from .sqlalchemy import SQLAlchemyStore
 
-        return SQLAlchemyStore(url, table_prefix=config.table_prefix, encryption=key)
-    from .redis import RedisStore
+        store = SQLAlchemyStore(_url(config, env), table_prefix=config.table_prefix,
+                                encryption=key)
+    else:
+        from .redis import RedisStore
 
-    return RedisStore(url, key_prefix=config.key_prefix, ttl=config.ttl, encryption=key)
+        store = RedisStore(_url(config, env), key_prefix=config.key_prefix, ttl=config.ttl,
+                           encryption=key)
+    store.owner = config.owner
+    return store

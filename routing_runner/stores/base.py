@@ -16,25 +16,38 @@ record beside the items: last agent, turns (user messages stored), created and u
 A `Conversation` wraps the SDK session in a `JournaledSession` (stores.journal), which counts
 what a turn appended so an interrupted or failed turn can be rolled back to "the user's message
 and nothing after it", keeps the turn count, and turns backend exceptions into `StoreError`.
-
-This module imports neither the Agents SDK nor a database driver: backends are imported when a
-store is opened, and a missing optional one names the extra that provides it.
+Before a conversation is opened and before each turn its stored rows are read one by one
+(stores.rows), as the SDK's sessions skip rows they cannot decode or decrypt: an unreadable
+row, or a conversation written under the other encryption setting, is an error, not a shorter
+history. Ids, summaries and leases are in stores.records. This module imports neither the
+Agents SDK nor a database driver: backends are imported when a store is opened, and a
+missing optional one names the extra that provides it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
-import re
-import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from routing_runner.errors import RoutingRunnerError, SessionIdError, SessionInUseError, StoreError
+from routing_runner.user_text import encodable
 
 from .conversation import Conversation
+from .items import is_user_message
+from .records import (
+    KEY_PREFIX_PATTERN,
+    SESSION_ID_PATTERN,
+    TABLE_PREFIX_PATTERN,
+    Lease,
+    Reservation,
+    SessionSummary,
+    TableNames,
+    check_session_id,
+    new_session_id,
+    require_extra,
+    settle,
+)
 
 if TYPE_CHECKING:
     from agents.items import TResponseInputItem
@@ -42,133 +55,16 @@ if TYPE_CHECKING:
 
     from .encryption import SessionKey
     from .memory import MemoryStore
+    from .rows import StoredRow
     from .sqlite import SQLiteStore
 
 __all__ = [
-    "Lease",
-    "MemoryStore",
-    "SQLiteStore",
-    "SessionStore",
-    "SessionSummary",
-    "TableNames",
-    "check_session_id",
-    "new_session_id",
-    "require_extra",
+    "KEY_PREFIX_PATTERN", "SESSION_ID_PATTERN", "TABLE_PREFIX_PATTERN", "Lease", "MemoryStore",
+    "Reservation", "SQLiteStore", "SessionStore", "SessionSummary", "TableNames",
+    "check_session_id", "new_session_id", "require_extra", "settle",
 ]
 
-# Letters, digits, '.', '_' and '-': safe as a file name (the SQLite lock files), as a SQL
-# parameter and inside a Redis key (no ':' to split on, no glob characters).
-SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 T = TypeVar("T")
-
-
-def new_session_id() -> str:
-    """A fresh random session id (48 random bits, 12 hex digits)."""
-    return secrets.token_hex(6)
-
-
-def check_session_id(session_id: str) -> str:
-    """`session_id` when it is a safe id, else SessionIdError."""
-    if not SESSION_ID_PATTERN.fullmatch(session_id):
-        raise SessionIdError(
-            f"invalid session id {session_id!r}: use 1-128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit")
-    return session_id
-
-
-def require_extra(module: str, extra: str, what: str) -> None:
-    """StoreError naming the extra to install when `module` is not importable."""
-    if importlib.util.find_spec(module) is None:
-        raise StoreError(f"{what} needs the optional package {module!r}: "
-                         f"pip install 'routing-runner[{extra}]'")
-
-
-async def settle(operation: Awaitable[T]) -> T:
-    """Await `operation` to its end even if the caller is cancelled meanwhile.
-
-    Bookkeeping written after the SDK stored items must not be abandoned halfway by Ctrl-C,
-    or the turn count would drift from the items; the cancellation is re-raised afterwards.
-    """
-    task = asyncio.ensure_future(operation)
-    cancelled: asyncio.CancelledError | None = None
-    while not task.done():
-        try:
-            await asyncio.wait({task})
-        except asyncio.CancelledError as exc:
-            cancelled = cancelled or exc
-    if cancelled is not None:
-        raise cancelled
-    return task.result()
-
-
-# The schema's patterns again: stores can be built directly, and the SDK writes table names
-# into its SQL as text, so a name is checked where it is used as well.
-TABLE_PREFIX_PATTERN = re.compile(r"^[a-z](?:[a-z0-9_]{0,30}[a-z0-9])?$")
-KEY_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-@dataclass(frozen=True)
-class TableNames:
-    """The SQL tables of a store: the SDK's two and our state table, all with one prefix."""
-
-    sessions: str = "agent_sessions"
-    messages: str = "agent_messages"
-    state: str = "routing_runner_state"
-
-    @classmethod
-    def with_prefix(cls, prefix: str | None) -> TableNames:
-        """The tables for `prefix` (None: the SDK's default names)."""
-        if prefix is None:
-            return cls()
-        if not TABLE_PREFIX_PATTERN.fullmatch(prefix):
-            raise StoreError(f"invalid table prefix {prefix!r}: use a lower-case letter, then "
-                             "up to 31 lower-case letters, digits or '_'")
-        return cls(f"{prefix}_agent_sessions", f"{prefix}_agent_messages",
-                   f"{prefix}_routing_runner_state")
-
-    def describe(self) -> str:
-        """How the tables are shown in a store's description."""
-        return f"tables {self.sessions}, {self.messages}, {self.state}"
-
-
-@dataclass(frozen=True)
-class SessionSummary:
-    """What a store knows of one conversation without reading its items.
-
-    `turns` counts the user messages stored; it and the others are None when the conversation's
-    items exist but its state record does not (written by another tool, or a crash between the
-    two writes).
-    """
-
-    session_id: str
-    last_agent: str | None = None
-    turns: int | None = None
-    last_activity: float | None = None  # seconds since the epoch, UTC
-
-
-class Lease:
-    """Exclusive use of one conversation while it is open; stores without locks lend this one."""
-
-    def release(self, *, remove: bool = False) -> None:
-        """Give the conversation back; `remove` also deletes what backs the lease (a file)."""
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """A conversation held for this process (its lease taken), not yet opened.
-
-    Reserving needs neither the Agents SDK nor the conversation's items, so a chat can refuse a
-    conversation in use, or say which agent will answer, before the SDK has loaded.
-    """
-
-    session_id: str
-    lease: Lease
-    summary: SessionSummary | None
-
-    @property
-    def is_new(self) -> bool:
-        """Nothing is stored for this conversation yet."""
-        return self.summary is None
 
 
 class SessionStore(ABC):
@@ -176,12 +72,18 @@ class SessionStore(ABC):
 
     Public methods check session ids and turn backend exceptions into StoreError; backends
     implement the underscore hooks.
+
+    A store with an `owner` (the config it was opened for) shows, opens and deletes only that
+    config's conversations, and the ones stored before conversations had owners; writing to
+    one of those claims it. Another config's conversation is a SessionIdError naming that
+    config. A store without an owner (library use) sees every conversation and claims none.
     """
 
     description: str
 
     def __init__(self, *, encryption: SessionKey | None = None) -> None:
         self.encryption = encryption
+        self.owner: str | None = None  # set by open_store from the config
         self._leases: list[Lease] = []
 
     # -- what the chat and the turn runner use --------------------------------------------
@@ -249,31 +151,89 @@ class SessionStore(ABC):
     # -- what `routing-runner sessions` uses ------------------------------------------------
 
     async def exists(self, session_id: str) -> bool:
-        """Whether anything is stored for `session_id`."""
-        check_session_id(session_id)
-        return await self.guarded(self._exists(session_id),
-                                  f"look up conversation {session_id!r}")
+        """Whether anything is stored for `session_id`; SessionIdError if another config's."""
+        return await self.summary(session_id) is not None
 
     async def summary(self, session_id: str) -> SessionSummary | None:
-        """Last agent, turns and last activity of `session_id`; None when nothing is stored."""
+        """Last agent, turns and last activity of `session_id`; None when nothing is stored.
+
+        SessionIdError when the conversation belongs to another config than this store's.
+        """
         check_session_id(session_id)
-        return await self.guarded(self._summary(session_id),
-                                  f"read the state of conversation {session_id!r}")
+        summary = await self.guarded(self._summary(session_id),
+                                     f"read the state of conversation {session_id!r}")
+        if summary is not None and not self._sees(summary):
+            raise SessionIdError(
+                f"conversation {session_id!r} belongs to the config {summary.owner!r}, not "
+                f"{self.owner!r} (in {self.description}); continue it with that config, or "
+                "start a new conversation")
+        return summary
 
     async def list_sessions(self) -> list[SessionSummary]:
         """Every stored conversation, most recently active first."""
         found = await self.guarded(self._list(), "list the conversations")
-        return sorted(found, key=lambda s: (-(s.last_activity or 0.0), s.session_id))
+        return sorted((s for s in found if self._sees(s)),
+                      key=lambda s: (-(s.last_activity or 0.0), s.session_id))
 
     async def read_items(self, session_id: str) -> list[TResponseInputItem]:
         """The items of a stored conversation, oldest first, without opening it for a chat.
 
-        SessionIdError when nothing is stored under `session_id`.
+        SessionIdError when nothing is stored under `session_id`; UnreadableRowsError (a
+        StoreError) when a row cannot be read, rather than a history missing it.
         """
-        if not await self.exists(session_id):
+        from .rows import check_readable
+
+        rows = await self.read_rows(session_id)
+        check_readable(rows, session_id, self.description)
+        # Text stored before input was checked may hold lone surrogates no request can encode.
+        return encodable([row.item for row in rows if row.item is not None])  # type: ignore[no-any-return]
+
+    async def read_rows(self, session_id: str) -> list[StoredRow]:
+        """The stored rows of a conversation, each read or saying why it cannot be.
+
+        SessionIdError when nothing is stored under `session_id`; StoreError when it was
+        written under the other encryption setting or with another key.
+        """
+        if await self.summary(session_id) is None:
             raise SessionIdError(f"no conversation {session_id!r} in {self.description}")
-        session = await self._readable_session(session_id)
-        return await self.guarded(session.get_items(), f"read conversation {session_id!r}")
+        session = await self.guarded(self._session(session_id),
+                                     f"open conversation {session_id!r}")
+        return await self._rows(session_id, self._protected(session, session_id))
+
+    async def check_readable(self, session_id: str, session: SessionABC) -> None:
+        """StoreError naming the rows of `session_id` the model would not see, if any.
+
+        `session` is the conversation's open SDK session (encrypted when configured).
+        """
+        from .rows import check_readable
+
+        check_readable(await self._rows(session_id, session), session_id, self.description)
+
+    async def drop_unreadable(self, session_id: str) -> list[StoredRow]:
+        """Delete the rows of `session_id` that cannot be read; the rows dropped.
+
+        Nothing is dropped when the conversation needs another key or encryption setting (its
+        rows are then all unreadable to this config, not damaged). The turn count is made the
+        number of user messages kept, unless expired rows hide some. SessionInUseError when
+        another process has the conversation open (stores that lock).
+        """
+        lease = await self._acquire(session_id)
+        try:
+            rows = await self.read_rows(session_id)
+            bad = [row for row in rows if row.problem is not None]
+            if not bad:
+                return []
+            await self.guarded(self._drop_rows(session_id, [row.key for row in bad]),
+                               f"drop unreadable rows of conversation {session_id!r}")
+            summary = await self.summary(session_id)
+            if summary is not None and summary.turns is not None and \
+                    not any(row.expired for row in rows):
+                kept = sum(is_user_message(row.item) for row in rows if row.item is not None)
+                if kept != summary.turns:
+                    await self.record_turns(session_id, kept - summary.turns)
+            return bad
+        finally:
+            lease.release()
 
     async def delete(self, session_id: str) -> bool:
         """Delete one conversation and its state; False when nothing was stored.
@@ -283,16 +243,24 @@ class SessionStore(ABC):
         check_session_id(session_id)
         lease = await self._acquire(session_id)
         try:
+            if await self.summary(session_id) is None:
+                return False
             return await self.guarded(self._delete(session_id),
                                       f"delete conversation {session_id!r}")
         finally:
             lease.release(remove=True)
 
     async def clear(self) -> tuple[list[str], list[str]]:
-        """Delete every conversation; return (deleted ids, ids kept because they are in use)."""
+        """Delete every conversation of this store's owner (every one, without an owner).
+
+        Returns (deleted ids, ids kept because they are in use). Conversations no config has
+        claimed yet are kept: they may be another config's, stored before owners were kept.
+        """
         deleted: list[str] = []
         in_use: list[str] = []
         for summary in await self.list_sessions():
+            if self.owner is not None and summary.owner != self.owner:
+                continue
             try:
                 if await self.delete(summary.session_id):
                     deleted.append(summary.session_id)
@@ -301,6 +269,10 @@ class SessionStore(ABC):
         return deleted, in_use
 
     # -- shared machinery ------------------------------------------------------------------
+
+    def _sees(self, summary: SessionSummary) -> bool:
+        """Whether this store may show and change the conversation `summary` describes."""
+        return self.owner is None or summary.owner in (None, self.owner)
 
     async def guarded(self, operation: Awaitable[T], doing: str) -> T:
         """Await `operation`, turning a backend exception into a StoreError saying `doing`."""
@@ -315,17 +287,38 @@ class SessionStore(ABC):
             raise error from exc
 
     async def _readable_session(self, session_id: str) -> SessionABC:
-        """The SDK session of `session_id`, encrypted and key-checked when configured."""
+        """The SDK session of `session_id`, encrypted and key-checked when configured.
+
+        StoreError when the stored rows were written under the other encryption setting or
+        with another key: nothing is read or appended then.
+        """
         session = await self.guarded(self._session(session_id),
                                      f"open conversation {session_id!r}")
+        protected = self._protected(session, session_id)
+        await self._rows(session_id, protected)
+        return protected
+
+    def _protected(self, session: SessionABC, session_id: str) -> SessionABC:
+        """`session` wrapped in the SDK's EncryptedSession when the config encrypts."""
         if self.encryption is None:
             return session
-        from .encryption import check_key, encrypted
+        from .encryption import encrypted
 
-        protected = encrypted(session, session_id, self.encryption)
-        await self.guarded(check_key(protected, session, self.encryption, self.description),
-                           f"read conversation {session_id!r}")
-        return protected
+        return encrypted(session, session_id, self.encryption)
+
+    async def _rows(self, session_id: str, session: SessionABC) -> list[StoredRow]:
+        """The raw rows of `session_id` read one by one; StoreError on an encryption mismatch."""
+        from .rows import check_mode, read_rows
+
+        raw = await self.guarded(self._raw_rows(session_id), f"read conversation {session_id!r}")
+        cipher = None
+        if self.encryption is not None:
+            from .encryption import cipher_of
+
+            cipher = cipher_of(session)
+        rows = read_rows(raw, cipher, self.encryption.ttl if self.encryption else 0)
+        check_mode(rows, self.encryption, session_id, self.description)
+        return rows
 
     # -- backend hooks -----------------------------------------------------------------------
 
@@ -334,16 +327,15 @@ class SessionStore(ABC):
         """The backend's SDK session for `session_id` (unencrypted)."""
 
     @abstractmethod
-    async def _exists(self, session_id: str) -> bool:
-        """Whether items or state are stored for `session_id`."""
-
-    @abstractmethod
     async def _summary(self, session_id: str) -> SessionSummary | None:
         """The state record of `session_id` (fields None if only items exist), or None."""
 
     @abstractmethod
     async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
-        """Upsert the state record: set the agent if given, add `turns`, touch the time."""
+        """Upsert the state record: set the agent if given, add `turns`, touch the time.
+
+        A record without an owner gets this store's `owner` (None leaves it as it is).
+        """
 
     @abstractmethod
     async def _list(self) -> list[SessionSummary]:
@@ -356,6 +348,23 @@ class SessionStore(ABC):
     async def _acquire(self, session_id: str) -> Lease:
         """Exclusive use of `session_id`, for stores that allow one process per conversation."""
         return Lease()
+
+    async def _raw_rows(self, session_id: str) -> list[tuple[Any, str | bytes]]:
+        """Each stored item of `session_id` as the backend holds it, oldest first, with the
+        key `_drop_rows` deletes it by.
+
+        Backends whose rows can be damaged outside this process read them directly, since the
+        SDK's `get_items` skips what it cannot decode; this default (the SDK's reading) suits a
+        store nothing else writes to.
+        """
+        import json
+
+        items = await (await self._session(session_id)).get_items()
+        return [(number, json.dumps(item)) for number, item in enumerate(items)]
+
+    async def _drop_rows(self, session_id: str, keys: list[Any]) -> None:
+        """Delete the rows of `session_id` with these `_raw_rows` keys."""
+        raise StoreError(f"{self.description} cannot drop single rows of a conversation")
 
     def _store_error(self, exc: Exception, doing: str) -> StoreError | None:
         """The StoreError for a backend exception, or None to let it propagate."""

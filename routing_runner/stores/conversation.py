@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .items import is_user_message
+from .items import is_user_message, message_text
 
 if TYPE_CHECKING:
     from agents.items import TResponseInputItem
@@ -50,9 +50,19 @@ class Conversation:
                 break
         await self.session.add_items([user_message])
 
-    async def retract_unanswered(self) -> None:
-        """Take back the last stored item: the message a failed turn kept (for `/retry`)."""
+    async def retract_unanswered(self) -> str | None:
+        """Take back the last message if no reply to it is stored (`/retry`: a failed turn
+        kept it, and it is sent again, so stored once); its text, or None when it was answered.
+        """
+        last = await self.session.get_items(limit=1)
+        if not last or not is_user_message(last[0]):
+            return None
         await self.session.pop_item()
+        return message_text(last[0])
+
+    async def add_unanswered(self, messages: list[str]) -> None:
+        """Store user messages that got no reply (interrupted before their reply began)."""
+        await self.session.add_items([{"role": "user", "content": text} for text in messages])
 
     async def reset(self) -> None:
         """Forget every item: the conversation starts over (replay starts each run so)."""
@@ -61,3 +71,7 @@ class Conversation:
     async def items(self) -> list[TResponseInputItem]:
         """Every stored item, oldest first."""
         return await self.session.get_items()
+
+    async def check_readable(self) -> None:
+        """StoreError unless the model would see every stored row (the SDK skips bad ones)."""
+        await self.store.check_readable(self.session_id, self.session.inner)

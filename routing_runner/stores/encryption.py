@@ -2,10 +2,11 @@
 
 The SDK's EncryptedSession skips items it cannot decrypt, so a wrong key would look like an
 empty conversation - and a rollback could then delete items it cannot read. Before a
-conversation is used, every stored envelope's signature is therefore checked against the key:
-a wrong key (or plaintext items from an unencrypted config) is a StoreError and nothing is read
-or changed. Items older than the configured TTL authenticate but are skipped: that is what the
-TTL is for, which is why the config must state it.
+conversation is used, every stored row is therefore read with the key (stores.rows): a wrong
+key, plaintext items from an unencrypted config, or encrypted items under a config without
+encryption, are a StoreError and nothing is read or changed. Items older than the configured
+TTL authenticate but are skipped: that is what the TTL is for, which is why the config must
+state it.
 
 The key is 32 random bytes in url-safe base64 (`routing-runner sessions new-key`); passwords
 are refused because the SDK derives per-session keys with HKDF, which does not harden them.
@@ -18,7 +19,7 @@ import binascii
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from routing_runner.config.model import EncryptionConfig
 from routing_runner.errors import StoreError
@@ -28,6 +29,7 @@ from routing_runner.wording import format_duration
 if TYPE_CHECKING:
     from agents.extensions.memory import EncryptedSession
     from agents.memory import SessionABC
+    from cryptography.fernet import Fernet, MultiFernet
 
 
 def new_key() -> str:
@@ -79,31 +81,13 @@ def encrypted(session: SessionABC, session_id: str, key: SessionKey) -> Encrypte
                             encryption_key=key.key, ttl=key.ttl)
 
 
-# The SDK has no public way to tell its encrypted envelope from a plain item, or to check a
-# token's key without decrypting (and so without the TTL failing an old item): this module is
-# the one place that reads the envelope's shape (`__enc__`, `payload`) and the session's
-# `cipher`. Both are pinned by openai-agents==0.24.*; tests/test_store_safety.py holds them.
-def _is_envelope(item: Any) -> bool:
-    return isinstance(item, dict) and item.get("__enc__") == 1 and \
-        isinstance(item.get("payload"), str)
+# The SDK has no public way to reach the per-conversation cipher of an EncryptedSession (to
+# check a token's key without decrypting, and so without the TTL failing an old item): this is
+# the one place that reads `session.cipher`; stores.rows is the one reader of the envelope's
+# shape (`__enc__`, `payload`). Both are pinned by openai-agents==0.24.*;
+# tests/test_store_safety.py holds them.
+def cipher_of(session: SessionABC) -> Fernet | MultiFernet | None:
+    """The per-conversation cipher of an EncryptedSession (None for any other session)."""
+    from agents.extensions.memory import EncryptedSession
 
-
-async def check_key(session: EncryptedSession, underlying: SessionABC, key: SessionKey,
-                    description: str) -> None:
-    """StoreError unless every item `underlying` holds was encrypted with `session`'s key."""
-    from cryptography.fernet import InvalidToken
-
-    for item in await underlying.get_items():
-        envelope: Any = item  # what the SDK stores is its envelope, not an input item
-        if not _is_envelope(envelope):
-            raise StoreError(
-                f"conversation {session.session_id!r} in {description} holds unencrypted "
-                "items (it was written without session.encryption); nothing was read or changed")
-        try:
-            # Checks the signature, not the age: an expired item is fine, a foreign one is not.
-            session.cipher.extract_timestamp(envelope["payload"].encode("ascii"))
-        except (InvalidToken, UnicodeEncodeError):
-            raise StoreError(
-                f"cannot decrypt conversation {session.session_id!r} with the key in "
-                f"{key.variable}: the key is not the one it was written with (or the data is "
-                "damaged); nothing was read or changed") from None
+    return session.cipher if isinstance(session, EncryptedSession) else None

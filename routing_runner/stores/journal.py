@@ -4,6 +4,9 @@ Every SDK read and write goes through the store's `guarded`, so a busy database 
 unreachable server reaches the user as a StoreError saying what failed, never as a driver's
 traceback.
 
+A write and its bookkeeping (journal, turn count) run to their end even when the turn is
+cancelled meanwhile, so what the journal says was stored is exactly what was stored.
+
 The journal remembers the items the current turn stored, so a rollback can first make sure
 they are still the last ones: on a shared store another worker may have written to the same
 conversation meanwhile, and popping "the last N items" would then delete its items.
@@ -19,6 +22,7 @@ from agents.memory import SessionABC
 
 from routing_runner.stores.base import settle
 from routing_runner.stores.items import is_user_message
+from routing_runner.user_text import encodable
 
 if TYPE_CHECKING:
     from routing_runner.stores.base import SessionStore
@@ -48,19 +52,31 @@ class JournaledSession(SessionABC):
         return [_canonical(i) for i in tail] == [_canonical(i) for i in self.turn_items]
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
-        return await self.store.guarded(self.inner.get_items(limit),
-                                        f"read conversation {self.session_id!r}")
+        items = await self.store.guarded(self.inner.get_items(limit),
+                                         f"read conversation {self.session_id!r}")
+        # Text stored before input was checked may hold undecodable bytes; repaired here, it
+        # no longer fails every request of the conversation.
+        return encodable(items)  # type: ignore[no-any-return]
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
+        # Settled: a write cancelled by Ctrl-C or SIGTERM may still land (a thread, a sent
+        # command), and a journal that missed it would make the rollback store the user's
+        # message a second time.
+        await settle(self._add_items(items))
+
+    async def _add_items(self, items: list[TResponseInputItem]) -> None:
         await self.store.guarded(self.inner.add_items(items),
                                  f"save conversation {self.session_id!r}")
         self.added_this_turn += len(items)
         self.turn_items.extend(items)
         turns = sum(is_user_message(item) for item in items)
         if turns:
-            await settle(self.store.record_turns(self.session_id, turns))
+            await self.store.record_turns(self.session_id, turns)
 
     async def pop_item(self) -> TResponseInputItem | None:
+        return await settle(self._pop_item())
+
+    async def _pop_item(self) -> TResponseInputItem | None:
         item = await self.store.guarded(self.inner.pop_item(),
                                         f"roll back conversation {self.session_id!r}")
         if item is not None:
@@ -69,10 +85,13 @@ class JournaledSession(SessionABC):
             if self.turn_items:
                 self.turn_items.pop()
             if is_user_message(item):
-                await settle(self.store.record_turns(self.session_id, -1))
+                await self.store.record_turns(self.session_id, -1)
         return item
 
     async def clear_session(self) -> None:
+        await settle(self._clear_session())
+
+    async def _clear_session(self) -> None:
         await self.store.guarded(self.inner.clear_session(),
                                  f"clear conversation {self.session_id!r}")
         self.begin_turn()

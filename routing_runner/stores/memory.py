@@ -48,7 +48,8 @@ class MemoryStore(SessionStore):
         current = self._state.get(session_id, SessionSummary(session_id, turns=0))
         self._state[session_id] = replace(
             current, last_agent=agent or current.last_agent,
-            turns=max((current.turns or 0) + turns, 0), last_activity=time.time())
+            turns=max((current.turns or 0) + turns, 0), last_activity=time.time(),
+            owner=current.owner or self.owner)
 
     async def _list(self) -> list[SessionSummary]:
         return [summary for session_id in {*self._state, *self._sessions}

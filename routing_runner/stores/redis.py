@@ -10,8 +10,7 @@ after its last change, ours included.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from routing_runner.errors import StoreError
 from routing_runner.stores.base import (
@@ -21,26 +20,42 @@ from routing_runner.stores.base import (
     SessionSummary,
     require_extra,
 )
-from routing_runner.wording import format_duration
+from routing_runner.wording import format_duration, redact_url
 
 if TYPE_CHECKING:
     from agents.memory import SessionABC
+    from redis.asyncio.retry import Retry
 
     from .encryption import SessionKey
 
+T = TypeVar("T", int, float)
 CONNECT_TIMEOUT = 5.0
 SOCKET_TIMEOUT = 30.0
+# A dropped connection (server restart, CLIENT KILL, the server's idle `timeout`) is reconnected
+# and the command sent again, up to RECONNECT_ATTEMPTS times with a growing pause (at most
+# RECONNECT_PAUSE_CAP s): about 4 s in all before a turn fails, as the PostgreSQL path's pool
+# pre-ping does for its connections. Only ConnectionError is retried: a command that timed out
+# may have run, and sending an append again could store it twice.
+RECONNECT_ATTEMPTS = 3
+RECONNECT_PAUSE_BASE = 0.25
+RECONNECT_PAUSE_CAP = 2.0
 
 
-def hide_password(url: str) -> str:
-    """`url` with any password replaced by ***."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+def _reconnecting() -> Retry:
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialWithJitterBackoff
+
+    return Retry(ExponentialWithJitterBackoff(base=RECONNECT_PAUSE_BASE, cap=RECONNECT_PAUSE_CAP),
+                 RECONNECT_ATTEMPTS)
+
+
+def _number(text: str | None, kind: type[T]) -> T | None:
+    """`text` as a number; None when absent or not one (a state written by something else is
+    shown as unknown, so the conversation can still be listed, shown and deleted)."""
+    try:
+        return None if text is None else kind(text)
+    except ValueError:
+        return None
 
 
 def _text(value: Any) -> str:
@@ -54,16 +69,18 @@ class RedisStore(SessionStore):
                  encryption: SessionKey | None = None) -> None:
         require_extra("redis", "redis", "the redis session backend")
         import redis.asyncio
+        from redis import exceptions
 
         super().__init__(encryption=encryption)
         if not KEY_PREFIX_PATTERN.fullmatch(key_prefix):
             raise StoreError(f"invalid Redis key prefix {key_prefix!r}")
         self.key_prefix = key_prefix
         self.ttl = ttl
-        shown = hide_password(url)
+        shown = redact_url(url)
         try:
             self._client = redis.asyncio.from_url(
-                url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT)
+                url, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=SOCKET_TIMEOUT,
+                retry=_reconnecting(), retry_on_error=[exceptions.ConnectionError])
         except ValueError as exc:
             raise StoreError(f"the session store URL {shown} is not a Redis URL: {exc}") from None
         self.description = f"redis {shown} (keys {key_prefix}:*"
@@ -100,15 +117,18 @@ class RedisStore(SessionStore):
     @staticmethod
     def _parse(session_id: str, state: dict[Any, Any]) -> SessionSummary:
         fields = {_text(k): _text(v) for k, v in state.items()}
-        return SessionSummary(
-            session_id, fields.get("agent") or None, max(int(fields.get("turns", 0)), 0),
-            float(fields["updated_at"]) if "updated_at" in fields else None)
+        turns = _number(fields.get("turns", "0"), int)
+        return SessionSummary(session_id, fields.get("agent") or None,
+                              None if turns is None else max(turns, 0),
+                              _number(fields.get("updated_at"), float), fields.get("owner"))
 
     async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
         key = self._keys(session_id)[3]
         now = repr(time.time())
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, "created_at", now)
+            if self.owner is not None:
+                pipe.hsetnx(key, "owner", self.owner)
             if agent is not None:
                 pipe.hset(key, "agent", agent)
             if turns:
@@ -131,6 +151,19 @@ class RedisStore(SessionStore):
             if summary is not None:  # it may have expired since the scan
                 found.append(summary)
         return found
+
+    async def _raw_rows(self, session_id: str) -> list[tuple[Any, str | bytes]]:
+        # A Redis list element has no id of its own: the raw value is its key, and every
+        # element with that value is equally unreadable.
+        raw = await self._client.lrange(self._keys(session_id)[1], 0, -1)
+        return [(value, value) for value in raw]
+
+    async def _drop_rows(self, session_id: str, keys: list[Any]) -> None:
+        messages = self._keys(session_id)[1]
+        async with self._client.pipeline(transaction=True) as pipe:
+            for value in set(keys):
+                pipe.lrem(messages, 0, value)
+            await pipe.execute()
 
     async def _delete(self, session_id: str) -> bool:
         return bool(await self._client.delete(*self._keys(session_id)))

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from routing_runner.errors import StoreError
 from routing_runner.stores.base import SessionStore, SessionSummary, TableNames, require_extra
+from routing_runner.wording import redact_url
 
 if TYPE_CHECKING:
     from agents.memory import SessionABC
-    from sqlalchemy import TableClause
+    from sqlalchemy import Connection, TableClause
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from .encryption import SessionKey
@@ -49,7 +50,7 @@ def _engine(url: str) -> AsyncEngine:
     try:
         return create_async_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
     except (NoSuchModuleError, InvalidRequestError, ImportError) as exc:
-        shown = parsed.render_as_string(hide_password=True)
+        shown = redact_url(parsed.render_as_string(hide_password=False))
         raise StoreError(f"cannot use the session database {shown}: {exc}; the URL needs an "
                          "async driver, such as postgresql+asyncpg://") from None
 
@@ -65,7 +66,7 @@ class SQLAlchemyStore(SessionStore):
         super().__init__(encryption=encryption)
         self.tables = TableNames.with_prefix(table_prefix)
         self._engine = _engine(url)
-        shown = self._engine.url.render_as_string(hide_password=True)
+        shown = redact_url(self._engine.url.render_as_string(hide_password=False))
         self.description = f"{shown} ({self.tables.describe()})"
         if encryption is not None:
             self.description += f", {encryption.describe()}"
@@ -77,16 +78,18 @@ class SQLAlchemyStore(SessionStore):
             Column("turns", Integer, nullable=False, default=0),
             Column("created_at", Float, nullable=False),
             Column("updated_at", Float, nullable=False),
+            Column("owner", String(256), nullable=True),
         )
         self._schema_ready = False
         self._schema_lock = asyncio.Lock()
 
     def _sdk_tables(self) -> tuple[TableClause, TableClause]:
-        """Just the columns of the SDK's tables that listing and deleting need."""
+        """Just the columns of the SDK's tables that listing, reading rows and deleting need."""
         from sqlalchemy import column, table
 
         return (table(self.tables.sessions, column("session_id")),
-                table(self.tables.messages, column("session_id")))
+                table(self.tables.messages, column("session_id"), column("id"),
+                      column("message_data")))
 
     async def _ensure_schema(self) -> None:
         """Create the SDK's tables and ours once, one worker at a time."""
@@ -112,12 +115,21 @@ class SQLAlchemyStore(SessionStore):
                     await probe.get_items(limit=1)
                     async with self._engine.begin() as conn:
                         await conn.run_sync(self._metadata.create_all)
+                        await conn.run_sync(self._add_owner_column)
                 finally:
                     if postgres:
                         await guard.execute(text("SELECT pg_advisory_unlock(:key)"),
                                             {"key": SCHEMA_LOCK_KEY})
                         await guard.commit()
             self._schema_ready = True
+
+    def _add_owner_column(self, conn: Connection) -> None:
+        """Give a state table from before owners were kept its owner column (values NULL)."""
+        from sqlalchemy import inspect, text
+
+        columns = {c["name"] for c in inspect(conn).get_columns(self.tables.state)}
+        if "owner" not in columns:
+            conn.execute(text(f"ALTER TABLE {self.tables.state} ADD COLUMN owner VARCHAR(256)"))
 
     async def _check(self) -> None:
         await self._ensure_schema()
@@ -130,9 +142,6 @@ class SQLAlchemyStore(SessionStore):
                                  sessions_table=self.tables.sessions,
                                  messages_table=self.tables.messages)
 
-    async def _exists(self, session_id: str) -> bool:
-        return await self._summary(session_id) is not None
-
     async def _summary(self, session_id: str) -> SessionSummary | None:
         from sqlalchemy import select
 
@@ -141,22 +150,24 @@ class SQLAlchemyStore(SessionStore):
         state = self._state
         async with self._engine.connect() as conn:
             row = (await conn.execute(
-                select(state.c.active_agent, state.c.turns, state.c.updated_at)
+                select(state.c.active_agent, state.c.turns, state.c.updated_at, state.c.owner)
                 .where(state.c.session_id == session_id))).first()
             if row is not None:
-                return SessionSummary(session_id, row[0], max(row[1], 0), row[2])
+                return SessionSummary(session_id, row[0], max(row[1], 0), row[2], row[3])
             known = (await conn.execute(select(sessions.c.session_id)
                                         .where(sessions.c.session_id == session_id))).first()
         return SessionSummary(session_id) if known is not None else None
 
     async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
-        from sqlalchemy import insert, update
+        from sqlalchemy import func, insert, update
         from sqlalchemy.exc import IntegrityError
 
         await self._ensure_schema()
         state = self._state
         now = time.time()
         changes: dict[str, Any] = {"updated_at": now, "turns": state.c.turns + turns}
+        if self.owner is not None:
+            changes["owner"] = func.coalesce(state.c.owner, self.owner)
         if agent is not None:
             changes["active_agent"] = agent
         change = update(state).where(state.c.session_id == session_id).values(changes)
@@ -169,9 +180,28 @@ class SQLAlchemyStore(SessionStore):
                 async with conn.begin_nested():
                     await conn.execute(insert(state).values(
                         session_id=session_id, active_agent=agent, turns=max(turns, 0),
-                        created_at=now, updated_at=now))
+                        created_at=now, updated_at=now, owner=self.owner))
             except IntegrityError:
                 await conn.execute(change)
+
+    async def _raw_rows(self, session_id: str) -> list[tuple[Any, str | bytes]]:
+        from sqlalchemy import select
+
+        await self._ensure_schema()
+        _, messages = self._sdk_tables()
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(select(messages.c.id, messages.c.message_data)
+                                      .where(messages.c.session_id == session_id)
+                                      .order_by(messages.c.id))
+            return [(row[0], row[1]) for row in rows]
+
+    async def _drop_rows(self, session_id: str, keys: list[Any]) -> None:
+        from sqlalchemy import delete
+
+        _, messages = self._sdk_tables()
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(messages).where(messages.c.session_id == session_id,
+                                                      messages.c.id.in_(keys)))
 
     async def _list(self) -> list[SessionSummary]:
         from sqlalchemy import select
@@ -181,8 +211,8 @@ class SQLAlchemyStore(SessionStore):
         state = self._state
         async with self._engine.connect() as conn:
             rows = await conn.execute(select(state.c.session_id, state.c.active_agent,
-                                             state.c.turns, state.c.updated_at))
-            found = {r[0]: SessionSummary(r[0], r[1], max(r[2], 0), r[3]) for r in rows}
+                                             state.c.turns, state.c.updated_at, state.c.owner))
+            found = {r[0]: SessionSummary(r[0], r[1], max(r[2], 0), r[3], r[4]) for r in rows}
             for (session_id,) in await conn.execute(select(sessions.c.session_id)):
                 found.setdefault(session_id, SessionSummary(session_id))
         return list(found.values())

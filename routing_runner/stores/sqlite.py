@@ -1,28 +1,31 @@
 """Conversations in one SQLite file on one machine (the SDK's SQLiteSession).
 
 The file, its folder and SQLite's side files (-wal, -shm) are owner-only: conversations are
-private. WAL lets `sessions show` read while a chat writes. A conversation is open in one
-process at a time (stores.locks): two chats interleaving turns of one conversation would
-each answer from a history missing the other's messages.
+private. None of them may be a symlink or another user's file (private_files). WAL lets
+`sessions show` read while a chat writes. A conversation is open in one process at a time
+(stores.locks): two chats interleaving turns of one conversation would each answer from a
+history missing the other's messages. Write transactions, the SDK's and ours, queue for the
+database (stores.locks.queued_writes) instead of racing for SQLite's lock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from routing_runner.errors import SessionInUseError, StoreError
+from routing_runner.private_files import check_existing, create_private, private_folder
 from routing_runner.stores.base import Lease, SessionStore, SessionSummary, TableNames
-from routing_runner.stores.locks import try_lock
+from routing_runner.stores.locks import queued_writes, try_lock
 
 if TYPE_CHECKING:
     from agents.memory import SessionABC, SQLiteSession
@@ -41,21 +44,40 @@ def _owner_only(path: Path) -> None:
     """Create `path` owner-only if missing; take group and other access away if present.
 
     SQLite creates the -wal and -shm files with the database file's permissions, so getting
-    the database right covers them; existing side files are fixed here too.
+    the database right covers them; existing side files are checked and fixed here too. SQLite
+    follows symlinks, so each is checked (not a symlink, the user's own) before it opens them.
 
     An existing database is never opened here: closing any descriptor of the file drops every
     POSIX lock this process holds on it, including the locks of SQLite connections in use by
     other conversations, and unlocked writers corrupt the database.
     """
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+    create_private(path)
     for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        try:
-            mode = stat.S_IMODE(candidate.stat().st_mode)
-        except FileNotFoundError:
+        if not check_existing(candidate):
             continue
+        mode = stat.S_IMODE(os.lstat(candidate).st_mode)
         if mode & 0o077:
-            candidate.chmod(mode & 0o700)
+            os.chmod(candidate, mode & 0o700)
+
+
+@cache
+def _queued_session_class() -> type[SQLiteSession]:
+    """The SDK's SQLiteSession with every write transaction queued (built on first use)."""
+    from agents.memory import SQLiteSession
+
+    class QueuedSQLiteSession(SQLiteSession):
+        """An SDK session whose writes wait their turn in `queue` (stores.locks)."""
+
+        def __init__(self, *args: Any, queue: Path, **kwargs: Any) -> None:
+            self.queue = queue
+            super().__init__(*args, **kwargs)
+
+        @contextmanager
+        def _write_connection(self) -> Iterator[sqlite3.Connection]:
+            with queued_writes(self.queue), super()._write_connection() as conn:
+                yield conn
+
+    return QueuedSQLiteSession
 
 
 class _StateConnection:
@@ -100,9 +122,14 @@ class _StateConnection:
                 self.connection.close()
                 self.connection = None
 
-    def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` on the connection, one thread at a time; a failed transaction rolls back."""
-        with self.lock:
+    def run(self, work: Callable[[sqlite3.Connection], T], queue: Path | None = None) -> T:
+        """`work` on the connection, one thread at a time; a failed transaction rolls back.
+
+        Work that writes passes the store's write `queue` and runs when its turn comes.
+        """
+        turn: AbstractContextManager[None] = nullcontext() if queue is None \
+            else queued_writes(queue)
+        with turn, self.lock:
             if self.connection is None:
                 self.connection = sqlite3.connect(self.path, timeout=self.busy_timeout,
                                                   isolation_level=None, check_same_thread=False)
@@ -119,7 +146,12 @@ class SQLiteStore(SessionStore):
 
     def __init__(self, path: Path, *, table_prefix: str | None = None,
                  encryption: SessionKey | None = None,
-                 busy_timeout: float = BUSY_TIMEOUT) -> None:
+                 busy_timeout: float = BUSY_TIMEOUT, own_folder: bool = False) -> None:
+        """A store in the file `path`.
+
+        With `own_folder` the file's folder holds only routing-runner's files (the default data
+        folder), so it is kept owner-only; another folder is created owner-only if missing.
+        """
         super().__init__(encryption=encryption)
         self.path = path
         self.tables = TableNames.with_prefix(table_prefix)
@@ -132,9 +164,10 @@ class SQLiteStore(SessionStore):
         self._locks = Path(f"{path}-locks")
         self._sessions: list[SQLiteSession] = []
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_folder(path.parent, ours=own_folder)
+            private_folder(self._locks, ours=True)
             _owner_only(path)
-            with closing(self._connect()) as conn:
+            with queued_writes(self._locks), closing(self._connect()) as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
                 self._create_state_table(conn)
         except (OSError, sqlite3.Error) as exc:
@@ -148,7 +181,11 @@ class SQLiteStore(SessionStore):
         return sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
 
     def _create_state_table(self, conn: sqlite3.Connection) -> None:
-        """Our state table; a version-0 table (agent only, no turns) is migrated in place."""
+        """Our state table; older ones are migrated in place.
+
+        Version 0 kept the agent only (turns are counted from the items); version 1 had no
+        owner column (its conversations stay unclaimed until a config writes to them).
+        """
         state = self.tables.state
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -158,9 +195,11 @@ class SQLiteStore(SessionStore):
             conn.execute(f"CREATE TABLE IF NOT EXISTS {state} ("
                          "session_id TEXT PRIMARY KEY, active_agent TEXT, "
                          "turns INTEGER NOT NULL DEFAULT 0, "
-                         "created_at REAL NOT NULL, updated_at REAL NOT NULL)")
+                         "created_at REAL NOT NULL, updated_at REAL NOT NULL, owner TEXT)")
             if columns and "turns" not in columns:
                 self._migrate_v0(conn)
+            elif columns and "owner" not in columns:
+                conn.execute(f"ALTER TABLE {state} ADD COLUMN owner TEXT")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -184,9 +223,9 @@ class SQLiteStore(SessionStore):
         return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                             (name,)).fetchone() is not None
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` on the state connection in a worker thread: a busy wait never blocks the loop."""
-        return await asyncio.to_thread(self._state.run, work)
+    async def _run(self, work: Callable[[sqlite3.Connection], T], *, writes: bool = False) -> T:
+        """`work` on the state connection in a worker thread: a wait never blocks the loop."""
+        return await asyncio.to_thread(self._state.run, work, self._locks if writes else None)
 
     async def _acquire(self, session_id: str) -> Lease:
         try:
@@ -201,23 +240,19 @@ class SQLiteStore(SessionStore):
         return lease
 
     async def _session(self, session_id: str) -> SessionABC:
-        from agents.memory import SQLiteSession
-
         session = await asyncio.to_thread(
-            SQLiteSession, session_id, self.path, sessions_table=self.tables.sessions,
-            messages_table=self.tables.messages)
+            _queued_session_class(), session_id, self.path, sessions_table=self.tables.sessions,
+            messages_table=self.tables.messages, queue=self._locks)
         self._sessions.append(session)
         return session
 
-    async def _exists(self, session_id: str) -> bool:
-        return await self._summary(session_id) is not None
-
     async def _summary(self, session_id: str) -> SessionSummary | None:
         def read(conn: sqlite3.Connection) -> SessionSummary | None:
-            row = conn.execute(f"SELECT active_agent, turns, updated_at FROM {self.tables.state}"
-                               " WHERE session_id = ?", (session_id,)).fetchone()
+            row = conn.execute(f"SELECT active_agent, turns, updated_at, owner FROM "
+                               f"{self.tables.state} WHERE session_id = ?",
+                               (session_id,)).fetchone()
             if row is not None:
-                return SessionSummary(session_id, row[0], max(row[1], 0), row[2])
+                return SessionSummary(session_id, row[0], max(row[1], 0), row[2], row[3])
             if self._has_table(conn, self.tables.sessions) and conn.execute(
                     f"SELECT 1 FROM {self.tables.sessions} WHERE session_id = ?",
                     (session_id,)).fetchone():
@@ -232,18 +267,37 @@ class SQLiteStore(SessionStore):
         def write(conn: sqlite3.Connection) -> None:
             conn.execute(
                 f"INSERT INTO {self.tables.state} (session_id, active_agent, turns, created_at, "
-                "updated_at) VALUES (?, ?, max(?, 0), ?, ?) ON CONFLICT(session_id) DO UPDATE "
-                "SET active_agent = coalesce(excluded.active_agent, active_agent), "
-                "turns = max(turns + ?, 0), updated_at = excluded.updated_at",
-                (session_id, agent, turns, now, now, turns))
+                "updated_at, owner) VALUES (?, ?, max(?, 0), ?, ?, ?) ON CONFLICT(session_id) "
+                "DO UPDATE SET active_agent = coalesce(excluded.active_agent, active_agent), "
+                "turns = max(turns + ?, 0), updated_at = excluded.updated_at, "
+                "owner = coalesce(owner, excluded.owner)",
+                (session_id, agent, turns, now, now, self.owner, turns))
 
-        await self._run(write)
+        await self._run(write, writes=True)
+
+    async def _raw_rows(self, session_id: str) -> list[tuple[Any, str | bytes]]:
+        def read(conn: sqlite3.Connection) -> list[tuple[Any, str | bytes]]:
+            if not self._has_table(conn, self.tables.messages):
+                return []
+            return list(conn.execute(f"SELECT id, message_data FROM {self.tables.messages} "
+                                     "WHERE session_id = ? ORDER BY id", (session_id,)))
+
+        return await self._run(read)
+
+    async def _drop_rows(self, session_id: str, keys: list[Any]) -> None:
+        def drop(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(f"DELETE FROM {self.tables.messages} WHERE session_id = ? AND id = ?",
+                             [(session_id, key) for key in keys])
+            conn.execute("COMMIT")  # a failure is rolled back by the state connection's run
+
+        await self._run(drop)
 
     async def _list(self) -> list[SessionSummary]:
         def read(conn: sqlite3.Connection) -> list[SessionSummary]:
-            found = {row[0]: SessionSummary(row[0], row[1], max(row[2], 0), row[3])
+            found = {row[0]: SessionSummary(row[0], row[1], max(row[2], 0), row[3], row[4])
                      for row in conn.execute("SELECT session_id, active_agent, turns, "
-                                             f"updated_at FROM {self.tables.state}")}
+                                             f"updated_at, owner FROM {self.tables.state}")}
             if self._has_table(conn, self.tables.sessions):
                 for (session_id,) in conn.execute(
                         f"SELECT session_id FROM {self.tables.sessions}"):
@@ -267,7 +321,7 @@ class SQLiteStore(SessionStore):
                 raise
             return deleted > 0
 
-        return await self._run(delete)
+        return await self._run(delete, writes=True)
 
     @staticmethod
     def _is_busy(exc: Exception) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from agents import Handoff, Model, ModelResponse, ModelSettings, ModelTracing, Tool, Usage
@@ -42,10 +42,12 @@ from openai.types.responses import (
 from openai.types.responses.response_prompt_param import ResponsePromptParam
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
+from routing_runner.config.model import Config
+from routing_runner.runtime.providers import ResolvedProvider
 from routing_runner.stores.items import is_user_message, message_text
 
-from .language_id import detect, primary_subtag
-from .phrases import PHRASES, phrases_for
+from .language_id import detect, prepare, primary_subtag
+from .phrases import PHRASES, language_name, phrases_for
 
 OFFLINE_MODEL_NAME = "offline"
 QUOTE_LIMIT = 80
@@ -59,6 +61,12 @@ class AgentProfile:
     language: str | None
 
 
+def preload(config: Config, providers: Iterable[ResolvedProvider]) -> None:
+    """Build the language detectors now, when an agent runs offline (before forking workers)."""
+    if any(m.provider == "offline" for p in providers for m in p.models.values()):
+        prepare([a.language for a in config.agents.values() if a.language], wait=True)
+
+
 def _user_messages(items: Sequence[TResponseInputItem]) -> list[str]:
     return [message_text(item) for item in items if is_user_message(item)]
 
@@ -68,11 +76,6 @@ def _quote(text: str) -> str:
     return flat if len(flat) <= QUOTE_LIMIT else flat[: QUOTE_LIMIT - 1] + "…"
 
 
-def _language_name(tag: str) -> str:
-    phrases = PHRASES.get(primary_subtag(tag))
-    return f"{phrases.language_name} ({tag})" if phrases else tag
-
-
 class OfflineModel(Model):
     """The offline model of one agent, knowing every agent's language."""
 
@@ -80,9 +83,17 @@ class OfflineModel(Model):
         self.agent = agent
         self.profiles = dict(profiles)
 
-    def warm_up(self) -> None:
-        """Load the language models now rather than on the first message."""
-        detect("warm up", [p.language for p in self.profiles.values() if p.language])
+    @property
+    def languages(self) -> list[str]:
+        """The configured languages it routes between."""
+        return [p.language for p in self.profiles.values() if p.language]
+
+    def warm_up(self, *, wait: bool = False) -> None:
+        """Start loading the language models it needs (on a thread unless `wait`).
+
+        The first message waits only if it needs them: the lexicon answers "hola" at once.
+        """
+        prepare(self.languages, wait=wait)
 
     def decide(self, input: str | list[TResponseInputItem], handoffs: Sequence[Handoff],
                settings: ModelSettings) -> ResponseFunctionToolCall | ResponseOutputMessage:
@@ -92,7 +103,7 @@ class OfflineModel(Model):
         )
         user_messages = _user_messages(items) or [""]
         latest = user_messages[-1]
-        configured = [p.language for p in self.profiles.values() if p.language]
+        configured = self.languages
         detected = detect(latest, configured).language if latest.strip() else None
         own = primary_subtag(self.agent.language) if self.agent.language else None
 
@@ -129,7 +140,8 @@ class OfflineModel(Model):
 
     def _answer(self, user_messages: list[str], detected: str | None, own: str | None,
                 configured: list[str], settings: ModelSettings) -> str:
-        phrases = phrases_for(own)
+        # Triage answers in the language it recognised, so the user can read which it speaks.
+        phrases = phrases_for(own if own is not None else detected)
         label = "[offline model]" if own is None or own in PHRASES else f"[offline model, {own}]"
         parts = [label, phrases.greeting.format(agent=self.agent.name,
                                                 latest=_quote(user_messages[-1]))]
@@ -137,9 +149,10 @@ class OfflineModel(Model):
         parts.append(phrases.first_turn if turn == 1 else
                      phrases.later_turn.format(turn=turn, first=_quote(user_messages[0])))
         if own is None or (detected is not None and detected != own):
-            languages = ", ".join(_language_name(tag) for tag in sorted(set(configured)))
-            parts.append(phrases.unrouted.format(detected=detected or "?",
-                                                 languages=languages or "-"))
+            languages = ", ".join(language_name(tag) for tag in sorted(set(configured)))
+            parts.append(phrases.unknown.format(languages=languages or "-") if detected is None
+                         else phrases.unrouted.format(language=language_name(detected),
+                                                      languages=languages or "-"))
         words = " ".join(parts).split(" ")
         if settings.max_tokens is not None:
             words = words[: settings.max_tokens]

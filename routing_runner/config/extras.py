@@ -1,0 +1,38 @@
+"""What a config needs that this machine may lack: optional packages, checked without imports.
+
+`load_config` reports them apart from the config's own problems (`sessions` commands work
+without them); `runtime.providers` refuses to run a provider whose package is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from routing_runner.errors import Problem
+
+from .document import Document
+from .model import Config
+
+LITELLM_EXTRA = "pip install 'routing-runner[litellm]'"
+
+
+def litellm_installed() -> bool:
+    """Whether LiteLLM (an optional extra) is installed; checked without importing it."""
+    return importlib.util.find_spec("litellm") is not None
+
+
+def missing_extras(document: Document, config: Config) -> tuple[Problem, ...]:
+    """Each `provider: litellm` of `config` when LiteLLM is not installed, at its key.
+
+    Kept apart from the config's own problems: `sessions` commands work without the extra.
+    """
+    if litellm_installed():
+        return ()
+    places: list[tuple[str, ...]] = []
+    if config.model.spec.provider == "litellm":
+        places.append(("model", "provider"))
+    places += [("agents", name, "model", "provider") for name, agent in config.agents.items()
+               if agent.model.get("provider") == "litellm"]
+    return tuple(document.problem(place, "provider 'litellm' needs the LiteLLM extra, which is "
+                                         f"not installed: {LITELLM_EXTRA}", key=True)
+                 for place in places)
