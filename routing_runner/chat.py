@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import threading
 from collections.abc import Callable, Coroutine, Iterator
@@ -52,15 +53,17 @@ def _load(build: Callable[[], AgentGraph]) -> AgentGraph:
 class _Signals:
     """SIGINT and SIGTERM during a chat.
 
-    While work runs on the event loop, the first signal cancels it (a turn then rolls back)
-    and later ones are only counted, so a rollback always finishes. Anywhere else - waiting at
-    the prompt - a signal raises KeyboardInterrupt at once.
+    Waiting at the prompt, a signal raises KeyboardInterrupt at once. Anywhere else it is
+    only recorded: while work runs on the event loop the first signal cancels it (a turn then
+    rolls back) and later ones are counted, so a rollback always finishes; one that lands
+    after a line was read but before its reply began makes `run` skip that work - raising
+    there would lose the message the user just sent.
     """
 
     def __init__(self) -> None:
         self.received: list[int] = []
         self._task: asyncio.Task[Any] | None = None
-        self._in_loop = False
+        self._at_prompt = False
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -77,21 +80,35 @@ class _Signals:
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self.received.append(signum)
-        if not self._in_loop:
+        if self._at_prompt:
             raise KeyboardInterrupt
         task = self._task
         if task is not None and len(self.received) == 1:
             task.get_loop().call_soon_threadsafe(task.cancel)
 
+    def read(self, read_line: Callable[[str], str | None], prompt: str) -> str | None:
+        """`read_line(prompt)`, where a signal (even one already received) ends the chat."""
+        if self.received:
+            raise KeyboardInterrupt
+        self._at_prompt = True
+        try:
+            return read_line(prompt)
+        finally:
+            self._at_prompt = False
+
     def run(self, loop: asyncio.Runner, work: Coroutine[Any, Any, T], *,
-            interruptible: bool = True) -> T | None:
-        """Run `work` on `loop`; None when a signal cancelled it (or came before it began)."""
+            interruptible: bool = True,
+            on_skipped: Callable[[], None] | None = None) -> T | None:
+        """Run `work` on `loop`; None when a signal cancelled it or came before it began
+        (then `work` never runs, and `on_skipped` is called)."""
         async def guarded() -> T | None:
             if interruptible:
                 self._task = asyncio.current_task()
             try:
                 if self.received and interruptible:
                     work.close()
+                    if on_skipped is not None:
+                        on_skipped()
                     return None
                 return await work
             except asyncio.CancelledError:
@@ -101,11 +118,7 @@ class _Signals:
             finally:
                 self._task = None
 
-        self._in_loop = True
-        try:
-            return loop.run(guarded())
-        finally:
-            self._in_loop = False
+        return loop.run(guarded())
 
     def ends_chat(self, one_shot: bool) -> bool:
         """Whether what was received ends the chat rather than only the reply."""
@@ -147,7 +160,8 @@ class ChatLoop:
     _loading: Future[AgentGraph] | None = field(default=None, init=False)
     _reservation: Reservation | None = field(default=None, init=False)
     _ready: _Ready | None = field(default=None, init=False)
-    # Messages interrupted before the conversation was open: stored first thing once it is.
+    # Messages interrupted before their reply began (the SDK loading, or a signal just after
+    # the line was read): stored, unanswered, before the next message or at exit.
     _unstored: list[str] = field(default_factory=list, init=False)
 
     def run(self) -> None:
@@ -180,7 +194,7 @@ class ChatLoop:
 
     def _loop(self, loop: asyncio.Runner, signals: _Signals, renderer: TurnRenderer) -> None:
         while True:
-            line = self.read_line(self.style.agent("you") + "> ")
+            line = signals.read(self.read_line, self.style.agent("you") + "> ")
             if line is None:
                 return
             checked = check_chat_line(line)
@@ -204,7 +218,9 @@ class ChatLoop:
                 continue
             if self.echo_input:
                 self.out.write(f"you: {inert(message)}\n")
-            answered = signals.run(loop, self._send(renderer, message))
+            # A signal before the reply began keeps the message, as one during it does.
+            answered = signals.run(loop, self._send(renderer, message),
+                                   on_skipped=functools.partial(self._unstored.append, message))
             if signals.received:
                 self._interrupted(signals, renderer)
             elif not answered:
