@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,9 @@ def test_ctrl_c_while_the_sdk_loads_returns_to_the_prompt_and_keeps_the_message(
             [sys.executable, "-m", "routing_runner", "chat", str(config), "-s", "c"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env=env, bufsize=0)
+        # A chat that stops answering fails the test (its output ends) instead of hanging it.
+        watchdog = threading.Timer(120, process.kill)
+        watchdog.start()
         assert process.stdin is not None and process.stderr is not None
         _read_until(process.stderr, "Ctrl-C interrupts a reply.")
         process.stdin.write("First question\n")
@@ -114,6 +118,7 @@ def test_ctrl_c_while_the_sdk_loads_returns_to_the_prompt_and_keeps_the_message(
         interrupted = _read_until(process.stdout, "\n")
         gate.touch()
         out, err = process.communicate("Second question\n", timeout=60)
+        watchdog.cancel()
         requests = [r.body["input"] for r in server.requests]
 
     assert process.returncode == 0, err
