@@ -76,6 +76,24 @@ def test_portuguese_is_recognised_as_portuguese_not_taken_for_spanish() -> None:
     ("Hola", "es"), ("hello", "en"), ("hi", "en"), ("bonjour", "fr"), ("salut", "fr"),
     ("merci", "fr"), ("gracias", "es"), ("thanks", "en"), ("ciao", "it"), ("olá", "pt"),
     ("Merci beaucoup !", "fr"), ("¿Qué tal?", "es")])
+def test_function_words_name_a_language_and_shared_ones_count_in_parts() -> None:
+    scores = lexicon.function_words("Ho un problema con il mio ordine")
+    assert max(scores, key=scores.__getitem__) == "it"
+    # "que" is French, Spanish, Portuguese and Catalan: a quarter each.
+    assert lexicon.function_words("que") == {"fr": 0.25, "es": 0.25, "pt": 0.25, "ca": 0.25}
+    assert lexicon.function_words("password reset") == {}
+
+
+def test_a_clean_sentence_the_trigram_look_misreads_is_routed_on_its_function_words() -> None:
+    # The trigram-only wide look calls it Italian; "how", "do", "I", "my" are English.
+    assert detect("How do I reset my password?", CONFIGURED).language == "en"
+    assert detect("Je n'arrive pas à me connecter", CONFIGURED).language == "fr"
+
+
+def test_a_message_in_unconfigured_function_words_stays_unrouted() -> None:
+    assert detect("Ho un problema con il mio ordine", CONFIGURED).language == "it"
+
+
 def test_short_messages_people_send_are_known_by_the_lexicon(text: str, language: str) -> None:
     found = detect(text, CONFIGURED)
     assert (found.language, found.source) == (language, "lexicon")
