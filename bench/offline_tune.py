@@ -100,7 +100,7 @@ def _flat(rows: Sequence[Row], configured: Sequence[str]) -> list[Flat]:
                      s.guard_weight if s.guard else -1.0, s.narrow, s.support,
                      s.agrees and s.candidate is not None, s.candidate is not None
                      and s.candidate == row.lang, row.lang in configured,
-                     None if s.words is None else s.words == s.candidate))
+                     None if s.evidence is None else s.evidence == s.candidate))
     return flat
 
 
@@ -108,7 +108,7 @@ def _fast_score(flat: Sequence[Flat], g: Gates) -> tuple[int, int, int]:
     """`_score` over `_flat` rows (the same decision as `judge`, written out for speed)."""
     right = wrong = weighted = 0
     for foreign, guard, narrow, support, agrees, correct, spoken, words in flat:
-        # Function words decide first (True: the candidate, False: an unconfigured language).
+        # Words decide first (True: the candidate, False: an unconfigured language).
         routed = words if words is not None else (
             foreign < g.foreign and guard < g.guard and narrow > 0 and (
                 (narrow >= g.narrow and support >= g.support)

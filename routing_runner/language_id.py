@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from . import lexicon
+from . import lexicon, vocabulary
 
 # Widely spoken languages the wide look always considers besides the configured ones.
 COMMON_LANGUAGES = frozenset(
@@ -60,6 +60,10 @@ LENGTH_BUCKETS = (12, 20, 40, 80)
 # says, "Ho un problema con il mio ordine" Italian. Tuned on the tuning split (1.0 and 2.0 do
 # worse; below 1.0 one shared word decides).
 WORDS_LEAD = 1.5
+# Common words (vocabulary.py) name a language when the share of the message's words its list
+# holds leads by this much: the candidate's list must hold every word and lead every other
+# list; an unconfigured language's list must lead the candidate's. Tuned on the tuning split.
+KNOWN_LEAD = 0.5
 # With no configured language, naming the language to the user needs this much confidence.
 UNROUTED_CONFIDENCE = 0.5
 
@@ -85,16 +89,16 @@ class Gates:
 # Tuned by bench/offline_tune.py (tuning split only); one row per length bucket.
 GATES: dict[str, tuple[Gates, ...]] = {
     "few": (
-        Gates(0.0, 0.3, 0.0, 0.0, 0.7),
-        Gates(0.5, 0.5, 0.9, 0.0, 0.99),
-        Gates(0.7, 0.5, 0.5, 0.3, 0.7),
-        Gates(0.8, 0.8, 0.8, 0.0, 0.7),
+        Gates(0.3, 0.5, 0.7, 0.0, 0.7),
+        Gates(0.0, 0.5, 0.8, 0.0, 0.99),
+        Gates(0.9, 0.9, 0.5, 0.1, 0.7),
+        Gates(0.8, 0.8, 0.6, 0.0, 0.7),
         Gates(0.7, 0.7, 0.6, 0.0, 1.01),
     ),
     "many": (
         Gates(1.01, 1.01, 0.0, 0.0, 0.7),
         Gates(1.01, 1.01, 0.2, 0.0, 0.7),
-        Gates(0.95, 0.95, 0.0, 0.0, 0.7),
+        Gates(0.95, 0.95, 0.3, 0.0, 0.7),
         Gates(1.01, 1.01, 0.3, 0.0, 0.7),
         Gates(0.7, 0.7, 0.0, 0.0, 0.7),
     ),
@@ -125,6 +129,14 @@ class Signals:
     # The language whose function words clearly lead (see `WORDS_LEAD`): the candidate or an
     # unconfigured language (a configured one the narrow look ranks lower says nothing sure).
     words: str | None = None
+    # The language whose common words cover clearly more of the message (see `KNOWN_LEAD`):
+    # the candidate, or an unconfigured language.
+    known: str | None = None
+
+    @property
+    def evidence(self) -> str | None:
+        """What the words say, function words first: the candidate, an unconfigured language."""
+        return self.words if self.words is not None else self.known
 
 
 def primary_subtag(tag: str) -> str:
@@ -178,8 +190,10 @@ class Detectors:
         # lingua needs two languages to choose between; with one the wide look decides.
         self.narrow = (builder.from_iso_codes_639_1(*codes(own))
                        .with_preloaded_language_models().build() if len(own) > 1 else None)
-        self.loaded: tuple[frozenset[str], frozenset[str]] = (
-            wide_languages(own), own if len(own) > 1 else frozenset())
+        # Word lists for the configured languages and their guards (those lists exist for).
+        self.lists = vocabulary.lists_for(own | guard_set(own))
+        self.loaded: tuple[frozenset[str], frozenset[str], frozenset[str]] = (
+            wide_languages(own), own if len(own) > 1 else frozenset(), frozenset(self.lists))
 
     @staticmethod
     def _values(detector: Any, text: str) -> dict[str, float]:
@@ -207,7 +221,22 @@ class Detectors:
             foreign_confidence=wide.get(top or "", 0.0) if top not in self.own else 0.0,
             guard=guard, guard_weight=sum(guards.values()),
             agrees=top is not None and top == candidate,
-            words=words if words == candidate or words not in self.own else None)
+            words=words if words == candidate or words not in self.own else None,
+            known=self._known(text, candidate))
+
+    def _known(self, text: str, candidate: str | None) -> str | None:
+        """The language whose word list clearly covers the most of `text` (see `KNOWN_LEAD`)."""
+        if candidate not in self.lists:
+            return None  # no list to weigh the others against
+        shares = vocabulary.coverage(text, self.lists)
+        if not shares:
+            return None
+        own = shares.pop(candidate)
+        if own >= 1.0 and own - max(shares.values(), default=0.0) >= KNOWN_LEAD:
+            return candidate
+        foreign = {lang: share for lang, share in shares.items() if lang not in self.own}
+        best = max(foreign, key=foreign.__getitem__) if foreign else None
+        return best if best is not None and foreign[best] - own >= KNOWN_LEAD else None
 
 
 def _words_leader(text: str) -> str | None:
@@ -222,13 +251,14 @@ def _words_leader(text: str) -> str | None:
 def judge(signals: Signals, gates: Gates) -> Detection:
     """Route to the candidate only when every gate lets it through; else say what it may be.
 
-    Function words decide first when they clearly lead: for the candidate they overrule the
-    wide look's doubts; for an unconfigured language nobody is sent the message.
+    Words decide first when they clearly name a language (`Signals.evidence`: function words,
+    then common words): for the candidate they overrule the wide look's doubts; for an
+    unconfigured language nobody is sent the message. Otherwise the gates judge the looks.
     """
-    if signals.words is not None:
-        if signals.words == signals.candidate:
+    if signals.evidence is not None:
+        if signals.evidence == signals.candidate:
             return Detection(signals.candidate, max(signals.narrow, signals.support))
-        return Detection(signals.words, 1.0)
+        return Detection(signals.evidence, 1.0)
     if signals.foreign is not None and signals.foreign_confidence >= gates.foreign:
         return Detection(signals.foreign, signals.foreign_confidence)
     if signals.guard is not None and signals.guard_weight >= gates.guard:
@@ -256,10 +286,10 @@ def detectors(configured: Iterable[str]) -> Detectors:
 
 
 def loaded() -> dict[str, frozenset[str]]:
-    """What this process has loaded so far: trigram-only and full models, by language."""
+    """What this process has loaded so far: trigram-only and full models, word lists."""
     with _lock:
-        return {"trigram": frozenset().union(*(d.loaded[0] for d in _built.values())),
-                "full": frozenset().union(*(d.loaded[1] for d in _built.values()))}
+        return {kind: frozenset().union(*(d.loaded[n] for d in _built.values()))
+                for n, kind in enumerate(("trigram", "full", "words"))}
 
 
 def prepare(configured: Iterable[str], *, wait: bool = False) -> None:

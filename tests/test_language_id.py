@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from routing_runner import lexicon
+from routing_runner import lexicon, vocabulary
 from routing_runner.language_id import detect, guard_set, wide_languages
 
 DATA = Path(__file__).resolve().parent / "data" / "langid"
@@ -84,6 +84,21 @@ def test_a_clean_sentence_the_trigram_look_misreads_is_routed_on_its_function_wo
     # The trigram-only wide look calls it Italian; "how", "do", "I", "my" are English.
     assert detect("How do I reset my password?", CONFIGURED).language == "en"
     assert detect("Je n'arrive pas à me connecter", CONFIGURED).language == "fr"
+
+
+def test_word_lists_hold_each_languages_most_common_words() -> None:
+    lists = vocabulary.lists_for(["en", "pt", "xx"])
+    assert set(lists) == {"en", "pt"}  # no list for an unknown language
+    assert len(lists["en"]) == vocabulary.SIZE
+    assert vocabulary.coverage("education program", lists) == {"en": 1.0, "pt": 0.0}
+    assert vocabulary.coverage("casa branca", lists)["pt"] == 1.0
+    assert vocabulary.coverage("42 !", lists) == {}
+
+
+def test_two_words_route_on_the_word_list_that_holds_them() -> None:
+    # Both looks hesitate on two words; English's word list holds both, Portuguese's neither.
+    assert detect("education program", CONFIGURED).language == "en"
+    assert detect("casa branca", CONFIGURED).language == "pt"
 
 
 def test_a_message_in_unconfigured_function_words_stays_unrouted() -> None:

@@ -1,0 +1,98 @@
+"""Common words by language, for the offline model: which languages a message's words belong to.
+
+Two-word messages ("education program", "casa branca") carry too few letters for the n-gram
+models to tell a language from its neighbours, but whole words do: both words of "education
+program" are among English's most common words and not Portuguese's. The lists are the `SIZE`
+most frequent words of each language in the word-frequency dictionaries the pyspellchecker
+package ships (MIT licence; built by its author from OpenSubtitles 2018 subtitles, P. Lison and
+J. Tiedemann, LREC 2016; see its README). Nothing is downloaded or copied into this project:
+they are read from the installed package when the detectors are built, and kept as a sorted
+array of word hashes (8 bytes a word, ~240 KiB a language). The dictionaries are read line by
+line so building a list never holds a whole dictionary in memory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from functools import cache
+from importlib import resources
+
+# The most frequent words kept per language (tuned on the tuning split: 10,000 routes fewer
+# two-word messages, 100,000 no more than this).
+SIZE = 30_000
+# One dictionary entry a line, `"word": count,`: the counts alone for the first pass; the second
+# matches only counts of at least `{digits}` digits, so most rare words never reach Python.
+_ENTRY = '^"([^"\\n]+)": (\\d{{{digits},}})'
+_COUNT = re.compile(rb'": (\d+)')
+_CHUNK = 1 << 18  # bytes of dictionary scanned at a time (regexes run in C, a chunk at once)
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+@cache
+def available() -> frozenset[str]:
+    """The languages a word list can be built for (those pyspellchecker ships)."""
+    folder = resources.files("spellchecker") / "resources"
+    return frozenset(entry.name.split(".")[0] for entry in folder.iterdir()
+                     if entry.name.endswith(".json.gz"))
+
+
+def _chunks(language: str) -> Iterator[bytes]:
+    """The decompressed dictionary in pieces that end at a line end."""
+    path = resources.files("spellchecker") / "resources" / f"{language}.json.gz"
+    with path.open("rb") as raw, gzip.open(raw) as data:
+        rest = b""
+        while piece := data.read(_CHUNK):
+            whole, _, rest = (rest + piece).rpartition(b"\n")
+            yield whole
+        yield rest
+
+
+def build(language: str) -> array[int]:
+    """The hashes of `language`'s `SIZE` most frequent words, sorted (two passes: counts, words).
+
+    Words tied at the cut-off count are taken in dictionary (alphabetical) order, so the list
+    is the same on every run.
+    """
+    counts = array("q")
+    for chunk in _chunks(language):
+        counts.extend(map(int, _COUNT.findall(chunk)))
+    top = sorted(counts)[-SIZE:]  # the counts are mostly small ints: sorting them is cheap
+    cutoff = top[0] if top else 0
+    room = SIZE - sum(1 for count in top if count > cutoff)
+    hashes = array("q")
+    entry = re.compile(_ENTRY.format(digits=len(str(cutoff))).encode(), re.MULTILINE)
+    for chunk in _chunks(language):
+        for word, count in entry.findall(chunk):
+            number = int(count)
+            if number > cutoff or (number == cutoff and room > 0):
+                room -= number == cutoff
+                hashes.append(hash(word.decode("utf-8")))
+    return array("q", sorted(hashes))
+
+
+def words(text: str) -> list[str]:
+    """The words of `text` as the lists hold them (letters only, case-folded)."""
+    return _WORD.findall(text.casefold())
+
+
+def coverage(text: str, lists: dict[str, array[int]]) -> dict[str, float]:
+    """The share of `text`'s words each language's list holds ({} for a text without words)."""
+    found = words(text)
+    if not found:
+        return {}
+    return {language: sum(_holds(hashes, hash(word)) for word in found) / len(found)
+            for language, hashes in lists.items()}
+
+
+def _holds(hashes: array[int], key: int) -> bool:
+    at = bisect_left(hashes, key)
+    return at < len(hashes) and hashes[at] == key
+
+
+def lists_for(languages: Iterable[str]) -> dict[str, array[int]]:
+    """Word lists for those of `languages` a list can be built for."""
+    return {language: build(language) for language in sorted(set(languages) & available())}
