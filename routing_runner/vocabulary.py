@@ -17,6 +17,7 @@ import gzip
 import re
 from array import array
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from functools import cache
 from importlib import resources
@@ -57,12 +58,17 @@ def build(language: str) -> array[int]:
     Words tied at the cut-off count are taken in dictionary (alphabetical) order, so the list
     is the same on every run.
     """
-    counts = array("q")
+    # How many words have each count (a few thousand distinct counts): small, unlike the counts.
+    histogram: Counter[bytes] = Counter()
     for chunk in _chunks(language):
-        counts.extend(map(int, _COUNT.findall(chunk)))
-    top = sorted(counts)[-SIZE:]  # the counts are mostly small ints: sorting them is cheap
-    cutoff = top[0] if top else 0
-    room = SIZE - sum(1 for count in top if count > cutoff)
+        histogram.update(_COUNT.findall(chunk))
+    cutoff, above = 0, 0
+    for count, words_with_it in sorted(((int(c), n) for c, n in histogram.items()), reverse=True):
+        if above + words_with_it >= SIZE:
+            cutoff = count
+            break
+        above += words_with_it
+    room = SIZE - above
     hashes = array("q")
     entry = re.compile(_ENTRY.format(digits=len(str(cutoff))).encode(), re.MULTILINE)
     for chunk in _chunks(language):

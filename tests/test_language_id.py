@@ -148,9 +148,12 @@ def test_only_the_languages_the_decision_needs_are_loaded() -> None:
     """In a fresh process: full models for the configured languages, trigrams for the rest."""
     script = ("from routing_runner.language_id import detect, loaded;"
               "detect('Where is my parcel? It has not arrived yet.', ['en', 'fr', 'es']);"
-              "print(sorted(loaded()['full']), sorted(loaded()['trigram']))")
+              "print(sorted(loaded()['full']), sorted(loaded()['trigram']),"
+              "      sorted(loaded()['words']))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           check=True, timeout=300)
-    full, trigram = done.stdout.strip().split("] [")
+    full, trigram, words = done.stdout.strip().split("] [")
     assert full == "['en', 'es', 'fr'"
     assert "'pt'" in trigram and "'ko'" not in trigram
+    # Word lists: the configured languages and those of their guards pyspellchecker has.
+    assert words == "'de', 'en', 'es', 'fr', 'it', 'nl', 'pt']"
