@@ -201,6 +201,7 @@ class Detectors:
         builder = lingua.LanguageDetectorBuilder
         self.wide = (builder.from_iso_codes_639_1(*codes(wide_languages(own)))
                      .with_low_accuracy_mode().with_preloaded_language_models().build())
+        _release_free_memory()  # so the narrow look's models load into it, not on top of it
         # lingua needs two languages to choose between; with one the wide look decides.
         self.narrow = (builder.from_iso_codes_639_1(*codes(own))
                        .with_preloaded_language_models().build() if len(own) > 1 else None)

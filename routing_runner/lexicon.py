@@ -179,7 +179,7 @@ _FUNCTION_WORDS: dict[str, str] = {
     "da": "og er at det en et jeg ikke som med på for af den til har vi du min mit kan hvordan "
           "hvad men også",
     "pl": "i w z na się nie jest to że do jak co mam mój moja ale czy dla od po tak jestem są",
-    "tr": "ve bir bu için ile da de çok ben sen ne nasıl var yok mi mı ama gibi daha olarak",
+    "tr": "ve bir bu için ile da de çok ben sen ne nasıl var yok mi mı ama gibi daha olarak",  # noqa: RUF001
 }
 
 

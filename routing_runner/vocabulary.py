@@ -20,7 +20,8 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from functools import cache
-from importlib import resources
+from importlib.util import find_spec
+from pathlib import Path
 
 # The most frequent words kept per language (tuned on the tuning split: 10,000 routes fewer
 # two-word messages, 100,000 no more than this).
@@ -34,17 +35,29 @@ _WORD = re.compile(r"[^\W\d_]+")
 
 
 @cache
+def _folder() -> Path | None:
+    """pyspellchecker's dictionaries, found without importing the package."""
+    spec = find_spec("spellchecker")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "resources"
+
+
+@cache
 def available() -> frozenset[str]:
     """The languages a word list can be built for (those pyspellchecker ships)."""
-    folder = resources.files("spellchecker") / "resources"
+    folder = _folder()
+    if folder is None or not folder.is_dir():
+        return frozenset()
     return frozenset(entry.name.split(".")[0] for entry in folder.iterdir()
                      if entry.name.endswith(".json.gz"))
 
 
 def _chunks(language: str) -> Iterator[bytes]:
     """The decompressed dictionary in pieces that end at a line end."""
-    path = resources.files("spellchecker") / "resources" / f"{language}.json.gz"
-    with path.open("rb") as raw, gzip.open(raw) as data:
+    folder = _folder()
+    assert folder is not None, "only called for available() languages"
+    with gzip.open(folder / f"{language}.json.gz") as data:
         rest = b""
         while piece := data.read(_CHUNK):
             whole, _, rest = (rest + piece).rpartition(b"\n")
