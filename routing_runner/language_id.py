@@ -222,6 +222,13 @@ class Detectors:
 
     def signals(self, text: str) -> Signals:
         """Both looks at `text`."""
+        words = _words_leader(text)
+        if words is not None and words not in self.own:
+            # Function words name an unconfigured language: whatever the looks say, `judge`
+            # keeps the message, so they are spared (the longest messages are mostly these).
+            return Signals(candidate=None, narrow=0.0, support=0.0, foreign=None,
+                           foreign_confidence=0.0, guard=None, guard_weight=0.0, agrees=False,
+                           words=words)
         wide = self._values(self.wide, text)
         if self.narrow is not None:
             narrow = self._values(self.narrow, text)
@@ -232,7 +239,6 @@ class Detectors:
         guards = {lang: wide.get(lang, 0.0) for lang in RELATED.get(candidate or "", ())
                   if lang not in self.own}
         guard = max(guards, key=guards.__getitem__) if guards else None
-        words = _words_leader(text)
         return Signals(
             candidate=candidate, narrow=narrow.get(candidate or "", 0.0),
             support=wide.get(candidate or "", 0.0),
@@ -240,7 +246,7 @@ class Detectors:
             foreign_confidence=wide.get(top or "", 0.0) if top not in self.own else 0.0,
             guard=guard, guard_weight=sum(guards.values()),
             agrees=top is not None and top == candidate,
-            words=words if words == candidate or words not in self.own else None,
+            words=words if words == candidate else None,
             known=self._known(text, candidate))
 
     def _known(self, text: str, candidate: str | None) -> str | None:
