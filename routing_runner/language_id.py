@@ -1,6 +1,6 @@
 """Language identification for the offline model: a curated lexicon first, then lingua.
 
-A routing decision must know when it does not know. Three looks, cheapest first:
+A routing decision must know when it does not know. Cheapest first:
 
 1. The lexicon (lexicon.py): "hola", "merci", "olá, tudo bem?" - short messages statistics
    cannot tell apart - are looked up.
@@ -10,7 +10,10 @@ A routing decision must know when it does not know. Three looks, cheapest first:
    spoken ones. A confident unconfigured language means "nobody here speaks it"; a configured
    language whose guards carry enough of the wide look's weight is not trusted either.
 3. A narrow look (lingua, all n-gram models, ~30 MiB a language) over the configured
-   languages only picks which of them it is, behind a gate.
+   languages only picks which of them it is, the *candidate*, behind a gate.
+4. Words overrule the looks when they clearly name a language (`judge`): function words
+   ("the", "não", "il": lexicon.function_words), then the languages' most common words
+   (vocabulary.py), which tell two-word messages apart where letter statistics cannot.
 
 The gates depend on the message length (bucketed) and on how many languages are configured;
 they were tuned by bench/offline_tune.py on the tuning split of tests/data/langid (see SOURCE.md

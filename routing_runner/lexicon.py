@@ -150,12 +150,12 @@ def _split(text: str) -> list[str]:
 
 # The most frequent function words (articles, pronouns, auxiliaries, prepositions,
 # conjunctions) of the languages the offline model most often confuses with one another.
-# Content words are left out: they are what the n-gram models read well. Sources: compiled by
-# hand by the routing-runner developers from each language's grammar basics; every word is in
-# the Snowball project's stop-word list for its language (snowballstem.org, BSD licence; Catalan,
-# Afrikaans and Turkish, which Snowball lacks, from the Wiktionary entries of the words), which
-# is where to check or extend a list. Words apostrophes split off ("l'", "qu'") appear as such
-# without the apostrophe ("l", "qu"), as `function_words` tokenises.
+# Content words are left out: they are what the n-gram models and the word lists read well.
+# Sources: compiled by hand by the routing-runner developers from each language's basic grammar
+# (not copied from a list); to check or extend one, compare it with the stop-word list the
+# Snowball project (snowballstem.org) publishes for the language, where there is one. Words an
+# apostrophe splits off ("l'", "qu'") appear without it ("l", "qu"), as `function_words`
+# tokenises.
 _FUNCTION_WORDS: dict[str, str] = {
     "en": "the and of to is are was were with this that have has you your my what how it for "
           "not can will would be from they we there which do does an at on i me am",
