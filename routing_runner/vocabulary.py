@@ -7,8 +7,9 @@ most frequent words of each language in the word-frequency dictionaries the pysp
 package ships (MIT licence; built by its author from OpenSubtitles 2018 subtitles, P. Lison and
 J. Tiedemann, LREC 2016; see its README). Nothing is downloaded or copied into this project:
 they are read from the installed package when the detectors are built, and kept as a sorted
-array of word hashes (8 bytes a word, ~240 KiB a language). The dictionaries are read line by
-line so building a list never holds a whole dictionary in memory.
+array of word hashes (8 bytes a word, ~240 KiB a language; Python's string hash, valid in the
+process that built the list and in the workers it forks). The dictionaries are read a chunk at
+a time, so building a list never holds a whole dictionary in memory.
 """
 
 from __future__ import annotations
