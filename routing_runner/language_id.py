@@ -201,6 +201,9 @@ class Detectors:
             return [lingua.IsoCode639_1.from_str(code) for code in sorted(languages)]
 
         self.own = own
+        # Word lists for the configured languages and their guards (those lists exist for),
+        # read by a child process while lingua loads.
+        lists = vocabulary.lists_later(own | guard_set(own))
         builder = lingua.LanguageDetectorBuilder
         self.wide = (builder.from_iso_codes_639_1(*codes(wide_languages(own)))
                      .with_low_accuracy_mode().with_preloaded_language_models().build())
@@ -208,12 +211,8 @@ class Detectors:
         # lingua needs two languages to choose between; with one the wide look decides.
         self.narrow = (builder.from_iso_codes_639_1(*codes(own))
                        .with_preloaded_language_models().build() if len(own) > 1 else None)
-        # Word lists for the configured languages and their guards (those lists exist for),
-        # built once the memory lingua used while loading went back to the system: on top of
-        # lingua's peak, not added to it.
         _release_free_memory()
-        self.lists = vocabulary.lists_for(own | guard_set(own))
-        _release_free_memory()
+        self.lists = lists()
         self.loaded: tuple[frozenset[str], frozenset[str], frozenset[str]] = (
             wide_languages(own), own if len(own) > 1 else frozenset(), frozenset(self.lists))
 

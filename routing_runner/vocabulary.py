@@ -7,19 +7,23 @@ most frequent words of each language in the word-frequency dictionaries the pysp
 package ships (MIT licence; built by its author from OpenSubtitles 2018 subtitles, P. Lison and
 J. Tiedemann, LREC 2016; see its README). Nothing is downloaded or copied into this project:
 they are read from the installed package when the detectors are built, and kept as a sorted
-array of word hashes (8 bytes a word, ~240 KiB a language; Python's string hash, valid in the
-process that built the list and in the workers it forks). The dictionaries are read a chunk at
-a time, so building a list never holds a whole dictionary in memory.
+array of word hashes (8 bytes a word, ~240 KiB a language). Reading them takes about a second
+of CPU, so `lists_for` has a child process do it (`python -m routing_runner.vocabulary`): the
+chat's first reply does not wait on it, and what reading allocates never counts in the chat's
+memory. The dictionaries are read a chunk at a time, so no process holds a whole one.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import re
+import subprocess
+import sys
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -90,8 +94,13 @@ def build(language: str) -> array[int]:
             number = int(count)
             if number > cutoff or (number == cutoff and room > 0):
                 room -= number == cutoff
-                hashes.append(hash(word.decode("utf-8")))
+                hashes.append(_hash(word))
     return array("q", sorted(hashes))
+
+
+def _hash(word: bytes) -> int:
+    # A hash every process computes alike (the built-in one differs between processes).
+    return int.from_bytes(hashlib.blake2b(word, digest_size=8).digest(), "little", signed=True)
 
 
 def words(text: str) -> list[str]:
@@ -104,7 +113,8 @@ def coverage(text: str, lists: dict[str, array[int]]) -> dict[str, float]:
     found = words(text)
     if not found:
         return {}
-    return {language: sum(_holds(hashes, hash(word)) for word in found) / len(found)
+    keys = [_hash(word.encode("utf-8")) for word in found]
+    return {language: sum(_holds(hashes, key) for key in keys) / len(found)
             for language, hashes in lists.items()}
 
 
@@ -115,4 +125,58 @@ def _holds(hashes: array[int], key: int) -> bool:
 
 def lists_for(languages: Iterable[str]) -> dict[str, array[int]]:
     """Word lists for those of `languages` a list can be built for."""
-    return {language: build(language) for language in sorted(set(languages) & available())}
+    return lists_later(languages)()
+
+
+def lists_later(languages: Iterable[str]) -> Callable[[], dict[str, array[int]]]:
+    """Start reading the word lists of `languages` in a child process; call the result for them.
+
+    Where no child process can be started or it fails, this process reads them itself.
+    """
+    wanted = sorted(set(languages) & available())
+    child: subprocess.Popen[bytes] | None = None
+    if wanted:
+        try:
+            child = subprocess.Popen([sys.executable, "-m", "routing_runner.vocabulary", *wanted],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+        except OSError:
+            child = None
+
+    def collect() -> dict[str, array[int]]:
+        if child is not None:
+            output, _ = child.communicate()
+            if child.returncode == 0:
+                try:
+                    return _unpack(output, wanted)
+                except ValueError:
+                    pass
+        return {language: build(language) for language in wanted}
+
+    return collect
+
+
+def _unpack(data: bytes, wanted: list[str]) -> dict[str, array[int]]:
+    """The lists `main` wrote: per language, its length (8 bytes) and its hashes."""
+    lists: dict[str, array[int]] = {}
+    at = 0
+    for language in wanted:
+        size = int.from_bytes(data[at:at + 8], "little")
+        hashes = array("q")
+        hashes.frombytes(data[at + 8:at + 8 + 8 * size])
+        if len(hashes) != size:
+            raise ValueError(f"word list for {language} cut short")
+        lists[language] = hashes
+        at += 8 + 8 * size
+    return lists
+
+
+def main(languages: list[str]) -> None:
+    """Write the lists of `languages`, in order, for `lists_for` (run as the child process)."""
+    for language in languages:
+        hashes = build(language)
+        sys.stdout.buffer.write(len(hashes).to_bytes(8, "little") + hashes.tobytes())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

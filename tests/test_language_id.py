@@ -95,6 +95,13 @@ def test_word_lists_hold_each_languages_most_common_words() -> None:
     assert vocabulary.coverage("42 !", lists) == {}
 
 
+def test_word_lists_are_read_here_when_no_child_process_can_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from_child = vocabulary.lists_for(["es"])
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    assert vocabulary.lists_for(["es"]) == from_child == {"es": vocabulary.build("es")}
+
+
 def test_two_words_route_on_the_word_list_that_holds_them() -> None:
     # Both looks hesitate on two words; English's word list holds both, Portuguese's neither.
     assert detect("education program", CONFIGURED).language == "en"
