@@ -8,7 +8,7 @@ package ships (MIT licence; built by its author from OpenSubtitles 2018 subtitle
 J. Tiedemann, LREC 2016; see its README). Nothing is downloaded or copied into this project:
 they are read from the installed package when the detectors are built, and kept as a sorted
 array of word hashes (8 bytes a word, ~240 KiB a language). Reading them takes about a second
-of CPU, so `lists_for` has a child process do it (`python -m routing_runner.vocabulary`): the
+of CPU, so `lists_for` has a child process do it (this file run as a script): the
 chat's first reply does not wait on it, and what reading allocates never counts in the chat's
 memory. The dictionaries are read a chunk at a time, so no process holds a whole one.
 """
@@ -137,7 +137,8 @@ def lists_later(languages: Iterable[str]) -> Callable[[], dict[str, array[int]]]
     child: subprocess.Popen[bytes] | None = None
     if wanted:
         try:
-            child = subprocess.Popen([sys.executable, "-m", "routing_runner.vocabulary", *wanted],
+            # This file as a script: the child needs nothing of the package beyond it.
+            child = subprocess.Popen([sys.executable, __file__, *wanted],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL)
         except OSError:
