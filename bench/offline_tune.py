@@ -40,7 +40,7 @@ CONFIGS = {"few": ("en", "fr", "es"),
 # languages every unconfigured language is rare and a kept message costs as much as a wrong one.
 WRONG_CAP = {"few": 0.007, "many": 0.04}
 WIDE_STEPS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 1.01)
-NARROW_STEPS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+NARROW_STEPS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 SUPPORT_STEPS = (0.0, 0.1, 0.2, 0.3)
 AGREE_STEPS = (0.7, 0.9, 0.99, 1.01)
 # A message in a configured language kept by triage costs its writer a second try; most
@@ -88,7 +88,7 @@ def _score(rows: Sequence[Row], gates: Gates, configured: Sequence[str]) -> tupl
     return right, wrong, weighted
 
 
-Flat = tuple[float, float, float, float, bool, bool, bool]
+Flat = tuple[float, float, float, float, bool, bool, bool, bool | None]
 
 
 def _flat(rows: Sequence[Row], configured: Sequence[str]) -> list[Flat]:
@@ -99,16 +99,20 @@ def _flat(rows: Sequence[Row], configured: Sequence[str]) -> list[Flat]:
         flat.append((s.foreign_confidence if s.foreign else -1.0,
                      s.guard_weight if s.guard else -1.0, s.narrow, s.support,
                      s.agrees and s.candidate is not None, s.candidate is not None
-                     and s.candidate == row.lang, row.lang in configured))
+                     and s.candidate == row.lang, row.lang in configured,
+                     None if s.evidence is None else s.evidence == s.candidate))
     return flat
 
 
 def _fast_score(flat: Sequence[Flat], g: Gates) -> tuple[int, int, int]:
     """`_score` over `_flat` rows (the same decision as `judge`, written out for speed)."""
     right = wrong = weighted = 0
-    for foreign, guard, narrow, support, agrees, correct, spoken in flat:
-        routed = (foreign < g.foreign and guard < g.guard and narrow > 0 and (
-            (narrow >= g.narrow and support >= g.support) or (agrees and support >= g.agree)))
+    for foreign, guard, narrow, support, agrees, correct, spoken, words in flat:
+        # Words decide first (True: the candidate, False: an unconfigured language).
+        routed = words if words is not None else (
+            foreign < g.foreign and guard < g.guard and narrow > 0 and (
+                (narrow >= g.narrow and support >= g.support)
+                or (agrees and support >= g.agree)))
         if routed and correct:
             right += 1
             weighted += CONFIGURED_WEIGHT

@@ -41,7 +41,7 @@ def detection(limit: int | None) -> dict[str, Any]:
     started = time.perf_counter()
     prepare(CONFIGURED, wait=True)
     build = time.perf_counter() - started
-    wide, narrow = detectors(CONFIGURED).loaded
+    wide, narrow, lists = detectors(CONFIGURED).loaded
     seconds = []
     for _set, _lang, text in _messages(limit):
         # CPU time: on a shared machine, wall time would count other processes' turns.
@@ -49,7 +49,8 @@ def detection(limit: int | None) -> dict[str, Any]:
         detect(text, CONFIGURED)
         seconds.append(time.process_time() - started)
     return {"build_seconds": build,
-            "loaded": {"trigram models": sorted(wide), "all n-gram models": sorted(narrow)},
+            "loaded": {"trigram models": sorted(wide), "all n-gram models": sorted(narrow),
+                       "word lists": sorted(lists)},
             "detect_ms": {"n": len(seconds), "median": 1000 * (median(seconds) or 0),
                           "p99": 1000 * (percentile(seconds, 0.99) or 0)}}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from routing_runner.runtime.offline import lexicon
+from routing_runner.runtime.offline import lexicon, vocabulary
 from routing_runner.runtime.offline.language_id import detect, guard_set, wide_languages
 
 DATA = Path(__file__).resolve().parent / "data" / "langid"
@@ -72,6 +72,47 @@ def test_portuguese_is_recognised_as_portuguese_not_taken_for_spanish() -> None:
     assert detect("Olá, tudo bem?", CONFIGURED).language == "pt"
 
 
+def test_function_words_name_a_language_and_shared_ones_count_in_parts() -> None:
+    scores = lexicon.function_words("Ho un problema con il mio ordine")
+    assert max(scores, key=scores.__getitem__) == "it"
+    # "que" is French, Spanish, Portuguese and Catalan: a quarter each.
+    assert lexicon.function_words("que") == {"fr": 0.25, "es": 0.25, "pt": 0.25, "ca": 0.25}
+    assert lexicon.function_words("password reset") == {}
+
+
+def test_a_clean_sentence_the_trigram_look_misreads_is_routed_on_its_function_words() -> None:
+    # The trigram-only wide look calls it Italian; "how", "do", "I", "my" are English.
+    assert detect("How do I reset my password?", CONFIGURED).language == "en"
+    assert detect("Je n'arrive pas à me connecter", CONFIGURED).language == "fr"
+
+
+def test_word_lists_hold_each_languages_most_common_words() -> None:
+    lists = vocabulary.lists_for(["en", "pt", "xx"])
+    assert set(lists) == {"en", "pt"}  # no list for an unknown language
+    assert len(lists["en"]) == vocabulary.SIZE
+    assert vocabulary.coverage("education program", lists) == {"en": 1.0, "pt": 0.0}
+    assert vocabulary.coverage("casa branca", lists)["pt"] == 1.0
+    assert vocabulary.coverage("42 !", lists) == {}
+
+
+def test_word_lists_are_read_here_when_no_child_process_can_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from_child = vocabulary.lists_for(["es"])
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    assert vocabulary.lists_for(["es"]) == from_child == {"es": vocabulary.build("es")}
+
+
+def test_two_words_route_on_the_word_list_that_holds_them() -> None:
+    # Both looks hesitate on two words; English's word list holds both, Portuguese's neither.
+    assert detect("education program", CONFIGURED).language == "en"
+    assert detect("obrigado amigo", CONFIGURED).language == "pt"
+    assert detect("casa branca", CONFIGURED).language not in CONFIGURED  # pt (or it: "branca")
+
+
+def test_a_message_in_unconfigured_function_words_stays_unrouted() -> None:
+    assert detect("Ho un problema con il mio ordine", CONFIGURED).language == "it"
+
+
 @pytest.mark.parametrize(("text", "language"), [
     ("Hola", "es"), ("hello", "en"), ("hi", "en"), ("bonjour", "fr"), ("salut", "fr"),
     ("merci", "fr"), ("gracias", "es"), ("thanks", "en"), ("ciao", "it"), ("olá", "pt"),
@@ -114,9 +155,12 @@ def test_only_the_languages_the_decision_needs_are_loaded() -> None:
     """In a fresh process: full models for the configured languages, trigrams for the rest."""
     script = ("from routing_runner.runtime.offline.language_id import detect, loaded;"
               "detect('Where is my parcel? It has not arrived yet.', ['en', 'fr', 'es']);"
-              "print(sorted(loaded()['full']), sorted(loaded()['trigram']))")
+              "print(sorted(loaded()['full']), sorted(loaded()['trigram']),"
+              "      sorted(loaded()['words']))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           check=True, timeout=300)
-    full, trigram = done.stdout.strip().split("] [")
+    full, trigram, words = done.stdout.strip().split("] [")
     assert full == "['en', 'es', 'fr'"
     assert "'pt'" in trigram and "'ko'" not in trigram
+    # Word lists: the configured languages and those of their guards pyspellchecker has.
+    assert words == "'de', 'en', 'es', 'fr', 'it', 'nl', 'pt']"

@@ -1,6 +1,6 @@
 """Language identification for the offline model: a curated lexicon first, then lingua.
 
-A routing decision must know when it does not know. Three looks, cheapest first:
+A routing decision must know when it does not know. Cheapest first:
 
 1. The lexicon (lexicon.py): "hola", "merci", "olá, tudo bem?" - short messages statistics
    cannot tell apart - are looked up.
@@ -10,7 +10,10 @@ A routing decision must know when it does not know. Three looks, cheapest first:
    spoken ones. A confident unconfigured language means "nobody here speaks it"; a configured
    language whose guards carry enough of the wide look's weight is not trusted either.
 3. A narrow look (lingua, all n-gram models, ~30 MiB a language) over the configured
-   languages only picks which of them it is, behind a gate.
+   languages only picks which of them it is, the *candidate*, behind a gate.
+4. Words overrule the looks when they clearly name a language (`judge`): function words
+   ("the", "não", "il": lexicon.function_words), then the languages' most common words
+   (vocabulary.py), which tell two-word messages apart where letter statistics cannot.
 
 The gates depend on the message length (bucketed) and on how many languages are configured;
 they were tuned by bench/offline_tune.py on the tuning split of tests/data/langid (see SOURCE.md
@@ -21,13 +24,14 @@ fork so worker processes share the pages.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from . import lexicon
+from . import lexicon, vocabulary
 
 # Widely spoken languages the wide look always considers besides the configured ones.
 COMMON_LANGUAGES = frozenset(
@@ -55,6 +59,15 @@ RELATED: Mapping[str, tuple[str, ...]] = {
 FEW = 4
 # Upper bounds (characters) of the length buckets the gates are given for; the last is open.
 LENGTH_BUCKETS = (12, 20, 40, 80)
+# Function words (lexicon.function_words) name a language when its count leads every other
+# language's by this much: "How do I reset my password?" is English whatever the trigram look
+# says, "Ho un problema con il mio ordine" Italian. Tuned on the tuning split (1.0 and 2.0 do
+# worse; below 1.0 one shared word decides).
+WORDS_LEAD = 1.5
+# Common words (vocabulary.py) name a language when the share of the message's words its list
+# holds leads by this much: the candidate's list must hold every word and lead every other
+# list; an unconfigured language's list must lead the candidate's. Tuned on the tuning split.
+KNOWN_LEAD = 0.5
 # With no configured language, naming the language to the user needs this much confidence.
 UNROUTED_CONFIDENCE = 0.5
 
@@ -80,18 +93,18 @@ class Gates:
 # Tuned by bench/offline_tune.py (tuning split only); one row per length bucket.
 GATES: dict[str, tuple[Gates, ...]] = {
     "few": (
-        Gates(0.0, 0.3, 0.3, 0.0, 0.7),
-        Gates(0.5, 0.5, 0.9, 0.0, 0.99),
-        Gates(0.7, 0.5, 0.7, 0.3, 0.9),
-        Gates(0.8, 0.8, 0.8, 0.0, 0.7),
-        Gates(0.7, 0.7, 0.7, 0.0, 1.01),
+        Gates(0.3, 0.5, 0.7, 0.0, 0.7),
+        Gates(0.0, 0.5, 0.8, 0.0, 0.99),
+        Gates(0.9, 0.9, 0.5, 0.1, 0.7),
+        Gates(0.8, 0.8, 0.6, 0.0, 0.7),
+        Gates(0.7, 0.7, 0.6, 0.0, 1.01),
     ),
     "many": (
-        Gates(1.01, 1.01, 0.3, 0.0, 0.7),
-        Gates(1.01, 1.01, 0.3, 0.0, 0.9),
+        Gates(1.01, 1.01, 0.0, 0.0, 0.7),
+        Gates(1.01, 1.01, 0.2, 0.0, 0.7),
         Gates(0.95, 0.95, 0.3, 0.0, 0.7),
         Gates(1.01, 1.01, 0.3, 0.0, 0.7),
-        Gates(1.01, 1.01, 0.3, 0.0, 0.7),
+        Gates(0.7, 0.7, 0.0, 0.0, 0.7),
     ),
 }
 
@@ -117,6 +130,17 @@ class Signals:
     guard: str | None  # the candidate's strongest unconfigured guard in the wide look
     guard_weight: float  # the share of all its unconfigured guards in the wide look
     agrees: bool  # the wide look's top language is the candidate
+    # The language whose function words clearly lead (see `WORDS_LEAD`): the candidate or an
+    # unconfigured language (a configured one the narrow look ranks lower says nothing sure).
+    words: str | None = None
+    # The language whose common words cover clearly more of the message (see `KNOWN_LEAD`):
+    # the candidate, or an unconfigured language.
+    known: str | None = None
+
+    @property
+    def evidence(self) -> str | None:
+        """What the words say, function words first: the candidate, an unconfigured language."""
+        return self.words if self.words is not None else self.known
 
 
 def primary_subtag(tag: str) -> str:
@@ -154,6 +178,19 @@ def gates_for(configured_count: int, text: str) -> Gates:
     return row[bucket]
 
 
+def _release_free_memory() -> None:
+    """Hand memory freed inside the process back to the system (glibc only; else nothing).
+
+    lingua frees a third of what it allocates while loading models; glibc keeps such memory
+    mapped, and the Python objects allocated next would settle in it instead of fresh pages.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.malloc_trim(0)
+
+
 class Detectors:
     """The lingua detectors one set of configured languages needs, built once."""
 
@@ -164,14 +201,20 @@ class Detectors:
             return [lingua.IsoCode639_1.from_str(code) for code in sorted(languages)]
 
         self.own = own
+        # Word lists for the configured languages and their guards (those lists exist for),
+        # read by a child process while lingua loads.
+        lists = vocabulary.lists_later(own | guard_set(own))
         builder = lingua.LanguageDetectorBuilder
         self.wide = (builder.from_iso_codes_639_1(*codes(wide_languages(own)))
                      .with_low_accuracy_mode().with_preloaded_language_models().build())
+        _release_free_memory()  # so the narrow look's models load into it, not on top of it
         # lingua needs two languages to choose between; with one the wide look decides.
         self.narrow = (builder.from_iso_codes_639_1(*codes(own))
                        .with_preloaded_language_models().build() if len(own) > 1 else None)
-        self.loaded: tuple[frozenset[str], frozenset[str]] = (
-            wide_languages(own), own if len(own) > 1 else frozenset())
+        _release_free_memory()
+        self.lists = lists()
+        self.loaded: tuple[frozenset[str], frozenset[str], frozenset[str]] = (
+            wide_languages(own), own if len(own) > 1 else frozenset(), frozenset(self.lists))
 
     @staticmethod
     def _values(detector: Any, text: str) -> dict[str, float]:
@@ -181,6 +224,13 @@ class Detectors:
 
     def signals(self, text: str) -> Signals:
         """Both looks at `text`."""
+        words = _words_leader(text)
+        if words is not None and words not in self.own:
+            # Function words name an unconfigured language: whatever the looks say, `judge`
+            # keeps the message, so they are spared (the longest messages are mostly these).
+            return Signals(candidate=None, narrow=0.0, support=0.0, foreign=None,
+                           foreign_confidence=0.0, guard=None, guard_weight=0.0, agrees=False,
+                           words=words)
         wide = self._values(self.wide, text)
         if self.narrow is not None:
             narrow = self._values(self.narrow, text)
@@ -197,11 +247,45 @@ class Detectors:
             foreign=top if top is not None and top not in self.own else None,
             foreign_confidence=wide.get(top or "", 0.0) if top not in self.own else 0.0,
             guard=guard, guard_weight=sum(guards.values()),
-            agrees=top is not None and top == candidate)
+            agrees=top is not None and top == candidate,
+            words=words if words == candidate else None,
+            known=self._known(text, candidate))
+
+    def _known(self, text: str, candidate: str | None) -> str | None:
+        """The language whose word list clearly covers the most of `text` (see `KNOWN_LEAD`)."""
+        if candidate not in self.lists:
+            return None  # no list to weigh the others against
+        shares = vocabulary.coverage(text, self.lists)
+        if not shares:
+            return None
+        own = shares.pop(candidate)
+        if own >= 1.0 and own - max(shares.values(), default=0.0) >= KNOWN_LEAD:
+            return candidate
+        foreign = {lang: share for lang, share in shares.items() if lang not in self.own}
+        best = max(foreign, key=foreign.__getitem__) if foreign else None
+        return best if best is not None and foreign[best] - own >= KNOWN_LEAD else None
+
+
+def _words_leader(text: str) -> str | None:
+    """The language whose function words lead every other's by `WORDS_LEAD`, if any."""
+    scores = sorted(lexicon.function_words(text).items(), key=lambda item: -item[1])
+    if not scores:
+        return None
+    runner_up = scores[1][1] if len(scores) > 1 else 0.0
+    return scores[0][0] if scores[0][1] - runner_up >= WORDS_LEAD else None
 
 
 def judge(signals: Signals, gates: Gates) -> Detection:
-    """Route to the candidate only when every gate lets it through; else say what it may be."""
+    """Route to the candidate only when every gate lets it through; else say what it may be.
+
+    Words decide first when they clearly name a language (`Signals.evidence`: function words,
+    then common words): for the candidate they overrule the wide look's doubts; for an
+    unconfigured language nobody is sent the message. Otherwise the gates judge the looks.
+    """
+    if signals.evidence is not None:
+        if signals.evidence == signals.candidate:
+            return Detection(signals.candidate, max(signals.narrow, signals.support))
+        return Detection(signals.evidence, 1.0)
     if signals.foreign is not None and signals.foreign_confidence >= gates.foreign:
         return Detection(signals.foreign, signals.foreign_confidence)
     if signals.guard is not None and signals.guard_weight >= gates.guard:
@@ -229,10 +313,10 @@ def detectors(configured: Iterable[str]) -> Detectors:
 
 
 def loaded() -> dict[str, frozenset[str]]:
-    """What this process has loaded so far: trigram-only and full models, by language."""
+    """What this process has loaded so far: trigram-only and full models, word lists."""
     with _lock:
-        return {"trigram": frozenset().union(*(d.loaded[0] for d in _built.values())),
-                "full": frozenset().union(*(d.loaded[1] for d in _built.values()))}
+        return {kind: frozenset().union(*(d.loaded[n] for d in _built.values()))
+                for n, kind in enumerate(("trigram", "full", "words"))}
 
 
 def prepare(configured: Iterable[str], *, wait: bool = False) -> None:
