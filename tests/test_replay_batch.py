@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
@@ -81,6 +82,11 @@ def test_hundreds_of_conversations_run_32_at_a_time_within_256_file_descriptors(
 def test_a_batch_leaves_no_file_or_connection_open(tmp_path: Path) -> None:
     config, transcripts = _batch(tmp_path, 40, per_file=20)
     _replay(config, transcripts, concurrency=4)  # imports and caches warm up first
+    # An earlier test's chat may still be building language models in the background (its
+    # word-list reader holds a pipe): let it finish so it does not close a file mid-count.
+    for thread in threading.enumerate():
+        if thread.name == "language-models":
+            thread.join()
     before = sorted(os.listdir("/proc/self/fd"))
     peak = 0
 
