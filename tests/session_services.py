@@ -8,8 +8,10 @@ Every test gets its own table prefix / key prefix and removes what it wrote.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -113,3 +115,25 @@ async def redis_ttl(key: str) -> int:
         return int(await client.ttl(key))
     finally:
         await client.aclose()
+
+
+@contextlib.contextmanager
+def postgres_prefix() -> Iterator[str]:
+    """A fresh table prefix on the test PostgreSQL (which must answer); its tables go after."""
+    require("PostgreSQL")
+    prefix = unique_prefix()
+    try:
+        yield prefix
+    finally:
+        drop_postgres_tables(prefix)
+
+
+@contextlib.contextmanager
+def redis_prefix() -> Iterator[str]:
+    """A fresh key prefix on the test Redis (which must answer); its keys go after."""
+    require("Redis")
+    prefix = unique_prefix()
+    try:
+        yield prefix
+    finally:
+        drop_redis_keys(prefix)

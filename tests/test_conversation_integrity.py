@@ -111,21 +111,13 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path,
     if request.param == "sqlite":
         yield _sql_storage(tmp_path)
     elif request.param == "postgres":
-        services.require("PostgreSQL")
-        prefix = services.unique_prefix()
         monkeypatch.setenv("DATABASE_URL", services.POSTGRES_URL)
-        try:
+        with services.postgres_prefix() as prefix:
             yield _postgres_storage(tmp_path, prefix)
-        finally:
-            services.drop_postgres_tables(prefix)
     else:
-        services.require("Redis")
-        prefix = services.unique_prefix()
         monkeypatch.setenv("REDIS_URL", services.REDIS_URL)
-        try:
+        with services.redis_prefix() as prefix:
             yield _redis_storage(tmp_path, prefix)
-        finally:
-            services.drop_redis_keys(prefix)
 
 
 def _chat(cli: CliRunner, config: Path, *messages: str) -> Any:

@@ -37,21 +37,13 @@ def config(request: pytest.FixtureRequest, tmp_path: Path,
     elif request.param == "encrypted":
         yield _config(tmp_path, "  backend: sqlite\n  encryption: {ttl: 30d}\n")
     elif request.param == "postgres":
-        services.require("PostgreSQL")
-        prefix = services.unique_prefix()
         monkeypatch.setenv("DATABASE_URL", services.POSTGRES_URL)
-        try:
+        with services.postgres_prefix() as prefix:
             yield _config(tmp_path, f"  backend: sqlalchemy\n  table_prefix: {prefix}\n")
-        finally:
-            services.drop_postgres_tables(prefix)
     else:
-        services.require("Redis")
-        prefix = services.unique_prefix()
         monkeypatch.setenv("REDIS_URL", services.REDIS_URL)
-        try:
+        with services.redis_prefix() as prefix:
             yield _config(tmp_path, f"  backend: redis\n  key_prefix: {prefix}\n  ttl: 1h\n")
-        finally:
-            services.drop_redis_keys(prefix)
 
 
 def _chat(cli: CliRunner, config: Path, session_id: str, *messages: str) -> str:

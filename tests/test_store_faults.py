@@ -135,12 +135,8 @@ def _kill_redis_connections(pid: int) -> int:
 
 @pytest.fixture
 def redis_prefix() -> Iterator[str]:
-    services.require("Redis")
-    prefix = services.unique_prefix()
-    try:
+    with services.redis_prefix() as prefix:
         yield prefix
-    finally:
-        services.drop_redis_keys(prefix)
 
 
 def test_a_killed_redis_connection_is_reconnected_and_the_chat_goes_on(
@@ -262,12 +258,8 @@ def _asyncpg_url() -> str:
 
 @pytest.fixture
 def pg_prefix() -> Iterator[str]:
-    services.require("PostgreSQL")
-    prefix = services.unique_prefix()
-    try:
+    with services.postgres_prefix() as prefix:
         yield prefix
-    finally:
-        services.drop_postgres_tables(prefix)
 
 
 async def _terminate_while_blocked(chat: Chat, table: str, message: str) -> None:

@@ -50,21 +50,13 @@ def shared_store(request: pytest.FixtureRequest,
     if request.param == "sqlite":
         yield DEFAULT_SESSION
     elif request.param == "postgres":
-        services.require("PostgreSQL")
-        prefix = services.unique_prefix()
         monkeypatch.setenv("DATABASE_URL", services.POSTGRES_URL)
-        try:
+        with services.postgres_prefix() as prefix:
             yield f"  backend: sqlalchemy\n  table_prefix: {prefix}\n"
-        finally:
-            services.drop_postgres_tables(prefix)
     else:
-        services.require("Redis")
-        prefix = services.unique_prefix()
         monkeypatch.setenv("REDIS_URL", services.REDIS_URL)
-        try:
+        with services.redis_prefix() as prefix:
             yield f"  backend: redis\n  key_prefix: {prefix}\n"
-        finally:
-            services.drop_redis_keys(prefix)
 
 
 # -- conversations belong to their config ----------------------------------------------------

@@ -64,7 +64,7 @@ def _run(config: Config, action: Callable[[SessionStore], Awaitable[T]]) -> T:
 def _turns(summary: SessionSummary) -> str:
     if summary.turns is None:
         return "? turns"
-    return f"{summary.turns} turn{'' if summary.turns == 1 else 's'}"
+    return count(summary.turns, "turn")
 
 
 def _unclaimed(summaries: list[SessionSummary]) -> str:
@@ -105,8 +105,7 @@ def list_sessions(
         typer.echo(json.dumps([summary_record(s) for s in summaries], indent=2,
                               ensure_ascii=False))
         return
-    count = len(summaries)
-    typer.echo(inert(f"{count} conversation{'' if count == 1 else 's'} in {description}"
+    typer.echo(inert(f"{count(len(summaries), 'conversation')} in {description}"
                      f"{_unclaimed(summaries)}"), err=True)
     if summaries:
         typer.echo("\n".join(summary_table(summaries)))
@@ -216,14 +215,14 @@ def clear(config: ConfigArg, yes: YesOption = False) -> None:
     """
     cfg = _config(config)
 
-    async def count(store: SessionStore) -> tuple[str, int, int]:
+    async def tally(store: SessionStore) -> tuple[str, int, int]:
         summaries = await store.list_sessions()
         unclaimed = sum(s.owner is None for s in summaries) if store.owner else 0
         return store.description, len(summaries) - unclaimed, unclaimed
 
-    description, total, unclaimed = _run(cfg, count)
+    description, total, unclaimed = _run(cfg, tally)
     if unclaimed:
-        typer.echo(f"keeping {unclaimed} conversation{'' if unclaimed == 1 else 's'} stored "
+        typer.echo(f"keeping {count(unclaimed, 'conversation')} stored "
                    "before conversations belonged to a config (they may be another config's); "
                    "see `routing-runner sessions list`, delete one with `sessions delete`",
                    err=True)
@@ -240,8 +239,7 @@ def clear(config: ConfigArg, yes: YesOption = False) -> None:
         return await store.clear()
 
     deleted, in_use = _run(cfg, remove)
-    typer.echo(f"deleted {len(deleted)} conversation{'' if len(deleted) == 1 else 's'}",
-               err=True)
+    typer.echo(f"deleted {count(len(deleted), 'conversation')}", err=True)
     if in_use:
         typer.echo(f"error: kept {len(in_use)} in use by another process: {', '.join(in_use)}",
                    err=True)

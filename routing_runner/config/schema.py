@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from routing_runner.errors import Problem
-from routing_runner.wording import did_you_mean
+from routing_runner.wording import count, did_you_mean
 
 from .document import Document, PathKey
 
@@ -126,7 +126,7 @@ def _message(error: ValidationError, shown: str) -> str:
     if validator == "minLength" and value == 1:
         return "must not be empty"
     if validator == "minProperties":
-        return f"must have at least {value} entr{'y' if value == 1 else 'ies'}"
+        return f"must have at least {count(value, 'entry', 'entries')}"
     # jsonschema's own messages quote the value; show it the way the document does.
     return error.message.replace(repr(instance), shown)
 

@@ -10,7 +10,7 @@ import openai
 from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorError
 
 from routing_runner.errors import RoutingRunnerError
-from routing_runner.wording import redact_url, redact_urls
+from routing_runner.wording import count, redact_url, redact_urls
 
 from .events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded
 from .providers import endpoint_hint
@@ -91,7 +91,7 @@ def describe_failure(exc: BaseException, max_turns: int, retries: int = 0,
         elif seen.response_open:
             text = "the provider's stream ended before the response was complete; /retry"
     if retries:
-        text += f" (after {retries} retr{'y' if retries == 1 else 'ies'})"
+        text += f" (after {count(retries, 'retry', 'retries')})"
     return redact_urls(" ".join(text.split()))
 
 

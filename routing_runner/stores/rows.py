@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from routing_runner.errors import StoreError
 from routing_runner.user_text import encodable
+from routing_runner.wording import count
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet, MultiFernet
@@ -139,7 +140,7 @@ def check_readable(rows: Sequence[StoredRow], session_id: str, description: str)
     bad = sum(row.problem is not None for row in rows)
     if bad:
         raise UnreadableRowsError(
-            f"conversation {session_id!r} in {description} has {bad} unreadable "
-            f"row{'' if bad == 1 else 's'} ({describe_unreadable(rows)}) of {len(rows)}; "
+            f"conversation {session_id!r} in {description} has "
+            f"{count(bad, 'unreadable row')} ({describe_unreadable(rows)}) of {len(rows)}; "
             "the model would not see them, so nothing was sent: `routing-runner sessions show` "
             "marks them, `routing-runner sessions repair CONFIG ID --drop-unreadable` drops them")
