@@ -14,9 +14,15 @@ import contextlib
 import hashlib
 import os
 import re
-import stat
 from collections.abc import Callable
 from pathlib import Path
+
+from routing_runner.private_files import (
+    OWNER_ONLY_FILE,
+    check_existing,
+    open_private,
+    private_folder,
+)
 
 HISTORY_LINES = 1000
 # Escape sequences readline left in the line (a key it has no binding for) and other control
@@ -44,14 +50,11 @@ class History:
         self.path = path
 
     def _open(self, flags: int) -> int:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.path.parent.chmod(0o700)
-        descriptor = os.open(self.path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
-            os.close(descriptor)
-            raise OSError(f"{self.path} is not a regular file of yours")
-        os.fchmod(descriptor, 0o600)
+        private_folder(self.path.parent, ours=True)
+        if not flags & os.O_CREAT and not check_existing(self.path):
+            raise FileNotFoundError(self.path)
+        descriptor = open_private(self.path, flags)
+        os.fchmod(descriptor, OWNER_ONLY_FILE)  # a history file made looser by hand
         return descriptor
 
     def load(self) -> list[str]:
