@@ -31,7 +31,6 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from routing_runner.errors import RoutingRunnerError, SessionIdError, SessionInUseError, StoreError
-from routing_runner.user_text import encodable
 
 from .conversation import Conversation
 from .items import is_user_message
@@ -185,8 +184,7 @@ class SessionStore(ABC):
 
         rows = await self.read_rows(session_id)
         check_readable(rows, session_id, self.description)
-        # Text stored before input was checked may hold lone surrogates no request can encode.
-        return encodable([row.item for row in rows if row.item is not None])  # type: ignore[no-any-return]
+        return [row.item for row in rows if row.item is not None]
 
     async def read_rows(self, session_id: str) -> list[StoredRow]:
         """The stored rows of a conversation, each read or saying why it cannot be.
