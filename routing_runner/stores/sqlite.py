@@ -53,11 +53,16 @@ def _owner_only(path: Path) -> None:
     """
     create_private(path)
     for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        if not check_existing(candidate):
+        try:
+            if not check_existing(candidate):
+                continue
+            mode = stat.S_IMODE(os.lstat(candidate).st_mode)
+            if mode & 0o077:
+                os.chmod(candidate, mode & 0o700)
+        except FileNotFoundError:
+            # SQLite deletes the side files when another process's last connection closes,
+            # which can happen between the check and the chmod: nothing is left to fix.
             continue
-        mode = stat.S_IMODE(os.lstat(candidate).st_mode)
-        if mode & 0o077:
-            os.chmod(candidate, mode & 0o700)
 
 
 @cache
