@@ -23,6 +23,7 @@ from routing_runner.wording import count, inert
 from .chat import chat
 from .common import Commands, ConfigArg, fail, load
 from .replay import replay
+from .serve import serve
 from .sessions import app as sessions_app
 
 app = typer.Typer(
@@ -91,6 +92,7 @@ def schema(
 
 app.command()(chat)
 app.command()(replay)
+app.command()(serve)
 app.add_typer(sessions_app)
 
 

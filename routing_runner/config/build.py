@@ -35,6 +35,7 @@ from .model import (
     duration_seconds,
     handoff_tool_name,
 )
+from .serve import ServeConfig
 
 
 def _notes_free(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,6 +92,7 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         max_turns=raw.get("run", {}).get("max_turns", DEFAULT_MAX_TURNS),
         workflow_name=raw.get("run", {}).get("workflow_name"),
         tracing=raw.get("run", {}).get("tracing", False),
+        serve=ServeConfig.from_dict(raw.get("serve", {})),
     )
     return config, problems
 

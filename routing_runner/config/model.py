@@ -10,6 +10,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from .serve import ServeConfig
+
 Provider = Literal["auto", "openai", "openai-compatible", "litellm", "offline"]
 Api = Literal["responses", "chat_completions"]
 NextTurn = Literal["last_agent", "entry"]
@@ -212,6 +214,7 @@ class Config:
     max_turns: int = DEFAULT_MAX_TURNS
     workflow_name: str | None = None
     tracing: bool = False
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     @property
     def title(self) -> str:

@@ -48,8 +48,11 @@ class TurnRunner:
             await conversation.get_active_agent()
         return self.graph.agents[self.graph.config.first_agent(last)]
 
-    async def run(self, conversation: Conversation, message: str) -> AsyncIterator[Event]:
+    async def run(self, conversation: Conversation, message: str, *,
+                  first_agent: str | None = None) -> AsyncIterator[Event]:
         """Run one turn; yield its events, ending with TurnEnded or TurnFailed.
+
+        `first_agent` answers instead of the one routing picks (`serve`'s per-agent models).
 
         A store that cannot be read or written fails this turn only (the server may be back
         for the next one); nothing is sent to the model when the turn cannot start.
@@ -57,7 +60,8 @@ class TurnRunner:
         max_turns = self.graph.config.max_turns
         try:
             await conversation.check_readable()
-            agent = await self.agent_for(conversation)
+            agent = self.graph.agents[first_agent] if first_agent else \
+                await self.agent_for(conversation)
         except StoreError as exc:
             yield TurnFailed(self.graph.config.entry, describe_failure(exc, max_turns)
                              + "; your message was not stored")

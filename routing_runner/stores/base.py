@@ -26,8 +26,10 @@ missing optional one names the extra that provides it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from routing_runner.errors import RoutingRunnerError, SessionIdError, SessionInUseError, StoreError
@@ -84,6 +86,7 @@ class SessionStore(ABC):
         self.encryption = encryption
         self.owner: str | None = None  # set by open_store from the config
         self._leases: list[Lease] = []
+        self._turn_locks: dict[str, asyncio.Lock] = {}
 
     # -- what the chat and the turn runner use --------------------------------------------
 
@@ -130,6 +133,33 @@ class SessionStore(ABC):
         """Add `turns` (may be negative) to the turn count of `session_id`."""
         await self.guarded(self._write_state(session_id, agent=None, turns=turns),
                            f"save the turn count of conversation {session_id!r}")
+
+    @contextlib.asynccontextmanager
+    async def turn_lock(self, session_id: str, *, wait: float) -> AsyncIterator[None]:
+        """Exclusive use of `session_id` for one turn, waiting up to `wait` seconds for it;
+        SessionInUseError when it stays busy.
+
+        This default serialises the turns of one process only; backends shared between
+        processes override it with a lock of their own.
+        """
+        lock = self._turn_locks.setdefault(session_id, asyncio.Lock())
+        try:
+            await asyncio.wait_for(lock.acquire(), wait)
+        except TimeoutError:
+            raise SessionInUseError(f"conversation {session_id!r} is busy with another "
+                                    f"request (waited {wait:g} s)") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    async def release(self, session_id: str) -> None:
+        """Close what this store holds open for `session_id` (a SQLite session's connections).
+
+        A chat keeps its conversation until close(); a server answering many conversations
+        releases each after its turn, or it would hold one connection per conversation served.
+        """
+        await self.guarded(self._release(session_id), f"close conversation {session_id!r}")
 
     async def check(self) -> None:
         """Reach the backend now (connect, create tables); StoreError when it cannot be used.
@@ -367,6 +397,9 @@ class SessionStore(ABC):
     def _store_error(self, exc: Exception, doing: str) -> StoreError | None:
         """The StoreError for a backend exception, or None to let it propagate."""
         return None
+
+    async def _release(self, session_id: str) -> None:  # noqa: B027 - most hold nothing
+        """Close the backend's sessions of `session_id`."""
 
     async def _check(self) -> None:  # noqa: B027 - stores that open eagerly have nothing to do
         """Connect to the backend."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,11 @@ class Conversation:
     async def add_unanswered(self, messages: list[str]) -> None:
         """Store user messages that got no reply (interrupted before their reply began)."""
         await self.session.add_items([{"role": "user", "content": text} for text in messages])
+
+    async def add_history(self, messages: Sequence[tuple[str, str]]) -> None:
+        """Store earlier messages, each a role ("user" or "assistant") and its text."""
+        await self.session.add_items([{"role": role, "content": text}  # type: ignore[misc]
+                                      for role, text in messages])
 
     async def reset(self) -> None:
         """Forget every item: the conversation starts over (replay starts each run so)."""

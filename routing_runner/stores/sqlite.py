@@ -345,6 +345,12 @@ class SQLiteStore(SessionStore):
             return StoreError(f"cannot {doing} in the session database {self.path}: {exc}")
         return None
 
+    async def _release(self, session_id: str) -> None:
+        done = [s for s in self._sessions if s.session_id == session_id]
+        self._sessions = [s for s in self._sessions if s.session_id != session_id]
+        for session in done:
+            await asyncio.to_thread(session.close)
+
     async def _close(self) -> None:
         sessions, self._sessions = self._sessions, []
         for session in sessions:
