@@ -9,10 +9,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from routing_runner.errors import SessionIdError, SessionInUseError
-from routing_runner.session_admin import export_document
+from routing_runner.session_admin import export_document, stored_turns
 
 from .metrics import CONTENT_TYPE
 from .problems import HttpProblem, not_found
+from .requests import route
 from .state import server_of
 
 _STARTED = int(time.time())
@@ -27,7 +28,8 @@ async def models(request: Request) -> Response:
 
 
 async def show_session(request: Request) -> Response:
-    """`GET /v1/sessions/{id}`: the conversation as `sessions export` writes it."""
+    """`GET /v1/sessions/{id}`: the conversation as `sessions export` writes it, and its
+    `turns` (user message, answering agent, route, reply)."""
     server = server_of(request)
     session_id = request.path_params["session_id"]
     try:
@@ -39,7 +41,13 @@ async def show_session(request: Request) -> Response:
         raise not_found(str(exc), "session_not_found") from None
     finally:
         await server.store.release(session_id)
-    return JSONResponse(export_document(summary, items, server.store.description))
+    document = export_document(summary, items, server.store.description)
+    # The turns as the chat showed them (stored items carry no agent names): the page's history.
+    document["turns"] = [
+        {"user": user, "agent": ended.agent if ended else None,
+         "route": route(ended) if ended else [], "text": ended.text if ended else None}
+        for user, ended in stored_turns(items, server.config)]
+    return JSONResponse(document)
 
 
 async def delete_session(request: Request) -> Response:
@@ -60,7 +68,7 @@ async def delete_session(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    """`GET /healthz`: up, and whether the store answers."""
+    """`GET /healthz`: the worker is up (its store answered when it started)."""
     server = server_of(request)
     return JSONResponse({"status": "ok", "store": server.store.description})
 

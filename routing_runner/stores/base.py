@@ -26,10 +26,9 @@ missing optional one names the extra that provides it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from routing_runner.errors import RoutingRunnerError, SessionIdError, SessionInUseError, StoreError
@@ -44,6 +43,7 @@ from .records import (
     Reservation,
     SessionSummary,
     TableNames,
+    TurnLocks,
     check_session_id,
     new_session_id,
     require_extra,
@@ -86,7 +86,7 @@ class SessionStore(ABC):
         self.encryption = encryption
         self.owner: str | None = None  # set by open_store from the config
         self._leases: list[Lease] = []
-        self._turn_locks: dict[str, asyncio.Lock] = {}
+        self._turn_locks = TurnLocks()
 
     # -- what the chat and the turn runner use --------------------------------------------
 
@@ -134,32 +134,13 @@ class SessionStore(ABC):
         await self.guarded(self._write_state(session_id, agent=None, turns=turns),
                            f"save the turn count of conversation {session_id!r}")
 
-    @contextlib.asynccontextmanager
-    async def turn_lock(self, session_id: str, *, wait: float) -> AsyncIterator[None]:
-        """Exclusive use of `session_id` for one turn, waiting up to `wait` seconds for it;
-        SessionInUseError when it stays busy.
+    def turn_lock(self, session_id: str, *, wait: float) -> AbstractAsyncContextManager[None]:
+        """Exclusive use of `session_id` for one turn, waiting up to `wait` seconds, else
+        SessionInUseError. This default holds within one process; shared backends override it."""
+        return self._turn_locks.hold(session_id, wait)
 
-        This default serialises the turns of one process only; backends shared between
-        processes override it with a lock of their own.
-        """
-        lock = self._turn_locks.setdefault(session_id, asyncio.Lock())
-        try:
-            await asyncio.wait_for(lock.acquire(), wait)
-        except TimeoutError:
-            raise SessionInUseError(f"conversation {session_id!r} is busy with another "
-                                    f"request (waited {wait:g} s)") from None
-        try:
-            yield
-        finally:
-            lock.release()
-
-    async def release(self, session_id: str) -> None:
-        """Close what this store holds open for `session_id` (a SQLite session's connections).
-
-        A chat keeps its conversation until close(); a server answering many conversations
-        releases each after its turn, or it would hold one connection per conversation served.
-        """
-        await self.guarded(self._release(session_id), f"close conversation {session_id!r}")
+    async def release(self, session_id: str) -> None:  # noqa: B027 - most stores hold nothing
+        """Close what this store holds for `session_id` (a server's, after each turn)."""
 
     async def check(self) -> None:
         """Reach the backend now (connect, create tables); StoreError when it cannot be used.
@@ -397,9 +378,6 @@ class SessionStore(ABC):
     def _store_error(self, exc: Exception, doing: str) -> StoreError | None:
         """The StoreError for a backend exception, or None to let it propagate."""
         return None
-
-    async def _release(self, session_id: str) -> None:  # noqa: B027 - most hold nothing
-        """Close the backend's sessions of `session_id`."""
 
     async def _check(self) -> None:  # noqa: B027 - stores that open eagerly have nothing to do
         """Connect to the backend."""

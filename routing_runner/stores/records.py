@@ -6,11 +6,12 @@ import asyncio
 import importlib.util
 import re
 import secrets
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from routing_runner.errors import SessionIdError, StoreError
+from routing_runner.errors import SessionIdError, SessionInUseError, StoreError
 
 # Letters, digits, '.', '_' and '-': safe as a file name (the SQLite lock files), as a SQL
 # parameter and inside a Redis key (no ':' to split on, no glob characters).
@@ -126,3 +127,33 @@ class Reservation:
     def is_new(self) -> bool:
         """Nothing is stored for this conversation yet."""
         return self.summary is None
+
+
+class TurnLocks:
+    """One asyncio lock per conversation: turns of one process, one at a time."""
+
+    def __init__(self) -> None:
+        # Each lock with the number of turns holding or awaiting it; dropped at zero.
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, session_id: str, wait: float) -> AsyncIterator[None]:
+        """Hold `session_id`'s lock, waiting up to `wait` seconds; SessionInUseError after."""
+        lock, users = self._locks.get(session_id, (asyncio.Lock(), 0))
+        self._locks[session_id] = (lock, users + 1)
+        try:
+            try:
+                await asyncio.wait_for(lock.acquire(), wait)
+            except TimeoutError:
+                raise SessionInUseError(f"conversation {session_id!r} is busy with another "
+                                        f"request (waited {wait:g} s)") from None
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            lock, users = self._locks[session_id]
+            if users == 1:
+                del self._locks[session_id]
+            else:
+                self._locks[session_id] = (lock, users - 1)

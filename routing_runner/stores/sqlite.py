@@ -345,7 +345,8 @@ class SQLiteStore(SessionStore):
             return StoreError(f"cannot {doing} in the session database {self.path}: {exc}")
         return None
 
-    async def _release(self, session_id: str) -> None:
+    async def release(self, session_id: str) -> None:
+        """Close the SQLite sessions of `session_id` (each holds a connection per thread)."""
         done = [s for s in self._sessions if s.session_id == session_id]
         self._sessions = [s for s in self._sessions if s.session_id != session_id]
         for session in done:
