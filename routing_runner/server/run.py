@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,9 @@ def serve(config: Config, launch: Launch, listen: Listen) -> None:
     import uvicorn
 
     os.environ[ENVIRONMENT_VARIABLE] = launch.to_environment()
+    # uvicorn raises the signal that stopped it again once it has shut down, to die of it;
+    # after a clean shutdown on SIGTERM, `serve` exits 0 instead (Ctrl-C still ends it 130).
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     uvicorn.run("routing_runner.server.app:from_environment", factory=True,
                 host=listen.host, port=listen.port, workers=listen.workers,
                 timeout_graceful_shutdown=math.ceil(config.serve.shutdown_grace),

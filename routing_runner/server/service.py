@@ -141,6 +141,10 @@ class TurnService:
         self.metrics.in_flight.inc()
         try:
             async with self.store.turn_lock(turn.session_id, wait=limits.lock_wait):
+                if reservation.is_new:
+                    # Its state record makes the conversation known before the response
+                    # names it: a request for it meanwhile waits (409), it is not a 404.
+                    await self.store.record_turns(turn.session_id, 0)
                 locked.set_result(None)
                 try:
                     async with asyncio.timeout(limits.turn_timeout):

@@ -143,7 +143,9 @@ class TurnLocks:
         self._locks[session_id] = (lock, users + 1)
         try:
             try:
-                await asyncio.wait_for(lock.acquire(), wait)
+                # A free lock is taken at once: wait_for with no time left would not even try.
+                await (lock.acquire() if not lock.locked() else
+                       asyncio.wait_for(lock.acquire(), wait))
             except TimeoutError:
                 raise SessionInUseError(f"conversation {session_id!r} is busy with another "
                                         f"request (waited {wait:g} s)") from None
