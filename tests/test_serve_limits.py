@@ -133,8 +133,10 @@ def test_a_configured_token_variable_that_is_not_set_is_one_line(
                              "export BOT_TOKEN=<a long random token>\n")
 
 
-def test_a_message_or_body_over_the_limit_is_413(tmp_path: Path, model: WireServer) -> None:
-    config = _config(tmp_path, model, "{max_message_chars: 100, max_body_bytes: 2048}")
+def test_a_message_or_body_over_the_limit_is_413_and_cors_allows_its_origin(
+        tmp_path: Path, model: WireServer) -> None:
+    config = _config(tmp_path, model, "{max_message_chars: 100, max_body_bytes: 2048, "
+                                      "cors_origins: ['https://chat.example.com']}")
     with ServeProcess(config, env=_environment()) as server:
         client = _client(server)
         with pytest.raises(openai.APIStatusError, match="at most 100") as refused:
@@ -149,6 +151,13 @@ def test_a_message_or_body_over_the_limit_is_413(tmp_path: Path, model: WireServ
         chunked = httpx.post(server.base_url + "/chat/completions",
                              content=iter([b"{" + b" " * 3000 + b"}"]))
         assert chunked.status_code == 413
+        preflight = httpx.options(server.base_url + "/chat/completions", headers={
+            "Origin": "https://chat.example.com", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, x-session-id"})
+        assert preflight.headers["access-control-allow-origin"] == "https://chat.example.com"
+        elsewhere = httpx.get(server.base_url + "/models",
+                              headers={"Origin": "https://evil.example.com"})
+        assert "access-control-allow-origin" not in elsewhere.headers
 
 
 def test_a_busy_conversation_is_409_after_the_wait_and_free_again_after(
@@ -231,3 +240,24 @@ def test_sigterm_rolls_back_a_turn_still_running_after_the_grace(
     # The user's message is kept, the half reply is not.
     assert _stored(config, stream.session_id) == [
         {"role": "user", "content": "a slow one please"}]
+
+
+def test_two_workers_answer_and_log_one_json_line_per_request(tmp_path: Path,
+                                                              model: WireServer) -> None:
+    import json
+
+    config = _config(tmp_path, model, "{}")
+    with ServeProcess(config, "--workers", "2", "--log-format", "json",
+                      env=_environment()) as server:
+        client = _client(server)
+        answered = [client.chat.completions.create(model="bot", messages=[
+            {"role": "user", "content": f"private question {n}"}]) for n in range(4)]
+        assert [a.choices[0].message.content for a in answered] == ["Quick answer."] * 4
+        assert server.terminate() == 0
+    assert "listening on http://127.0.0.1:" in server.log and "(2 workers, no auth)" in server.log
+    records = [json.loads(line) for line in server.log.splitlines() if line.startswith("{")]
+    turns = [r for r in records if r["path"] == "/v1/chat/completions"]
+    assert len(turns) == 4
+    assert {r["session_id"] for r in turns} == {a.routing["session_id"] for a in answered}
+    assert set(turns[0]) == {"time", "method", "path", "status", "ms", "session_id"}
+    assert "private question" not in server.log
