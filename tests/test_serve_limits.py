@@ -57,8 +57,21 @@ def _environment(**extra: str) -> dict[str, str]:
             **extra}
 
 
+_clients: list[openai.OpenAI] = []
+
+
 def _client(server: ServeProcess, key: str = "unused") -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
+    client = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
+    _clients.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """Every openai client a test made is closed (its sockets) when the test ends."""
+    yield
+    while _clients:
+        _clients.pop().close()
 
 
 class Streaming:
