@@ -6,7 +6,8 @@
 
 Sections: overhead (1, per turn, against a hand-written SDK loop), throughput (2, batches
 against the model and CPU limits), startup (3), long (4, conversations with long histories),
-offline (5, the embedded offline model's routing). Every model call goes to a loopback server
+offline (5, the embedded offline model's routing), serve (6, `serve` against in-process replay,
+and many open streams). Every model call goes to a loopback server
 speaking the OpenAI wire format (routing_runner_testing/wire_server.py) in its own process, with
 a simulated latency and token rate, so the model's share of every figure is known exactly.
 """
@@ -31,10 +32,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import long_history as long
-from bench import offline, overhead, startup, throughput
+from bench import offline, overhead, serve, startup, throughput
 from bench.common import CORES, BenchError, Row, Section
 
-SECTIONS = ("overhead", "throughput", "startup", "long", "offline")
+SECTIONS = ("overhead", "throughput", "startup", "long", "offline", "serve")
 
 
 def _number(value: float | str | None) -> str:
@@ -114,6 +115,8 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="long: session.history_limit of the windowed runs (default 200)")
     parser.add_argument("--offline-limit", type=int, metavar="N",
                         help="offline: messages per language and set (default all; quick 5)")
+    parser.add_argument("--streams", type=int, metavar="N",
+                        help="serve: streams open at once (default 1000; quick 10)")
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(SECTIONS)
     if unknown:
@@ -147,6 +150,9 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Section]]]:
             history_limit=args.history_limit, turns=1 if quick else 3, quick=quick)),
         "offline": lambda: offline.run(offline.OfflineSettings(
             limit=args.offline_limit or (5 if quick else None))),
+        "serve": lambda: serve.run(serve.ServeSettings(
+            repetitions=1 if quick else 3, conversations=1 if quick else 4, latency=latency,
+            token_delay=token_delay, streams=args.streams or (10 if quick else 1000))),
     }
     chosen = args.only.split(",")
     return [(name, steps[name]) for name in SECTIONS if name in chosen]
