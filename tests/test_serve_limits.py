@@ -241,10 +241,16 @@ def test_sigterm_lets_a_running_turn_finish_and_stops(tmp_path: Path,
     assert [item.get("role") for item in items] == ["user", "assistant"]
 
 
-def test_sigterm_rolls_back_a_turn_still_running_after_the_grace(
+def test_a_turn_over_the_timeout_is_504_and_sigterm_rolls_back_one_past_the_grace(
         tmp_path: Path, model: WireServer) -> None:
-    config = _config(tmp_path, model, "{shutdown_grace: 0}")
+    config = _config(tmp_path, model, "{shutdown_grace: 0, turn_timeout: 1}")
     with ServeProcess(config, env=_environment()) as server:
+        raw = _client(server).chat.completions.with_raw_response
+        with pytest.raises(openai.APIStatusError, match="took longer than 1 s") as late:
+            raw.create(model="bot", messages=[{"role": "user", "content": "slow, in time?"}])
+        assert late.value.status_code == 504
+        timed_out = late.value.response.headers["x-session-id"]
+        assert _stored(config, timed_out) == [{"role": "user", "content": "slow, in time?"}]
         stream = Streaming(_client(server), "a slow one please")
         server.process.terminate()
         stream.finish()
