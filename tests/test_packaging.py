@@ -33,6 +33,7 @@ def test_the_wheel_carries_the_schemas_and_finds_them_as_package_data(tmp_path: 
     assert "routing_runner/schemas/config.schema.json" in names
     assert "routing_runner/py.typed" in names  # the type hints ship (PEP 561)
     assert "routing_runner_testing/wire_server.py" in names
+    assert "routing_runner/server/static/index.html" in names  # serve's chat page
     found = subprocess.run(
         [sys.executable, "-c", "from routing_runner.config.schema import schema_path; "
                                "print(schema_path('config'))"],
