@@ -280,3 +280,26 @@ def test_two_workers_answer_and_log_one_json_line_per_request(tmp_path: Path,
     assert {r["session_id"] for r in turns} == {a.routing["session_id"] for a in answered}
     assert set(turns[0]) == {"time", "method", "path", "status", "ms", "session_id"}
     assert "private question" not in server.log
+
+
+def test_a_client_that_leaves_mid_stream_interrupts_its_turn(tmp_path: Path,
+                                                             model: WireServer) -> None:
+    config = _config(tmp_path, model, "{}")
+    with ServeProcess(config, env=_environment()) as server:
+        with httpx.stream("POST", server.base_url + "/chat/completions", json={
+                "model": "bot", "stream": True,
+                "messages": [{"role": "user", "content": "a slow one please"}]}) as response:
+            session_id = response.headers["x-session-id"]
+            lines = response.iter_lines()
+            while "word1" not in next(lines):
+                pass
+        # The next turn waits for the conversation: had the left turn gone on, its reply
+        # would be stored before this one.
+        _client(server).chat.completions.create(model="bot", extra_headers={
+            "X-Session-Id": session_id}, messages=[{"role": "user", "content": "hi"}])
+    # The left turn was rolled back to the user's message, as Ctrl-C does in a chat.
+    stored = _stored(config, session_id)
+    assert [item.get("role") for item in stored] == ["user", "user", "assistant"]
+    assert stored[:2] == [{"role": "user", "content": "a slow one please"},
+                          {"role": "user", "content": "hi"}]
+    assert "Quick answer." in str(stored[2]["content"])
