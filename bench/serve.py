@@ -179,6 +179,7 @@ def _streams(settings: ServeSettings) -> dict[str, Any]:
     model = settings.stream_latency + (REPLY_WORDS - 1) * token_delay
     added = [s - model for s in seconds]
     return {"added_p50": percentile(added, 0.5), "added_p99": percentile(added, 0.99),
+            "turns_per_second": len(seconds) / max(seconds),
             "idle_mb": idle.peak_bytes / 2**20, "peak_mb": sampler.peak_bytes / 2**20,
             "model": model, "streams": len(seconds)}
 
@@ -209,7 +210,9 @@ def run(settings: ServeSettings) -> Section:
     note = (f"{streams['streams']} streams at once, model {streams['model']:.2f} s each "
             "(client in the same machine)")
     section.add("added latency per stream, p50", streams["added_p50"] * 1000, "ms", note=note)
-    section.add("added latency per stream, p99", streams["added_p99"] * 1000, "ms")
+    section.add("added latency per stream, p99", streams["added_p99"] * 1000, "ms",
+                note="one worker: the streams share its one core (its turns' CPU)")
+    section.add("turns answered per second in the burst", streams["turns_per_second"], "/s")
     per_stream = (streams["peak_mb"] - streams["idle_mb"]) * 1024 / max(1, streams["streams"])
     section.add("memory per open stream", per_stream, "KiB",
                 note=f"server PSS {streams['idle_mb']:.0f} MB idle, "
