@@ -6,6 +6,7 @@ inert (`wording.inert`), never passed to the terminal; `wording.Style` colours i
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -57,6 +58,10 @@ class TurnRenderer:
                 f"({event.attempt}/{event.max_retries})")) + "\n")
         elif isinstance(event, TurnEnded):
             self._end_line()
+            if event.output is not None:
+                pretty = json.dumps(event.output, indent=2, ensure_ascii=False)
+                self.out.write(f"{self.style.agent(inert(event.agent))}:\n"
+                               + "\n".join(inert(line) for line in pretty.splitlines()) + "\n")
         elif isinstance(event, TurnFailed):
             self._end_line()
             what = "interrupted" if event.interrupted else "error"

@@ -50,6 +50,10 @@ SessionId = Annotated[str | None, typer.Option(
 Messages = Annotated[list[str] | None, typer.Option(
     "--message", "-m", help="Send this message instead of reading input (repeatable); "
                             "exit code 3 if a reply fails.")]
+Context = Annotated[list[str] | None, typer.Option(
+    "--context", "-c", metavar="KEY=VALUE",
+    help="A value for a context key of the config (its instructions' {{ key }}); repeatable. "
+         "Stored with the conversation, so a resumed chat keeps it.")]
 Record = Annotated[Path | None, typer.Option(
     "--record", metavar="FILE", help="Write the chat as a transcript for `replay`: each turn "
                                      "expects the agent and handoff route seen.")]
@@ -66,9 +70,10 @@ def _check_arguments(message: list[str] | None, record: Path | None) -> None:
 
 
 def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = None,
-         record: Record = None) -> None:
+         record: Record = None, context: Context = None) -> None:
     """Chat with the bot in the terminal, streaming replies; the conversation is stored."""
     from routing_runner.chat import HELP, ChatLoop
+    from routing_runner.config.placeholders import parse_assignments
     from routing_runner.replay.record import TranscriptRecorder
     from routing_runner.runtime.providers import resolve_provider
     from routing_runner.stores import open_store
@@ -76,6 +81,7 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
 
     cfg = load(config).config
     _check_arguments(message, record)
+    given = parse_assignments(context or [], cfg.context)
     if session_id is not None:
         check_session_id(session_id)
     provider = resolve_provider(cfg, os.environ)
@@ -106,7 +112,7 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
                     sys.stdout, style, on_open=opened, echo_input=not interactive,
                     on_turn=None if recorder is None else recorder.record,
                     require_new=None if recorder is None else "--record",
-                    one_shot=bool(message))
+                    one_shot=bool(message), context=given)
     interrupted = False
     try:
         loop.run()

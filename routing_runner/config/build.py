@@ -35,6 +35,8 @@ from .model import (
     duration_seconds,
     handoff_tool_name,
 )
+from .output_schema import output_schema
+from .placeholders import check_agents
 
 
 def _notes_free(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -71,6 +73,9 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         _warn_unreachable(document, entry, agents, problems)
 
     _check_base_urls(document, raw, problems)
+    context = _notes_free(raw.get("context", {}))
+    problems += check_agents(document, agents_raw,
+                             {n: a.instructions for n, a in agents.items()}, context)
     if any(p.severity == "error" for p in problems):
         return None, problems
 
@@ -91,6 +96,7 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         max_turns=raw.get("run", {}).get("max_turns", DEFAULT_MAX_TURNS),
         workflow_name=raw.get("run", {}).get("workflow_name"),
         tracing=raw.get("run", {}).get("tracing", False),
+        context=MappingProxyType(context),
     )
     return config, problems
 
@@ -122,6 +128,7 @@ def _agent_config(document: Document, base: Path, agents_raw: Mapping[str, Any],
         language=spec.get("language"),
         model=MappingProxyType(_model_override(spec.get("model"))),
         model_settings=ModelSettingsConfig.from_dict(spec.get("model_settings")),
+        output_schema=output_schema(document, base, spec, where, problems),
     )
 
 

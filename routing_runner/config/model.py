@@ -108,6 +108,8 @@ class AgentConfig:
     language: str | None = None
     model: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     model_settings: ModelSettingsConfig = field(default_factory=ModelSettingsConfig)
+    # The JSON Schema of the final answer (output_schema / output_schema_file); None: text.
+    output_schema: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,9 @@ class Config:
     max_turns: int = DEFAULT_MAX_TURNS
     workflow_name: str | None = None
     tracing: bool = False
+    # The context keys instructions may use ({{ name }}), each with its default; None: every
+    # conversation must give a value (chat --context, a transcript's `context:`).
+    context: Mapping[str, str | None] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def title(self) -> str:

@@ -20,6 +20,7 @@ from routing_runner.config.document import (
 from routing_runner.config.files import MAX_TRANSCRIPT_BYTES, UnreadableFile, read_text_file
 from routing_runner.config.interpolate import interpolate
 from routing_runner.config.model import Config
+from routing_runner.config.placeholders import context_values
 from routing_runner.config.schema import validate
 from routing_runner.errors import ConfigError, Problem, UserInputError
 from routing_runner.user_text import message_problem
@@ -221,7 +222,23 @@ class _TranscriptBuilder:
         return Transcript(
             name=raw["name"], steps=tuple(steps), location=self.where(()), config=self.config,
             tags=tuple(raw.get("tags", ())), description=raw.get("description"),
-            overridden="config" in raw)
+            overridden="config" in raw, context=self.context(raw.get("context", {})))
+
+    def context(self, raw: Mapping[str, str]) -> dict[str, str]:
+        """The transcript's context values, each key one the config declares."""
+        given = {k: v for k, v in raw.items() if not k.startswith("x-")}
+        for key in given:
+            if key not in self.config.context:
+                known = ", ".join(sorted(self.config.context)) or "none"
+                hint = did_you_mean(key, self.config.context)
+                self.fail(("context", key), f"{key!r} is not a context key of "
+                                            f"{self.config.source}{hint} (its keys: {known})",
+                          key=True)
+        try:
+            context_values(self.config.context, given)
+        except UserInputError as exc:
+            self.fail(("context",) if raw else ("name",), str(exc), key=bool(raw))
+        return given
 
     def expectations(self, raw: dict[str, Any] | None, turn: PathKey) -> Expectations:
         if raw is None:

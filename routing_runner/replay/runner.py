@@ -301,6 +301,7 @@ class _ConversationRun:
                 # Settled: a conversation emptied but still naming its old last agent would
                 # send the next chat on it to the wrong agent.
                 await settle(self._start_over(conversation))
+                await conversation.set_context(self.job.transcript.context, keep_others=False)
             graph = self.replayer.build_graph(self.config, self.job.provider)
         except BaseException:
             await store.close()

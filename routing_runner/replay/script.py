@@ -29,7 +29,8 @@ override is reported at its line in the transcript.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from routing_runner.config.model import Config
@@ -147,6 +148,8 @@ class Transcript:
     tags: tuple[str, ...] = ()
     description: str | None = None
     overridden: bool = False
+    # Values for the config's context keys, given to the conversation before its first turn.
+    context: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def turns(self) -> tuple[Turn, ...]:

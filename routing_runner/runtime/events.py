@@ -6,7 +6,9 @@ that turns the SDK's stream events into them, so an SDK upgrade touches that fil
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class TurnEnded:
     handoffs: tuple[AgentChanged, ...] = ()
     model_calls: int = 0
     tool_calls: int = 0
+    # The answer of an agent with an output schema, parsed (its JSON text is `text`).
+    output: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

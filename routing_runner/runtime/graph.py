@@ -27,9 +27,11 @@ from routing_runner.config.model import Config, ModelSettingsConfig
 from routing_runner.errors import ProviderError
 
 from .history import history_window
+from .instructions import sdk_instructions
 from .offline.model import AgentProfile, OfflineModel
 from .providers import ResolvedModel, ResolvedProvider, not_streamed, not_the_api
 from .retries import retry_settings
+from .structured import sdk_output_type
 
 # Called with each agent's name and the model built for it; returns the model the agent runs
 # on. The batch's rate-limit gate wraps models this way (`RateLimitGate.wrap`), so nothing
@@ -214,10 +216,11 @@ def build_graph(config: Config, provider: ResolvedProvider, *,
         model = factory.model(name, resolved)
         agents[name] = Agent(
             name=name,
-            instructions=spec.instructions,
+            instructions=sdk_instructions(spec.instructions),
             handoff_description=spec.handoff_description,
             model=wrap_model(name, model) if wrap_model is not None else model,
             model_settings=_model_settings(config, name, resolved, retry),
+            output_type=sdk_output_type(spec.output_schema),
         )
     # Handoffs are attached once every agent exists, so cycles need no special case.
     for name, spec in config.agents.items():

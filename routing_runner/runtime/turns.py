@@ -18,7 +18,8 @@ from typing import Any
 from agents import Agent, Runner
 from agents.result import RunResultStreaming
 
-from routing_runner.errors import StoreError
+from routing_runner.config.placeholders import context_values
+from routing_runner.errors import StoreError, UserInputError
 from routing_runner.stores.base import settle
 from routing_runner.stores.conversation import Conversation
 
@@ -58,7 +59,8 @@ class TurnRunner:
         try:
             await conversation.check_readable()
             agent = await self.agent_for(conversation)
-        except StoreError as exc:
+            context = context_values(self.graph.config.context, conversation.context)
+        except (StoreError, UserInputError) as exc:
             yield TurnFailed(self.graph.config.entry, describe_failure(exc, max_turns)
                              + "; your message was not stored")
             return
@@ -79,6 +81,7 @@ class TurnRunner:
             result = Runner.run_streamed(
                 agent, message, session=conversation.session,
                 max_turns=self.graph.config.max_turns, run_config=self.graph.run_config(),
+                context=context,
             )
         finally:
             retry_listener.reset(token)

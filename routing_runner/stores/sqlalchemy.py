@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from routing_runner.errors import StoreError
 from routing_runner.stores.base import SessionStore, SessionSummary, TableNames, require_extra
+from routing_runner.stores.records import read_context
 from routing_runner.wording import redact_url
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class SQLAlchemyStore(SessionStore):
     def __init__(self, url: str, *, table_prefix: str | None = None,
                  encryption: SessionKey | None = None) -> None:
         require_extra("sqlalchemy", "sqlalchemy", "the sqlalchemy session backend")
-        from sqlalchemy import Column, Float, Integer, MetaData, String, Table
+        from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
 
         super().__init__(encryption=encryption)
         self.tables = TableNames.with_prefix(table_prefix)
@@ -79,6 +80,7 @@ class SQLAlchemyStore(SessionStore):
             Column("created_at", Float, nullable=False),
             Column("updated_at", Float, nullable=False),
             Column("owner", String(256), nullable=True),
+            Column("context", Text, nullable=True),
         )
         self._schema_ready = False
         self._schema_lock = asyncio.Lock()
@@ -130,6 +132,8 @@ class SQLAlchemyStore(SessionStore):
         columns = {c["name"] for c in inspect(conn).get_columns(self.tables.state)}
         if "owner" not in columns:
             conn.execute(text(f"ALTER TABLE {self.tables.state} ADD COLUMN owner VARCHAR(256)"))
+        if "context" not in columns:
+            conn.execute(text(f"ALTER TABLE {self.tables.state} ADD COLUMN context TEXT"))
 
     async def _check(self) -> None:
         await self._ensure_schema()
@@ -150,10 +154,12 @@ class SQLAlchemyStore(SessionStore):
         state = self._state
         async with self._engine.connect() as conn:
             row = (await conn.execute(
-                select(state.c.active_agent, state.c.turns, state.c.updated_at, state.c.owner)
+                select(state.c.active_agent, state.c.turns, state.c.updated_at, state.c.owner,
+                       state.c.context)
                 .where(state.c.session_id == session_id))).first()
             if row is not None:
-                return SessionSummary(session_id, row[0], max(row[1], 0), row[2], row[3])
+                return SessionSummary(session_id, row[0], max(row[1], 0), row[2], row[3],
+                                      read_context(row[4]))
             known = (await conn.execute(select(sessions.c.session_id)
                                         .where(sessions.c.session_id == session_id))).first()
         return SessionSummary(session_id) if known is not None else None
@@ -181,6 +187,28 @@ class SQLAlchemyStore(SessionStore):
                     await conn.execute(insert(state).values(
                         session_id=session_id, active_agent=agent, turns=max(turns, 0),
                         created_at=now, updated_at=now, owner=self.owner))
+            except IntegrityError:
+                await conn.execute(change)
+
+    async def _write_context(self, session_id: str, context: str) -> None:
+        from sqlalchemy import func, insert, update
+        from sqlalchemy.exc import IntegrityError
+
+        await self._ensure_schema()
+        state = self._state
+        now = time.time()
+        changes: dict[str, Any] = {"updated_at": now, "context": context}
+        if self.owner is not None:
+            changes["owner"] = func.coalesce(state.c.owner, self.owner)
+        change = update(state).where(state.c.session_id == session_id).values(changes)
+        async with self._engine.begin() as conn:  # update, else insert: as _write_state
+            if (await conn.execute(change)).rowcount:
+                return
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(insert(state).values(
+                        session_id=session_id, turns=0, created_at=now, updated_at=now,
+                        owner=self.owner, context=context))
             except IntegrityError:
                 await conn.execute(change)
 

@@ -7,6 +7,8 @@ path. It is not a language model: it decides, deterministically, between two mov
   handoff tool of the target that speaks it (a real function call the SDK executes).
 - Answer: otherwise it answers in its own language, quoting the latest message and the first
   one and counting the user's messages, which shows the history reached the model.
+- Answer with JSON: an agent with an output schema answers a JSON object that fits it
+  (`offline.answers`: the schema's own values first, the latest message for free text).
 
 Given the same conversation it always produces the same output, streamed in small deltas.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -46,6 +49,7 @@ from routing_runner.config.model import Config
 from routing_runner.runtime.providers import ResolvedProvider
 from routing_runner.stores.items import is_user_message, message_text
 
+from .answers import example
 from .language_id import detect, prepare, primary_subtag
 from .phrases import PHRASES, language_name, phrases_for
 
@@ -96,7 +100,8 @@ class OfflineModel(Model):
         prepare(self.languages, wait=wait)
 
     def decide(self, input: str | list[TResponseInputItem], handoffs: Sequence[Handoff],
-               settings: ModelSettings) -> ResponseFunctionToolCall | ResponseOutputMessage:
+               settings: ModelSettings, output_schema: AgentOutputSchemaBase | None = None,
+               ) -> ResponseFunctionToolCall | ResponseOutputMessage:
         """The single output item this model produces for the conversation so far."""
         items: list[TResponseInputItem] = (
             [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
@@ -115,7 +120,10 @@ class OfflineModel(Model):
                 type="function_call", id=f"fc_{call_id[13:]}", call_id=call_id,
                 name=target.tool_name, arguments="{}", status="completed",
             )
-        text = self._answer(user_messages, detected, own, configured, settings)
+        if output_schema is not None and not output_schema.is_plain_text():
+            text = json.dumps(example(output_schema.json_schema(), latest), ensure_ascii=False)
+        else:
+            text = self._answer(user_messages, detected, own, configured, settings)
         msg_id = "msg_offline_" + hashlib.sha256(f"{len(items)}:{text}".encode()).hexdigest()[:16]
         return ResponseOutputMessage(
             type="message", id=msg_id, role="assistant", status="completed",
@@ -192,7 +200,7 @@ class OfflineModel(Model):
         prompt: ResponsePromptParam | None,
     ) -> ModelResponse:
         """Answer or route in one response."""
-        item = self.decide(input, handoffs, model_settings)
+        item = self.decide(input, handoffs, model_settings, output_schema)
         response = self._response(item, input)
         usage = response.usage
         assert usage is not None  # _response always sets it
@@ -218,7 +226,7 @@ class OfflineModel(Model):
         prompt: ResponsePromptParam | None,
     ) -> AsyncIterator[TResponseStreamEvent]:
         """Stream the same decision as Responses API events, text in word-sized deltas."""
-        item = self.decide(input, handoffs, model_settings)
+        item = self.decide(input, handoffs, model_settings, output_schema)
         response = self._response(item, input)
         pending = response.model_copy(update={"output": [], "status": "in_progress",
                                               "usage": None})

@@ -1,0 +1,121 @@
+"""Context placeholders in instructions: `{{ key }}` filled per conversation, stored with it.
+
+Proved over the wire: the loopback server answers with the instructions it was sent, so the
+tests read what the model really received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from routing_runner.cli import app
+from routing_runner.config import load_config
+from routing_runner.config.placeholders import parse
+from routing_runner.errors import ConfigError
+from routing_runner_testing.wire_server import Reply, Text, WireServer
+
+from .conftest import write_config
+
+
+def _echo_instructions(body: dict[str, Any]) -> Reply:
+    return Text(f"told: {body['instructions']}")
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[WireServer]:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with WireServer(responder=_echo_instructions) as wire:
+        yield wire
+
+
+def _config(folder: Path, server: WireServer) -> Path:
+    return write_config(folder, (
+        f"entry: helper\nmodel: {{provider: openai, base_url: '{server.base_url}'}}\n"
+        f"session: {{path: {folder / 'sessions.db'}}}\n"
+        "context:\n  customer: null\n  plan: basic\n"
+        "agents:\n  helper:\n"
+        "    instructions: 'Help {{ customer }} on the {{plan}} plan; {{{{ stays.'\n"))
+
+
+def test_replay_fills_the_transcripts_context_and_a_restart_keeps_it(
+        cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+    config = _config(tmp_path, server)
+    transcript = tmp_path / "t.yaml"
+    transcript.write_text(
+        "name: context\ncontext: {customer: Ada}\nturns:\n"
+        "  - user: Hello\n"
+        "    expect: {contains: 'told: Help Ada on the basic plan; {{ stays.'}\n"
+        "  - restart\n"
+        "  - user: Again\n"
+        "    expect: {contains: 'told: Help Ada on the basic plan'}\n", encoding="utf-8")
+    result = cli.invoke(app, ["replay", str(config), str(transcript)])
+    assert result.exit_code == 0, result.output
+    assert [r.body["instructions"] for r in server.requests] == \
+        ["Help Ada on the basic plan; {{ stays."] * 2
+
+
+def test_chat_context_is_stored_so_a_resumed_chat_has_it(
+        cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+    config = _config(tmp_path, server)
+    first = cli.invoke(app, ["chat", str(config), "-s", "s1", "-m", "Hi",
+                             "--context", "customer=Ada", "--context", "plan=gold"])
+    assert first.exit_code == 0, first.output
+    resumed = cli.invoke(app, ["chat", str(config), "-s", "s1", "-m", "Again"])
+    assert resumed.exit_code == 0, resumed.output
+    changed = cli.invoke(app, ["chat", str(config), "-s", "s1", "-m", "Third",
+                               "--context", "customer=Bo"])
+    assert changed.exit_code == 0, changed.output
+    assert [r.body["instructions"] for r in server.requests] == [
+        "Help Ada on the gold plan; {{ stays.", "Help Ada on the gold plan; {{ stays.",
+        "Help Bo on the gold plan; {{ stays."]
+
+
+def test_a_missing_or_unknown_context_key_is_exit_2_before_any_request(
+        cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+    config = _config(tmp_path, server)
+    missing = cli.invoke(app, ["chat", str(config), "-m", "Hi"])
+    assert missing.exit_code == 2
+    assert missing.stderr.splitlines()[-1] == (
+        "error: the context key customer of this config needs a value; give it with "
+        "--context customer=... (a transcript: context: {customer: ...})")
+    unknown = cli.invoke(app, ["chat", str(config), "-m", "Hi", "--context", "custmer=Ada"])
+    assert unknown.exit_code == 2
+    assert "'custmer' is not a context key of the config (did you mean 'customer'?)" \
+        in unknown.stderr
+    assert server.requests == []
+
+
+def test_a_transcript_context_key_the_config_lacks_is_located(
+        cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+    config = _config(tmp_path, server)
+    transcript = tmp_path / "t.yaml"
+    transcript.write_text("name: wrong\ncontext:\n  customer: Ada\n  custmr: x\nturns:\n"
+                          "  - user: Hi\n    expect: {contains: told}\n", encoding="utf-8")
+    result = cli.invoke(app, ["replay", str(config), str(transcript)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"{transcript}:4:3: context.custmr: 'custmr' is not a context key of {config} "
+        "(did you mean 'customer'?) (its keys: customer, plan)")
+    assert server.requests == []
+
+
+def test_a_placeholder_in_an_instructions_file_is_located_in_that_file(tmp_path: Path) -> None:
+    (tmp_path / "prompt.md").write_text("You help.\nCall them {{ name }}.\n", encoding="utf-8")
+    config = write_config(tmp_path, "entry: a\nagents: {a: {instructions_file: prompt.md}}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(config, env={})
+    assert [str(p) for p in raised.value.problems] == [
+        f"{tmp_path / 'prompt.md'}:2:11: placeholder {{{{ name }}}} has no context key; declare "
+        "it under the top-level 'context:' (e.g. name: null for a value each conversation "
+        "must give)"]
+
+
+def test_filling_is_text_substitution_only() -> None:
+    template, bad = parse("{{a}}{{{{b}} {{ a.__class__ }} {{a}}")
+    assert [b.text for b in bad] == ["{{ a.__class__ }}"]
+    assert template.fill({"a": "{{b}}"}) == "{{b}}{{b}} {{ a.__class__ }} {{b}}"
