@@ -74,9 +74,11 @@ def _checked(document: Document, at: PathKey, schema: Any,
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
+        # An inline schema has positions down to the wrong value; a file's point at its key.
         inside = "/".join(str(p) for p in exc.absolute_path)
         problems.append(document.problem(
-            at, f"not a valid JSON Schema{f' (at /{inside})' if inside else ''}: {exc.message}"))
+            (*at, *exc.absolute_path),
+            f"not a valid JSON Schema{f' (at /{inside})' if inside else ''}: {exc.message}"))
         return None
     if schema.get("type") != "object":
         problems.append(document.problem(

@@ -26,6 +26,7 @@ from routing_runner.errors import ConfigError, Problem, UserInputError
 from routing_runner.user_text import message_problem
 from routing_runner.wording import did_you_mean
 
+from .json_checks import JsonCheck, json_checks, pointer_problem
 from .script import (
     EXPECTATION_KEYS,
     RESTART,
@@ -259,11 +260,21 @@ class _TranscriptBuilder:
         expect = Expectations(
             agent=agent, route=route, text=tuple(checks), language=raw.get("language"),
             model_calls=self.count(raw.get("model_calls"), (*path, "model_calls")),
-            tool_calls=self.count(raw.get("tool_calls"), (*path, "tool_calls")))
+            tool_calls=self.count(raw.get("tool_calls"), (*path, "tool_calls")),
+            json=self.json_checks(raw.get("json"), (*path, "json")))
         if not expect:
             self.fail(path, "expects nothing; give at least one of "
                             f"{', '.join(EXPECTATION_KEYS)}", key=True)
         return expect
+
+    def json_checks(self, raw: dict[str, Any] | None, path: PathKey) -> tuple[JsonCheck, ...]:
+        if raw is None:
+            return ()
+        for key in raw:
+            problem = pointer_problem(key) if key.startswith("/") else None
+            if problem is not None:
+                self.fail((*path, key), problem, key=True)
+        return json_checks(raw)
 
     def check_pattern(self, check: TextCheck, path: PathKey) -> None:
         try:

@@ -36,11 +36,14 @@ from typing import Literal
 from routing_runner.config.model import Config
 from routing_runner.runtime.events import TurnEnded
 
+from .json_checks import JsonCheck
+
 TRANSCRIPT_SUFFIXES = (".yaml", ".yml")
 RESTART = "restart"
 TextKind = Literal["contains", "not_contains", "matches"]
 TEXT_KINDS: tuple[TextKind, ...] = ("contains", "not_contains", "matches")
-EXPECTATION_KEYS = ("agent", "route", *TEXT_KINDS, "language", "model_calls", "tool_calls")
+EXPECTATION_KEYS = ("agent", "route", *TEXT_KINDS, "language", "model_calls", "tool_calls",
+                    "json")
 
 
 @dataclass(frozen=True)
@@ -111,11 +114,13 @@ class Expectations:
     language: str | None = None
     model_calls: Count | None = None
     tool_calls: Count | None = None
+    # expect.json: checks on a structured answer (replay.json_checks.JsonCheck).
+    json: tuple[JsonCheck, ...] = ()
 
     def __bool__(self) -> bool:
         return any((self.agent is not None, self.route is not None, self.text,
                     self.language is not None, self.model_calls is not None,
-                    self.tool_calls is not None))
+                    self.tool_calls is not None, self.json))
 
 
 @dataclass(frozen=True)

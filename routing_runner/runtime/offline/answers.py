@@ -106,5 +106,5 @@ def _number(kind: str, schema: Mapping[str, Any]) -> int | float:
 def _string(text: str, schema: Mapping[str, Any]) -> str:
     value = " ".join(text.split()) or "-"
     if "maxLength" in schema:
-        value = value[:int(schema["maxLength"])]
+        value = value[:int(schema["maxLength"])].rstrip()
     return value.ljust(int(schema.get("minLength", 0)), ".")
