@@ -13,6 +13,7 @@ from typing import TextIO
 from .runtime.events import (
     AgentChanged,
     Event,
+    GuardrailTripped,
     Retrying,
     TextDelta,
     ToolCalled,
@@ -46,6 +47,11 @@ class TurnRenderer:
         elif isinstance(event, AgentChanged):
             self._end_line()
             self.out.write(self.style.dim(inert(f"  [handoff] {event.source} -> {event.target}"))
+                           + "\n")
+        elif isinstance(event, GuardrailTripped):
+            self._end_line()
+            reason = f": {event.reason}" if event.reason else ""
+            self.out.write(self.style.dim(inert(f"  [guardrail] {event.guardrail}{reason}"))
                            + "\n")
         elif isinstance(event, ToolCalled):
             self._end_line()

@@ -21,6 +21,7 @@ from routing_runner.wording import Style, count, inert, use_colour
 from .common import ConfigArg, load
 
 if TYPE_CHECKING:
+    from routing_runner.config.model import Config
     from routing_runner.runtime.graph import AgentGraph
 
 
@@ -69,11 +70,19 @@ def _check_arguments(message: list[str] | None, record: Path | None) -> None:
             else f"the folder {record.parent} does not exist"))
 
 
+def _context_of(cfg: Config, context: list[str] | None) -> dict[str, str]:
+    """The --context values; UserInputError for a wrong one, or a guardrail that won't import."""
+    from routing_runner.config.guardrails import check_guardrail_imports
+    from routing_runner.config.placeholders import parse_assignments
+
+    check_guardrail_imports([cfg])
+    return parse_assignments(context or [], cfg.context)
+
+
 def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = None,
          record: Record = None, context: Context = None) -> None:
     """Chat with the bot in the terminal, streaming replies; the conversation is stored."""
     from routing_runner.chat import HELP, ChatLoop
-    from routing_runner.config.placeholders import parse_assignments
     from routing_runner.replay.record import TranscriptRecorder
     from routing_runner.runtime.providers import resolve_provider
     from routing_runner.stores import open_store
@@ -81,7 +90,7 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
 
     cfg = load(config).config
     _check_arguments(message, record)
-    given = parse_assignments(context or [], cfg.context)
+    given = _context_of(cfg, context)
     if session_id is not None:
         check_session_id(session_id)
     provider = resolve_provider(cfg, os.environ)

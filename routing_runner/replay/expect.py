@@ -30,6 +30,9 @@ def check(expect: Expectations, observed: Observed) -> tuple[Mismatch, ...]:
                                ("tool_calls", expect.tool_calls, observed.tool_calls)):
         if count is not None and not count.allows(value):
             missed.append(Mismatch(name, str(count), str(value)))
+    if expect.guardrail is not None and observed.guardrail != expect.guardrail:
+        missed.append(Mismatch("guardrail", expect.guardrail,
+                               observed.guardrail or "none tripped"))
     missed += [Mismatch("json", expected, got)
                for expected, got in check_json(expect.json, observed.output, observed.text)]
     return tuple(missed)

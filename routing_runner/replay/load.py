@@ -261,7 +261,12 @@ class _TranscriptBuilder:
             agent=agent, route=route, text=tuple(checks), language=raw.get("language"),
             model_calls=self.count(raw.get("model_calls"), (*path, "model_calls")),
             tool_calls=self.count(raw.get("tool_calls"), (*path, "tool_calls")),
-            json=self.json_checks(raw.get("json"), (*path, "json")))
+            json=self.json_checks(raw.get("json"), (*path, "json")),
+            guardrail=raw.get("guardrail"))
+        if expect.guardrail is not None and expect.guardrail not in self.config.guardrails:
+            hint = did_you_mean(expect.guardrail, self.config.guardrails)
+            self.fail((*path, "guardrail"), f"{expect.guardrail!r} is not a guardrail of "
+                                            f"{self.config.source}{hint}")
         if not expect:
             self.fail(path, "expects nothing; give at least one of "
                             f"{', '.join(EXPECTATION_KEYS)}", key=True)

@@ -33,6 +33,7 @@ class Observed:
     language: str | None = None
     # A structured answer, parsed (agents with an output schema).
     output: Mapping[str, Any] | None = None
+    guardrail: str | None = None  # the guardrail that stopped the turn
 
 
 @dataclass(frozen=True)

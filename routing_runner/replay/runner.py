@@ -343,7 +343,7 @@ class _ConversationRun:
         if turn.expect.language is not None:
             language = detect(ended.text, self.languages).language
         observed = Observed(ended.agent, route_of(ended), ended.text, ended.model_calls,
-                            ended.tool_calls, retries, language, ended.output)
+                            ended.tool_calls, retries, language, ended.output, ended.guardrail)
         missed = check(turn.expect, observed)
         return TurnResult(number, turn, "failed" if missed else "passed", seconds, observed,
                           missed, first_text_seconds=first_text, after_restart=after_restart)

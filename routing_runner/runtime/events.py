@@ -65,6 +65,17 @@ class TurnEnded:
     tool_calls: int = 0
     # The answer of an agent with an output schema, parsed (its JSON text is `text`).
     output: Mapping[str, Any] | None = None
+    # The guardrail that tripped: `text` is then its message, and the stored note.
+    guardrail: str | None = None
+
+
+@dataclass(frozen=True)
+class GuardrailTripped:
+    """The guardrail `guardrail` stopped the turn of `agent`, for `reason` (may be empty)."""
+
+    agent: str
+    guardrail: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,7 @@ class TurnFailed:
     interrupted: bool = False
 
 
-Event = TurnStarted | TextDelta | AgentChanged | ToolCalled | Retrying | TurnEnded | TurnFailed
+Event = (TurnStarted | TextDelta | AgentChanged | ToolCalled | Retrying | TurnEnded | TurnFailed
+         | GuardrailTripped)
 
 

@@ -59,3 +59,27 @@ class JsonSchemaOutput(AgentOutputSchemaBase):
 def sdk_output_type(schema: Mapping[str, Any] | None) -> JsonSchemaOutput | None:
     """The SDK output type of an agent: None for text answers."""
     return None if schema is None else JsonSchemaOutput(schema)
+
+
+# What a guardrail's classifier agent answers.
+VERDICT_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "properties": {"tripped": {"type": "boolean"}, "reason": {"type": "string"}},
+    "required": ["tripped", "reason"],
+    "additionalProperties": False,
+}
+
+
+class VerdictOutput(JsonSchemaOutput):
+    """A guardrail classifier's answer: {tripped, reason}."""
+
+    def __init__(self) -> None:
+        super().__init__(VERDICT_SCHEMA)
+
+    def name(self) -> str:
+        """The name the API is given for the schema."""
+        return "guardrail_verdict"
+
+    def is_strict_json_schema(self) -> bool:
+        """Strict: the verdict schema is within what strict mode allows."""
+        return True

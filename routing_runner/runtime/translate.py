@@ -32,6 +32,8 @@ class StreamTranslator:
     stream_error: str | None = None
     # The speaking agent answers JSON (an output schema): shown whole at the end, not streamed.
     json_answer: bool = False
+    # The speaking agent's answer is checked by output guardrails: shown once they passed.
+    hold_text: bool = False
 
     def translate(self, event: Any) -> list[Event]:
         """Our events for one SDK `StreamEvent` (often none)."""
@@ -40,7 +42,8 @@ class StreamTranslator:
             data_type = getattr(event.data, "type", None)
             if data_type == "response.output_text.delta":
                 self.text_parts.append(event.data.delta)
-                return [] if self.json_answer else [TextDelta(self.agent, event.data.delta)]
+                held = self.json_answer or self.hold_text
+                return [] if held else [TextDelta(self.agent, event.data.delta)]
             if data_type == "response.created":
                 self.model_calls += 1
                 self.response_open = True
@@ -54,6 +57,7 @@ class StreamTranslator:
         if kind == "agent_updated_stream_event":
             self.agent = event.new_agent.name
             self.json_answer = isinstance(event.new_agent.output_type, JsonSchemaOutput)
+            self.hold_text = bool(event.new_agent.output_guardrails)
             return []
         if kind == "run_item_stream_event":
             if event.name == "handoff_requested":
@@ -69,6 +73,12 @@ class StreamTranslator:
                 self.tool_calls += 1
                 return [ToolCalled(self.agent, _tool_name(event.item.raw_item))]
         return []
+
+    def held(self) -> list[Event]:
+        """The text answer held back for output guardrails, now that they passed."""
+        text = "".join(self.text_parts)
+        return [TextDelta(self.agent, text)] if self.hold_text and not self.json_answer \
+            and text else []
 
     def ended(self) -> TurnEnded:
         """The TurnEnded event for what was seen."""

@@ -11,6 +11,7 @@ guessed: give such a property a `default` or `examples` for offline runs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -108,3 +109,21 @@ def _string(text: str, schema: Mapping[str, Any]) -> str:
     if "maxLength" in schema:
         value = value[:int(schema["maxLength"])].rstrip()
     return value.ljust(int(schema.get("minLength", 0)), ".")
+
+
+# A word or phrase quoted in a classifier's instructions: "refund", 'chargeback', “weather”.
+_QUOTED = re.compile(r"\"([^\"]+)\"|'([^']+)'|“([^”]+)”")
+
+
+def verdict(instructions: str, text: str) -> dict[str, Any]:
+    """A guardrail classifier's offline verdict: tripped when `text` holds a quoted term.
+
+    The terms are what the instructions quote ('Trip when the message is about "refunds"');
+    matching ignores case. Instructions that quote nothing never trip offline.
+    """
+    folded = text.casefold()
+    for match in _QUOTED.finditer(instructions):
+        term = next(group for group in match.groups() if group is not None)
+        if term.strip() and term.casefold() in folded:
+            return {"tripped": True, "reason": f"the text mentions {term!r}"}
+    return {"tripped": False, "reason": "no term the instructions quote is in the text"}

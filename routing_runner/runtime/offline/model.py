@@ -8,7 +8,8 @@ path. It is not a language model: it decides, deterministically, between two mov
 - Answer: otherwise it answers in its own language, quoting the latest message and the first
   one and counting the user's messages, which shows the history reached the model.
 - Answer with JSON: an agent with an output schema answers a JSON object that fits it
-  (`offline.answers`: the schema's own values first, the latest message for free text).
+  (`offline.answers`: the schema's own values first, the latest message for free text). A
+  guardrail's classifier trips when the text holds a word its instructions quote.
 
 Given the same conversation it always produces the same output, streamed in small deltas.
 """
@@ -47,9 +48,10 @@ from openai.types.responses.response_usage import InputTokensDetails, OutputToke
 
 from routing_runner.config.model import Config
 from routing_runner.runtime.providers import ResolvedProvider
+from routing_runner.runtime.structured import VerdictOutput
 from routing_runner.stores.items import is_user_message, message_text
 
-from .answers import example
+from .answers import example, verdict
 from .language_id import detect, prepare, primary_subtag
 from .phrases import PHRASES, language_name, phrases_for
 
@@ -101,6 +103,7 @@ class OfflineModel(Model):
 
     def decide(self, input: str | list[TResponseInputItem], handoffs: Sequence[Handoff],
                settings: ModelSettings, output_schema: AgentOutputSchemaBase | None = None,
+               instructions: str | None = None,
                ) -> ResponseFunctionToolCall | ResponseOutputMessage:
         """The single output item this model produces for the conversation so far."""
         items: list[TResponseInputItem] = (
@@ -120,7 +123,9 @@ class OfflineModel(Model):
                 type="function_call", id=f"fc_{call_id[13:]}", call_id=call_id,
                 name=target.tool_name, arguments="{}", status="completed",
             )
-        if output_schema is not None and not output_schema.is_plain_text():
+        if isinstance(output_schema, VerdictOutput):
+            text = json.dumps(verdict(instructions or "", latest), ensure_ascii=False)
+        elif output_schema is not None and not output_schema.is_plain_text():
             text = json.dumps(example(output_schema.json_schema(), latest), ensure_ascii=False)
         else:
             text = self._answer(user_messages, detected, own, configured, settings)
@@ -200,7 +205,7 @@ class OfflineModel(Model):
         prompt: ResponsePromptParam | None,
     ) -> ModelResponse:
         """Answer or route in one response."""
-        item = self.decide(input, handoffs, model_settings, output_schema)
+        item = self.decide(input, handoffs, model_settings, output_schema, system_instructions)
         response = self._response(item, input)
         usage = response.usage
         assert usage is not None  # _response always sets it
@@ -226,7 +231,7 @@ class OfflineModel(Model):
         prompt: ResponsePromptParam | None,
     ) -> AsyncIterator[TResponseStreamEvent]:
         """Stream the same decision as Responses API events, text in word-sized deltas."""
-        item = self.decide(input, handoffs, model_settings, output_schema)
+        item = self.decide(input, handoffs, model_settings, output_schema, system_instructions)
         response = self._response(item, input)
         pending = response.model_copy(update={"output": [], "status": "in_progress",
                                               "usage": None})
