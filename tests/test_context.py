@@ -6,7 +6,10 @@ tests read what the model really received.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +20,11 @@ from routing_runner.cli import app
 from routing_runner.config import load_config
 from routing_runner.config.placeholders import parse
 from routing_runner.errors import ConfigError
+from routing_runner.stores.sqlite import SQLiteStore
 from routing_runner_testing.wire_server import Reply, Text, WireServer
 
 from .conftest import write_config
+from .test_store_backends import Backend, _backend
 
 
 def _echo_instructions(body: dict[str, Any]) -> Reply:
@@ -119,3 +124,62 @@ def test_filling_is_text_substitution_only() -> None:
     template, bad = parse("{{a}}{{{{b}} {{ a.__class__ }} {{a}}")
     assert [b.text for b in bad] == ["{{ a.__class__ }}"]
     assert template.fill({"a": "{{b}}"}) == "{{b}}{{b}} {{ a.__class__ }} {{b}}"
+
+
+def test_a_recorded_chat_keeps_its_context_and_guardrail_trips_for_replay(
+        cli: CliRunner, tmp_path: Path) -> None:
+    config = write_config(tmp_path, (
+        "entry: helper\nsession: {backend: memory}\ncontext: {customer: null}\n"
+        "guardrails:\n  on_topic:\n    agent: {instructions: 'Trip on \"weather\".'}\n"
+        "    message: Orders only, {{ customer }} stays literal here.\n"
+        "agents:\n  helper:\n    instructions: Help {{ customer }}.\n"
+        "    input_guardrails: [on_topic]\n"))
+    record = tmp_path / "recorded.yaml"
+    chat = cli.invoke(app, ["chat", str(config), "--context", "customer=Ada", "--record",
+                            str(record), "-m", "Where is my order?", "-m", "Nice weather!"])
+    assert chat.exit_code == 0, chat.output
+    text = record.read_text(encoding="utf-8")
+    assert "context: {customer: Ada}\n" in text
+    assert "expect: {agent: helper, route: [helper], guardrail: on_topic}" in text
+    replayed = cli.invoke(app, ["replay", str(config), str(record)])
+    assert replayed.exit_code == 0, replayed.output
+
+
+@pytest.fixture(params=["sqlite", "memory", "postgres", "redis"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    yield from _backend(request.param, tmp_path)
+
+
+def test_every_backend_keeps_a_conversations_context_across_stores(backend: Backend) -> None:
+    async def scenario() -> tuple[dict[str, str], Any]:
+        first = backend.store()
+        conversation = await first.open("ctx-1")
+        await conversation.set_context({"customer": "Ada", "plan": "gold"})
+        await conversation.session.add_items([{"role": "user", "content": "Hi"}])
+        await conversation.set_active_agent("helper")
+        await first.close()
+        second = backend.store()
+        try:
+            reopened = await second.open("ctx-1")
+            kept = dict(reopened.context)
+            await reopened.set_context({"customer": "Bo"})
+            return kept, await second.summary("ctx-1")
+        finally:
+            await second.close()
+
+    kept, summary = asyncio.run(scenario())
+    assert kept == {"customer": "Ada", "plan": "gold"}
+    assert (summary.context, summary.last_agent, summary.turns) == (
+        {"customer": "Bo", "plan": "gold"}, "helper", 1)
+
+
+def test_a_sqlite_state_table_from_before_contexts_gains_the_column(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("CREATE TABLE routing_runner_state (session_id TEXT PRIMARY KEY, "
+                     "active_agent TEXT, turns INTEGER NOT NULL DEFAULT 0, created_at REAL NOT "
+                     "NULL, updated_at REAL NOT NULL, owner TEXT)")
+        conn.execute("INSERT INTO routing_runner_state VALUES ('old', 'a', 2, 1.0, 1.0, NULL)")
+    summary = asyncio.run(SQLiteStore(db).summary("old"))
+    assert summary is not None
+    assert (summary.last_agent, summary.turns, summary.context) == ("a", 2, None)

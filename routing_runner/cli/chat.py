@@ -103,7 +103,7 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
 
     chosen_id = session_id or new_session_id()
     recorder = None if record is None else TranscriptRecorder(record, record.stem, config,
-                                                              chosen_id)
+                                                              chosen_id, context=given)
 
     def opened(reservation: Reservation, first_agent: str) -> None:
         state = "new" if reservation.is_new else f"resumed, last agent {first_agent}"

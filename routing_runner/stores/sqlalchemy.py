@@ -165,17 +165,27 @@ class SQLAlchemyStore(SessionStore):
         return SessionSummary(session_id) if known is not None else None
 
     async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
+        state = self._state
+        changes: dict[str, Any] = {"turns": state.c.turns + turns}
+        if agent is not None:
+            changes["active_agent"] = agent
+        await self._upsert(session_id, changes, {"active_agent": agent, "turns": max(turns, 0)})
+
+    async def _write_context(self, session_id: str, context: str) -> None:
+        await self._upsert(session_id, {"context": context}, {"turns": 0, "context": context})
+
+    async def _upsert(self, session_id: str, changes: dict[str, Any],
+                      inserted: dict[str, Any]) -> None:
+        """Apply `changes` to the state row, or insert one with `inserted`; both touch the time."""
         from sqlalchemy import func, insert, update
         from sqlalchemy.exc import IntegrityError
 
         await self._ensure_schema()
         state = self._state
         now = time.time()
-        changes: dict[str, Any] = {"updated_at": now, "turns": state.c.turns + turns}
+        changes = {**changes, "updated_at": now}
         if self.owner is not None:
             changes["owner"] = func.coalesce(state.c.owner, self.owner)
-        if agent is not None:
-            changes["active_agent"] = agent
         change = update(state).where(state.c.session_id == session_id).values(changes)
         # Update, else insert: portable across dialects (no dialect-specific upsert), and a
         # worker that loses the insert race to another just updates the row that one made.
@@ -185,30 +195,8 @@ class SQLAlchemyStore(SessionStore):
             try:
                 async with conn.begin_nested():
                     await conn.execute(insert(state).values(
-                        session_id=session_id, active_agent=agent, turns=max(turns, 0),
-                        created_at=now, updated_at=now, owner=self.owner))
-            except IntegrityError:
-                await conn.execute(change)
-
-    async def _write_context(self, session_id: str, context: str) -> None:
-        from sqlalchemy import func, insert, update
-        from sqlalchemy.exc import IntegrityError
-
-        await self._ensure_schema()
-        state = self._state
-        now = time.time()
-        changes: dict[str, Any] = {"updated_at": now, "context": context}
-        if self.owner is not None:
-            changes["owner"] = func.coalesce(state.c.owner, self.owner)
-        change = update(state).where(state.c.session_id == session_id).values(changes)
-        async with self._engine.begin() as conn:  # update, else insert: as _write_state
-            if (await conn.execute(change)).rowcount:
-                return
-            try:
-                async with conn.begin_nested():
-                    await conn.execute(insert(state).values(
-                        session_id=session_id, turns=0, created_at=now, updated_at=now,
-                        owner=self.owner, context=context))
+                        session_id=session_id, created_at=now, updated_at=now, owner=self.owner,
+                        **inserted))
             except IntegrityError:
                 await conn.execute(change)
 
