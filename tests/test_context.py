@@ -23,7 +23,7 @@ from routing_runner.errors import ConfigError
 from routing_runner.stores.sqlite import SQLiteStore
 from routing_runner_testing.wire_server import Reply, Text, WireServer
 
-from .conftest import write_config
+from .conftest import FIXTURES, write_config
 from .test_store_backends import Backend, _backend
 
 
@@ -183,3 +183,11 @@ def test_a_sqlite_state_table_from_before_contexts_gains_the_column(tmp_path: Pa
     summary = asyncio.run(SQLiteStore(db).summary("old"))
     assert summary is not None
     assert (summary.last_agent, summary.turns, summary.context) == ("a", 2, None)
+
+
+def test_validate_exits_2_on_a_placeholder_without_a_context_key(cli: CliRunner) -> None:
+    case = FIXTURES / "configs" / "invalid" / "placeholder_without_context_key.yaml"
+    result = cli.invoke(app, ["validate", str(case)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"{case}:7:49: agents.helper.instructions: placeholder "
+                                    "{{ plan }} has no context key")

@@ -218,23 +218,24 @@ class _TranscriptBuilder:
             self.fail(("turns",), "no turn expects anything, so this transcript would pass "
                                   "whatever happened; give at least one turn an 'expect' "
                                   f"({', '.join(EXPECTATION_KEYS)})", key=True)
+        context = self.context(raw.get("context", {}))
         if self.problems:
             return None
         return Transcript(
             name=raw["name"], steps=tuple(steps), location=self.where(()), config=self.config,
             tags=tuple(raw.get("tags", ())), description=raw.get("description"),
-            overridden="config" in raw, context=self.context(raw.get("context", {})))
+            overridden="config" in raw, context=context)
 
     def context(self, raw: Mapping[str, str]) -> dict[str, str]:
         """The transcript's context values, each key one the config declares."""
         given = {k: v for k, v in raw.items() if not k.startswith("x-")}
         for key in given:
             if key not in self.config.context:
-                known = ", ".join(sorted(self.config.context)) or "none"
+                known = f"its keys: {', '.join(sorted(self.config.context))}" \
+                    if self.config.context else "it declares none under 'context:'"
                 hint = did_you_mean(key, self.config.context)
                 self.fail(("context", key), f"{key!r} is not a context key of "
-                                            f"{self.config.source}{hint} (its keys: {known})",
-                          key=True)
+                                            f"{self.config.source}{hint} ({known})", key=True)
         try:
             context_values(self.config.context, given)
         except UserInputError as exc:

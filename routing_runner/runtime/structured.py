@@ -31,7 +31,7 @@ class JsonSchemaOutput(AgentOutputSchemaBase):
         return False
 
     def name(self) -> str:
-        """The name the API is given for the schema."""
+        """The output type's name, as traces show it."""
         return "final_answer"
 
     def json_schema(self) -> dict[str, Any]:
@@ -77,7 +77,7 @@ class VerdictOutput(JsonSchemaOutput):
         super().__init__(VERDICT_SCHEMA)
 
     def name(self) -> str:
-        """The name the API is given for the schema."""
+        """The output type's name, as traces show it."""
         return "guardrail_verdict"
 
     def is_strict_json_schema(self) -> bool:
