@@ -7,6 +7,7 @@ tests read what the model really received.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -191,3 +192,19 @@ def test_validate_exits_2_on_a_placeholder_without_a_context_key(cli: CliRunner)
     assert result.exit_code == 2
     assert result.stderr.startswith(f"{case}:7:49: agents.helper.instructions: placeholder "
                                     "{{ plan }} has no context key")
+
+
+def test_an_exported_conversation_keeps_its_context(cli: CliRunner, tmp_path: Path) -> None:
+    config = write_config(tmp_path, (
+        f"entry: helper\nsession: {{path: {tmp_path / 's.db'}}}\ncontext: {{customer: null}}\n"
+        "agents:\n  helper: {instructions: 'Help {{ customer }}.'}\n"))
+    chat = cli.invoke(app, ["chat", str(config), "-s", "e1", "--context", "customer=Ada",
+                            "-m", "Hello"])
+    assert chat.exit_code == 0, chat.output
+    exported = cli.invoke(app, ["sessions", "export", str(config), "e1"])
+    assert json.loads(exported.stdout)["context"] == {"customer": "Ada"}
+    transcript = cli.invoke(app, ["sessions", "export", str(config), "e1", "-f", "transcript"])
+    assert "context: {customer: Ada}\n" in transcript.stdout
+    (tmp_path / "e1.yaml").write_text(transcript.stdout, encoding="utf-8")
+    replayed = cli.invoke(app, ["replay", str(config), str(tmp_path / "e1.yaml")])
+    assert replayed.exit_code == 0, replayed.output

@@ -52,7 +52,7 @@ Messages = Annotated[list[str] | None, typer.Option(
     "--message", "-m", help="Send this message instead of reading input (repeatable); "
                             "exit code 3 if a reply fails.")]
 Context = Annotated[list[str] | None, typer.Option(
-    "--context", "-c", metavar="KEY=VALUE",
+    "--context", metavar="KEY=VALUE",
     help="A value for a context key of the config (its instructions' {{ key }}); repeatable. "
          "Stored with the conversation, so a resumed chat keeps it.")]
 Record = Annotated[Path | None, typer.Option(
