@@ -122,8 +122,8 @@ def test_a_guardrail_function_that_does_not_import_is_exit_2_before_any_message(
         assert result.stderr.splitlines()[-3:] == [
             f"{config}:9:15: guardrails.secrets.function: 'guards' has no attribute "
             "'no_secret' (did you mean 'no_secrets'?)",
-            f"{config}:12:15: guardrails.fine.function: no module named 'guardz' (looked in "
-            f"{tmp_path}, then the installed packages)",
+            f"{config}:12:15: guardrails.fine.function: no module named 'guardz' (looked in the "
+            f"installed packages, then {tmp_path})",
             "2 errors found; nothing was run."]
     assert not (tmp_path / "s.db").exists()
 

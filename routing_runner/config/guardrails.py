@@ -86,7 +86,7 @@ def check_guardrail_lists(document: Document, raw: Mapping[str, Any],
 
 
 def guardrail_folder(config: Config) -> Path:
-    """Where guardrail modules are looked for first: the config's folder."""
+    """Where guardrail modules are looked for after the installed packages: the config's folder."""
     return config.source.resolve().parent
 
 

@@ -4,8 +4,10 @@
 `replay` resolve every target before the first message, and a target that does not import is
 a config error at the place it is written, like any other.
 
-Resolving puts the python_path folders at the front of `sys.path` (once each) and imports the
-module normally, so a module is imported once per process whatever names it.
+Resolving adds the python_path folders at the end of `sys.path` (once each) and imports the
+module normally, so a module is imported once per process whatever names it. At the end, not
+the front: a `http.py` or `json.py` beside a config must not replace the module of that name
+the runner itself uses.
 """
 
 from __future__ import annotations
@@ -63,16 +65,16 @@ def resolve(target: str, python_path: Sequence[Path]) -> Any:
     if not _TARGET.match(target):
         raise ImportFailed(f"{target!r} is not of the form package.module:attribute")
     module_name, _, attribute = target.partition(":")
-    for folder in reversed(python_path):
+    for folder in python_path:
         if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
+            sys.path.append(str(folder))
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name is not None and module_name.startswith(exc.name):
-            where = "".join(f"{folder}, " for folder in python_path)
-            raise ImportFailed(f"no module named {exc.name!r} (looked in {where}then the "
-                               "installed packages)") from None
+            where = "".join(f", then {folder}" for folder in python_path)
+            raise ImportFailed(f"no module named {exc.name!r} (looked in the installed "
+                               f"packages{where})") from None
         raise ImportFailed(f"importing {module_name!r} failed: {exc}") from None
     except Exception as exc:  # the module's own code failed: say what, not a traceback
         raise ImportFailed(f"importing {module_name!r} failed: "
