@@ -102,9 +102,7 @@ class OfflineModel(Model):
         prepare(self.languages, wait=wait)
 
     def decide(self, input: str | list[TResponseInputItem], handoffs: Sequence[Handoff],
-               settings: ModelSettings, output_schema: AgentOutputSchemaBase | None = None,
-               instructions: str | None = None,
-               ) -> ResponseFunctionToolCall | ResponseOutputMessage:
+               settings: ModelSettings) -> ResponseFunctionToolCall | ResponseOutputMessage:
         """The single output item this model produces for the conversation so far."""
         items: list[TResponseInputItem] = (
             [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
@@ -123,17 +121,29 @@ class OfflineModel(Model):
                 type="function_call", id=f"fc_{call_id[13:]}", call_id=call_id,
                 name=target.tool_name, arguments="{}", status="completed",
             )
-        if isinstance(output_schema, VerdictOutput):
-            text = json.dumps(verdict(instructions or "", latest), ensure_ascii=False)
-        elif output_schema is not None and not output_schema.is_plain_text():
-            text = json.dumps(example(output_schema.json_schema(), latest), ensure_ascii=False)
-        else:
-            text = self._answer(user_messages, detected, own, configured, settings)
+        text = self._answer(user_messages, detected, own, configured, settings)
         msg_id = "msg_offline_" + hashlib.sha256(f"{len(items)}:{text}".encode()).hexdigest()[:16]
         return ResponseOutputMessage(
             type="message", id=msg_id, role="assistant", status="completed",
             content=[ResponseOutputText(type="output_text", text=text, annotations=[])],
         )
+
+    def _decision(self, input: str | list[TResponseInputItem], handoffs: Sequence[Handoff],
+                  settings: ModelSettings, output_schema: AgentOutputSchemaBase | None,
+                  instructions: str | None) -> ResponseFunctionToolCall | ResponseOutputMessage:
+        """`decide`, its answer made JSON for an agent with an output schema."""
+        item = self.decide(input, handoffs, settings)
+        if not isinstance(item, ResponseOutputMessage) or output_schema is None \
+                or output_schema.is_plain_text():
+            return item
+        items: list[TResponseInputItem] = (
+            [{"role": "user", "content": input}] if isinstance(input, str) else list(input))
+        latest = (_user_messages(items) or [""])[-1]
+        value = verdict(instructions or "", latest) if isinstance(output_schema, VerdictOutput) \
+            else example(output_schema.json_schema(), latest)
+        text = ResponseOutputText(type="output_text", annotations=[],
+                                  text=json.dumps(value, ensure_ascii=False))
+        return item.model_copy(update={"content": [text]})
 
     def _route(self, detected: str | None, own: str | None,
                handoffs: Sequence[Handoff]) -> Handoff | None:
@@ -205,7 +215,8 @@ class OfflineModel(Model):
         prompt: ResponsePromptParam | None,
     ) -> ModelResponse:
         """Answer or route in one response."""
-        item = self.decide(input, handoffs, model_settings, output_schema, system_instructions)
+        item = self._decision(input, handoffs, model_settings, output_schema,
+                              system_instructions)
         response = self._response(item, input)
         usage = response.usage
         assert usage is not None  # _response always sets it
@@ -231,7 +242,8 @@ class OfflineModel(Model):
         prompt: ResponsePromptParam | None,
     ) -> AsyncIterator[TResponseStreamEvent]:
         """Stream the same decision as Responses API events, text in word-sized deltas."""
-        item = self.decide(input, handoffs, model_settings, output_schema, system_instructions)
+        item = self._decision(input, handoffs, model_settings, output_schema,
+                              system_instructions)
         response = self._response(item, input)
         pending = response.model_copy(update={"output": [], "status": "in_progress",
                                               "usage": None})
