@@ -19,13 +19,14 @@ import contextlib
 import functools
 import signal
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from .config.model import Config
+from .config.placeholders import context_values
 from .errors import UserInputError
 from .render import TurnRenderer
 from .runtime.events import TurnEnded
@@ -160,6 +161,8 @@ class ChatLoop:
     on_turn: Callable[[str, TurnEnded], None] | None = None
     require_new: str | None = None
     one_shot: bool = False
+    # Context values given for this chat (--context); stored with the conversation.
+    context: Mapping[str, str] = field(default_factory=dict)
     failed_turns: int = field(default=0, init=False)
     _loading: Future[AgentGraph] | None = field(default=None, init=False)
     _reservation: Reservation | None = field(default=None, init=False)
@@ -185,6 +188,8 @@ class ChatLoop:
                     raise UserInputError(
                         f"{self.require_new} needs a new conversation, and {self.session_id!r} "
                         "has messages already (a replay starts from an empty one)")
+                stored = reservation.summary.context if reservation.summary else None
+                context_values(self.config.context, {**(stored or {}), **self.context})
                 self._loading = background.submit(_load, self.build_graph)
                 self._reservation = reservation
                 last = reservation.summary.last_agent if reservation.summary else None
@@ -250,6 +255,7 @@ class ChatLoop:
             from .runtime.turns import TurnRunner
 
             conversation = await self.store.attach(self._reservation)
+            await conversation.set_context(self.context)
             self._ready = _Ready(graph, TurnRunner(graph), conversation)
         return self._ready
 

@@ -6,12 +6,14 @@ inert (`wording.inert`), never passed to the terminal; `wording.Style` colours i
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TextIO
 
 from .runtime.events import (
     AgentChanged,
     Event,
+    GuardrailTripped,
     Retrying,
     TextDelta,
     ToolCalled,
@@ -46,6 +48,11 @@ class TurnRenderer:
             self._end_line()
             self.out.write(self.style.dim(inert(f"  [handoff] {event.source} -> {event.target}"))
                            + "\n")
+        elif isinstance(event, GuardrailTripped):
+            self._end_line()
+            reason = f": {event.reason}" if event.reason else ""
+            self.out.write(self.style.dim(inert(f"  [guardrail] {event.guardrail}{reason}"))
+                           + "\n")
         elif isinstance(event, ToolCalled):
             self._end_line()
             self.out.write(self.style.dim(inert(f"  [tool] {event.agent} called {event.tool}"))
@@ -57,6 +64,10 @@ class TurnRenderer:
                 f"({event.attempt}/{event.max_retries})")) + "\n")
         elif isinstance(event, TurnEnded):
             self._end_line()
+            if event.output is not None:
+                pretty = json.dumps(event.output, indent=2, ensure_ascii=False)
+                self.out.write(f"{self.style.agent(inert(event.agent))}:\n"
+                               + "\n".join(inert(line) for line in pretty.splitlines()) + "\n")
         elif isinstance(event, TurnFailed):
             self._end_line()
             what = "interrupted" if event.interrupted else "error"

@@ -73,8 +73,10 @@ def summary_record(summary: SessionSummary) -> dict[str, Any]:
 def export_document(summary: SessionSummary, items: Sequence[Any],
                     store_description: str) -> dict[str, Any]:
     """A conversation as one JSON document: its summary and its items as stored."""
-    return {"format": EXPORT_FORMAT, **summary_record(summary), "store": store_description,
-            "items": list(items)}
+    # The context values (chat --context) belong to the conversation: kept when it has some.
+    context = {"context": dict(summary.context)} if summary.context else {}
+    return {"format": EXPORT_FORMAT, **summary_record(summary), **context,
+            "store": store_description, "items": list(items)}
 
 
 @dataclass(frozen=True)

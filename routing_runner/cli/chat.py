@@ -21,6 +21,7 @@ from routing_runner.wording import Style, count, inert, use_colour
 from .common import ConfigArg, load
 
 if TYPE_CHECKING:
+    from routing_runner.config.model import Config
     from routing_runner.runtime.graph import AgentGraph
 
 
@@ -50,6 +51,10 @@ SessionId = Annotated[str | None, typer.Option(
 Messages = Annotated[list[str] | None, typer.Option(
     "--message", "-m", help="Send this message instead of reading input (repeatable); "
                             "exit code 3 if a reply fails.")]
+Context = Annotated[list[str] | None, typer.Option(
+    "--context", metavar="KEY=VALUE",
+    help="A value for a context key of the config (its instructions' {{ key }}); repeatable. "
+         "Stored with the conversation, so a resumed chat keeps it.")]
 Record = Annotated[Path | None, typer.Option(
     "--record", metavar="FILE", help="Write the chat as a transcript for `replay`: each turn "
                                      "expects the agent and handoff route seen.")]
@@ -65,8 +70,17 @@ def _check_arguments(message: list[str] | None, record: Path | None) -> None:
             else f"the folder {record.parent} does not exist"))
 
 
+def _context_of(cfg: Config, context: list[str] | None) -> dict[str, str]:
+    """The --context values; UserInputError for a wrong one, or a guardrail that won't import."""
+    from routing_runner.config.guardrails import check_guardrail_imports
+    from routing_runner.config.placeholders import parse_assignments
+
+    check_guardrail_imports([cfg])
+    return parse_assignments(context or [], cfg.context)
+
+
 def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = None,
-         record: Record = None) -> None:
+         record: Record = None, context: Context = None) -> None:
     """Chat with the bot in the terminal, streaming replies; the conversation is stored."""
     from routing_runner.chat import HELP, ChatLoop
     from routing_runner.replay.record import TranscriptRecorder
@@ -76,6 +90,7 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
 
     cfg = load(config).config
     _check_arguments(message, record)
+    given = _context_of(cfg, context)
     if session_id is not None:
         check_session_id(session_id)
     provider = resolve_provider(cfg, os.environ)
@@ -88,7 +103,7 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
 
     chosen_id = session_id or new_session_id()
     recorder = None if record is None else TranscriptRecorder(record, record.stem, config,
-                                                              chosen_id)
+                                                              chosen_id, context=given)
 
     def opened(reservation: Reservation, first_agent: str) -> None:
         state = "new" if reservation.is_new else f"resumed, last agent {first_agent}"
@@ -106,7 +121,7 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
                     sys.stdout, style, on_open=opened, echo_input=not interactive,
                     on_turn=None if recorder is None else recorder.record,
                     require_new=None if recorder is None else "--record",
-                    one_shot=bool(message))
+                    one_shot=bool(message), context=given)
     interrupted = False
     try:
         loop.run()

@@ -81,6 +81,7 @@ def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency
            fail_fast: FailFast = False, repeat: Repeat = 1, json_report: JsonReport = None,
            junit: JUnitReport = None, verbose: Verbose = False) -> None:
     """Replay scripted conversations (transcripts) and check every reply; 1 if any fails."""
+    from routing_runner.config.guardrails import check_guardrail_imports
     from routing_runner.replay.batch import check_batch_options
     from routing_runner.replay.load import choose, load_transcripts
 
@@ -91,6 +92,7 @@ def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency
     except ConfigError as error:
         fail(error, " in the transcripts")
     chosen = choose(every, keyword or (), tag or ())
+    check_guardrail_imports([cfg, *(t.config for t in chosen)])
     workers = workers or os.cpu_count() or 1
     check_batch_options(workers=workers, verbose=verbose)
     _check_writable(json_report, "--json")

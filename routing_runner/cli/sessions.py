@@ -168,7 +168,7 @@ def export(
     from routing_runner.replay.record import TranscriptRecorder
 
     recorder = TranscriptRecorder(Path.cwd() / f"{session_id}.yaml", f"session {session_id}",
-                                  config, session_id)
+                                  config, session_id, context=document.get("context", {}))
     for user, ended in stored_turns(document["items"], cfg):
         if ended is not None:  # a turn without a reply has nothing to expect
             recorder.add(user, ended)

@@ -18,6 +18,7 @@ from routing_runner.wording import did_you_mean
 
 from .document import Document, PathKey
 from .files import MAX_INSTRUCTIONS_BYTES, MissingFile, UnreadableFile, read_text_file
+from .guardrails import check_guardrail_lists, guardrails_config
 from .model import (
     DEFAULT_KEY_ENV,
     DEFAULT_KEY_PREFIX,
@@ -35,6 +36,8 @@ from .model import (
     duration_seconds,
     handoff_tool_name,
 )
+from .output_schema import output_schema
+from .placeholders import check_agents
 from .serve import ServeConfig
 
 
@@ -72,6 +75,11 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         _warn_unreachable(document, entry, agents, problems)
 
     _check_base_urls(document, raw, problems)
+    context = _notes_free(raw.get("context", {}))
+    problems += check_agents(document, agents_raw,
+                             {n: a.instructions for n, a in agents.items()}, context)
+    guardrails = guardrails_config(document, raw)
+    problems += check_guardrail_lists(document, raw, guardrails)
     if any(p.severity == "error" for p in problems):
         return None, problems
 
@@ -93,6 +101,8 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         workflow_name=raw.get("run", {}).get("workflow_name"),
         tracing=raw.get("run", {}).get("tracing", False),
         serve=ServeConfig.from_dict(raw.get("serve", {})),
+        context=MappingProxyType(context),
+        guardrails=MappingProxyType(guardrails),
     )
     return config, problems
 
@@ -124,6 +134,9 @@ def _agent_config(document: Document, base: Path, agents_raw: Mapping[str, Any],
         language=spec.get("language"),
         model=MappingProxyType(_model_override(spec.get("model"))),
         model_settings=ModelSettingsConfig.from_dict(spec.get("model_settings")),
+        output_schema=output_schema(document, base, spec, where, problems),
+        input_guardrails=tuple(spec.get("input_guardrails", ())),
+        output_guardrails=tuple(spec.get("output_guardrails", ())),
     )
 
 

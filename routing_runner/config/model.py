@@ -8,7 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .guardrails import GuardrailConfig
 
 from .serve import ServeConfig
 
@@ -110,6 +113,11 @@ class AgentConfig:
     language: str | None = None
     model: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     model_settings: ModelSettingsConfig = field(default_factory=ModelSettingsConfig)
+    # The JSON Schema of the final answer (output_schema / output_schema_file); None: text.
+    output_schema: Mapping[str, Any] | None = None
+    # Names of the guardrails (Config.guardrails) on the message and on the final answer.
+    input_guardrails: tuple[str, ...] = ()
+    output_guardrails: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -215,6 +223,11 @@ class Config:
     workflow_name: str | None = None
     tracing: bool = False
     serve: ServeConfig = field(default_factory=ServeConfig)
+    # The context keys instructions may use ({{ name }}), each with its default; None: every
+    # conversation must give a value (chat --context, a transcript's `context:`).
+    context: Mapping[str, str | None] = field(default_factory=lambda: MappingProxyType({}))
+    guardrails: Mapping[str, GuardrailConfig] = field(
+        default_factory=lambda: MappingProxyType({}))
 
     @property
     def title(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from routing_runner.runtime.offline.language_id import primary_subtag
 
+from .json_checks import check_json
 from .results import Mismatch, Observed
 from .script import Expectations, TextCheck
 
@@ -29,6 +30,11 @@ def check(expect: Expectations, observed: Observed) -> tuple[Mismatch, ...]:
                                ("tool_calls", expect.tool_calls, observed.tool_calls)):
         if count is not None and not count.allows(value):
             missed.append(Mismatch(name, str(count), str(value)))
+    if expect.guardrail is not None and observed.guardrail != expect.guardrail:
+        missed.append(Mismatch("guardrail", expect.guardrail,
+                               observed.guardrail or "none tripped"))
+    missed += [Mismatch("json", expected, got)
+               for expected, got in check_json(expect.json, observed.output, observed.text)]
     return tuple(missed)
 
 

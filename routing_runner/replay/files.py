@@ -84,6 +84,7 @@ def _turn_json(turn: TurnResult) -> dict[str, Any]:
             "agent": observed.agent, "route": list(observed.route), "text": observed.text,
             "model_calls": observed.model_calls, "tool_calls": observed.tool_calls,
             "retries": observed.retries, "language": observed.language,
+            "output": observed.output, "guardrail": observed.guardrail,
         },
         "failures": [{"check": m.check, "expected": m.expected, "got": m.got}
                      for m in turn.mismatches],

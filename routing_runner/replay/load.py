@@ -20,11 +20,13 @@ from routing_runner.config.document import (
 from routing_runner.config.files import MAX_TRANSCRIPT_BYTES, UnreadableFile, read_text_file
 from routing_runner.config.interpolate import interpolate
 from routing_runner.config.model import Config
+from routing_runner.config.placeholders import context_values
 from routing_runner.config.schema import validate
 from routing_runner.errors import ConfigError, Problem, UserInputError
 from routing_runner.user_text import message_problem
 from routing_runner.wording import did_you_mean
 
+from .json_checks import JsonCheck, json_checks, pointer_problem
 from .script import (
     EXPECTATION_KEYS,
     RESTART,
@@ -216,12 +218,29 @@ class _TranscriptBuilder:
             self.fail(("turns",), "no turn expects anything, so this transcript would pass "
                                   "whatever happened; give at least one turn an 'expect' "
                                   f"({', '.join(EXPECTATION_KEYS)})", key=True)
+        context = self.context(raw.get("context", {}))
         if self.problems:
             return None
         return Transcript(
             name=raw["name"], steps=tuple(steps), location=self.where(()), config=self.config,
             tags=tuple(raw.get("tags", ())), description=raw.get("description"),
-            overridden="config" in raw)
+            overridden="config" in raw, context=context)
+
+    def context(self, raw: Mapping[str, str]) -> dict[str, str]:
+        """The transcript's context values, each key one the config declares."""
+        given = {k: v for k, v in raw.items() if not k.startswith("x-")}
+        for key in given:
+            if key not in self.config.context:
+                known = f"its keys: {', '.join(sorted(self.config.context))}" \
+                    if self.config.context else "it declares none under 'context:'"
+                hint = did_you_mean(key, self.config.context)
+                self.fail(("context", key), f"{key!r} is not a context key of "
+                                            f"{self.config.source}{hint} ({known})", key=True)
+        try:
+            context_values(self.config.context, given)
+        except UserInputError as exc:
+            self.fail(("context",) if raw else ("name",), str(exc), key=bool(raw))
+        return given
 
     def expectations(self, raw: dict[str, Any] | None, turn: PathKey) -> Expectations:
         if raw is None:
@@ -242,11 +261,26 @@ class _TranscriptBuilder:
         expect = Expectations(
             agent=agent, route=route, text=tuple(checks), language=raw.get("language"),
             model_calls=self.count(raw.get("model_calls"), (*path, "model_calls")),
-            tool_calls=self.count(raw.get("tool_calls"), (*path, "tool_calls")))
+            tool_calls=self.count(raw.get("tool_calls"), (*path, "tool_calls")),
+            json=self.json_checks(raw.get("json"), (*path, "json")),
+            guardrail=raw.get("guardrail"))
+        if expect.guardrail is not None and expect.guardrail not in self.config.guardrails:
+            hint = did_you_mean(expect.guardrail, self.config.guardrails)
+            self.fail((*path, "guardrail"), f"{expect.guardrail!r} is not a guardrail of "
+                                            f"{self.config.source}{hint}")
         if not expect:
             self.fail(path, "expects nothing; give at least one of "
                             f"{', '.join(EXPECTATION_KEYS)}", key=True)
         return expect
+
+    def json_checks(self, raw: dict[str, Any] | None, path: PathKey) -> tuple[JsonCheck, ...]:
+        if raw is None:
+            return ()
+        for key in raw:
+            problem = pointer_problem(key) if key.startswith("/") else None
+            if problem is not None:
+                self.fail((*path, key), problem, key=True)
+        return json_checks(raw)
 
     def check_pattern(self, check: TextCheck, path: PathKey) -> None:
         try:

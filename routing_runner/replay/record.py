@@ -52,11 +52,14 @@ class TranscriptRecorder:
     session_id: str
     recorded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     turns: list[dict[str, Any]] = field(default_factory=list)
+    context: dict[str, str] = field(default_factory=dict)  # chat --context, replayed as given
 
     def add(self, user: str, ended: TurnEnded) -> None:
         """Add one completed turn."""
-        self.turns.append({"user": user,
-                           "expect": _Flow(agent=ended.agent, route=list(route_of(ended)))})
+        expect = _Flow(agent=ended.agent, route=list(route_of(ended)))
+        if ended.guardrail is not None:
+            expect["guardrail"] = ended.guardrail
+        self.turns.append({"user": user, "expect": expect})
 
     def record(self, user: str, ended: TurnEnded) -> None:
         """Add one completed turn and rewrite the file, so a crash loses nothing before it."""
@@ -71,7 +74,10 @@ class TranscriptRecorder:
         where its output goes); the schema's `$id` is a name, not a place it can be fetched.
         """
         schema = schema_path("transcript").resolve().as_uri()
-        dumped = yaml.dump({"name": self.name, "turns": self.turns}, Dumper=_Dumper,
+        head: dict[str, Any] = {"name": self.name}
+        if self.context:
+            head["context"] = _Flow(self.context)
+        dumped = yaml.dump({**head, "turns": self.turns}, Dumper=_Dumper,
                            sort_keys=False, allow_unicode=True, width=100)
         return (f"# yaml-language-server: $schema={schema}\n"
                 f"# Recorded from session {self.session_id} of {self.config_source} on "

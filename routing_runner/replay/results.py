@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from routing_runner.config.model import Config
 from routing_runner.errors import (
@@ -30,6 +31,9 @@ class Observed:
     tool_calls: int
     retries: int = 0
     language: str | None = None
+    # A structured answer, parsed (agents with an output schema).
+    output: Mapping[str, Any] | None = None
+    guardrail: str | None = None  # the guardrail that stopped the turn
 
 
 @dataclass(frozen=True)

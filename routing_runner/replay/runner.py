@@ -301,6 +301,7 @@ class _ConversationRun:
                 # Settled: a conversation emptied but still naming its old last agent would
                 # send the next chat on it to the wrong agent.
                 await settle(self._start_over(conversation))
+                await conversation.set_context(self.job.transcript.context, keep_others=False)
             graph = self.replayer.build_graph(self.config, self.job.provider)
         except BaseException:
             await store.close()
@@ -342,7 +343,7 @@ class _ConversationRun:
         if turn.expect.language is not None:
             language = detect(ended.text, self.languages).language
         observed = Observed(ended.agent, route_of(ended), ended.text, ended.model_calls,
-                            ended.tool_calls, retries, language)
+                            ended.tool_calls, retries, language, ended.output, ended.guardrail)
         missed = check(turn.expect, observed)
         return TurnResult(number, turn, "failed" if missed else "passed", seconds, observed,
                           missed, first_text_seconds=first_text, after_restart=after_restart)

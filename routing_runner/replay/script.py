@@ -29,17 +29,21 @@ override is reported at its line in the transcript.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from routing_runner.config.model import Config
 from routing_runner.runtime.events import TurnEnded
 
+from .json_checks import JsonCheck
+
 TRANSCRIPT_SUFFIXES = (".yaml", ".yml")
 RESTART = "restart"
 TextKind = Literal["contains", "not_contains", "matches"]
 TEXT_KINDS: tuple[TextKind, ...] = ("contains", "not_contains", "matches")
-EXPECTATION_KEYS = ("agent", "route", *TEXT_KINDS, "language", "model_calls", "tool_calls")
+EXPECTATION_KEYS = ("agent", "route", *TEXT_KINDS, "language", "model_calls", "tool_calls",
+                    "json", "guardrail")
 
 
 @dataclass(frozen=True)
@@ -110,11 +114,14 @@ class Expectations:
     language: str | None = None
     model_calls: Count | None = None
     tool_calls: Count | None = None
+    # expect.json: checks on a structured answer (replay.json_checks.JsonCheck).
+    json: tuple[JsonCheck, ...] = ()
+    guardrail: str | None = None  # the guardrail that stops the turn
 
     def __bool__(self) -> bool:
         return any((self.agent is not None, self.route is not None, self.text,
                     self.language is not None, self.model_calls is not None,
-                    self.tool_calls is not None))
+                    self.tool_calls is not None, self.json, self.guardrail is not None))
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,8 @@ class Transcript:
     tags: tuple[str, ...] = ()
     description: str | None = None
     overridden: bool = False
+    # Values for the config's context keys, given to the conversation before its first turn.
+    context: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def turns(self) -> tuple[Turn, ...]:

@@ -6,7 +6,9 @@ that turns the SDK's stream events into them, so an SDK upgrade touches that fil
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,19 @@ class TurnEnded:
     handoffs: tuple[AgentChanged, ...] = ()
     model_calls: int = 0
     tool_calls: int = 0
+    # The answer of an agent with an output schema, parsed (its JSON text is `text`).
+    output: Mapping[str, Any] | None = None
+    # The guardrail that tripped: `text` is then its message, and the stored note.
+    guardrail: str | None = None
+
+
+@dataclass(frozen=True)
+class GuardrailTripped:
+    """The guardrail `guardrail` stopped the turn of `agent`, for `reason` (may be empty)."""
+
+    agent: str
+    guardrail: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,7 @@ class TurnFailed:
     interrupted: bool = False
 
 
-Event = TurnStarted | TextDelta | AgentChanged | ToolCalled | Retrying | TurnEnded | TurnFailed
+Event = (TurnStarted | TextDelta | AgentChanged | ToolCalled | Retrying | TurnEnded | TurnFailed
+         | GuardrailTripped)
 
 

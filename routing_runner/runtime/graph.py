@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx2
@@ -26,10 +26,13 @@ from routing_runner.config.extras import LITELLM_EXTRA
 from routing_runner.config.model import Config, ModelSettingsConfig
 from routing_runner.errors import ProviderError
 
+from .guardrails import ClassifierModel, sdk_guardrails
 from .history import history_window
+from .instructions import sdk_instructions
 from .offline.model import AgentProfile, OfflineModel
 from .providers import ResolvedModel, ResolvedProvider, not_streamed, not_the_api
 from .retries import retry_settings
+from .structured import sdk_output_type
 
 # Called with each agent's name and the model built for it; returns the model the agent runs
 # on. The batch's rate-limit gate wraps models this way (`RateLimitGate.wrap`), so nothing
@@ -196,6 +199,19 @@ def _model_settings(config: Config, agent: str, resolved: ResolvedModel,
     return settings.resolve(_LITELLM_NO_RETRIES) if resolved.provider == "litellm" else settings
 
 
+def _classifier_models(factory: _ModelFactory, provider: ResolvedProvider,
+                       wrap_model: ModelHook | None) -> ClassifierModel:
+    """A guardrail classifier's model: the guarded agent's, with the model name it gives."""
+    def model(agent: str, name: str | None) -> Model:
+        resolved = provider.models[agent]
+        if name is not None:
+            resolved = replace(resolved, spec=replace(resolved.spec, name=name))
+        built = factory.model(agent, resolved)
+        return wrap_model(agent, built) if wrap_model is not None else built
+
+    return model
+
+
 def build_graph(config: Config, provider: ResolvedProvider, *,
                 http_client: DefaultAsyncHttpxClient | None = None,
                 wrap_model: ModelHook | None = None) -> AgentGraph:
@@ -214,10 +230,11 @@ def build_graph(config: Config, provider: ResolvedProvider, *,
         model = factory.model(name, resolved)
         agents[name] = Agent(
             name=name,
-            instructions=spec.instructions,
+            instructions=sdk_instructions(spec.instructions),
             handoff_description=spec.handoff_description,
             model=wrap_model(name, model) if wrap_model is not None else model,
             model_settings=_model_settings(config, name, resolved, retry),
+            output_type=sdk_output_type(spec.output_schema),
         )
     # Handoffs are attached once every agent exists, so cycles need no special case.
     for name, spec in config.agents.items():
@@ -226,5 +243,7 @@ def build_graph(config: Config, provider: ResolvedProvider, *,
                     tool_description_override=h.description)
             for h in spec.handoffs
         ]
+        agents[name].input_guardrails, agents[name].output_guardrails = sdk_guardrails(
+            config, name, _classifier_models(factory, provider, wrap_model))
     return AgentGraph(config=config, provider=provider, agents=agents,
                       clients=factory.owned_clients())

@@ -15,6 +15,7 @@ from routing_runner.wording import count, redact_url, redact_urls
 from .events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded
 from .providers import endpoint_hint
 from .retries import error_chain, error_code, provider_error, quota_exhausted
+from .structured import JsonSchemaOutput
 
 
 @dataclass
@@ -29,6 +30,10 @@ class StreamTranslator:
     pending_handoff_tool: str = ""
     response_open: bool = False
     stream_error: str | None = None
+    # The speaking agent answers JSON (an output schema): shown whole at the end, not streamed.
+    json_answer: bool = False
+    # The speaking agent's answer is checked by output guardrails: shown once they passed.
+    hold_text: bool = False
 
     def translate(self, event: Any) -> list[Event]:
         """Our events for one SDK `StreamEvent` (often none)."""
@@ -37,7 +42,8 @@ class StreamTranslator:
             data_type = getattr(event.data, "type", None)
             if data_type == "response.output_text.delta":
                 self.text_parts.append(event.data.delta)
-                return [TextDelta(self.agent, event.data.delta)]
+                held = self.json_answer or self.hold_text
+                return [] if held else [TextDelta(self.agent, event.data.delta)]
             if data_type == "response.created":
                 self.model_calls += 1
                 self.response_open = True
@@ -50,6 +56,8 @@ class StreamTranslator:
             return []
         if kind == "agent_updated_stream_event":
             self.agent = event.new_agent.name
+            self.json_answer = isinstance(event.new_agent.output_type, JsonSchemaOutput)
+            self.hold_text = bool(event.new_agent.output_guardrails)
             return []
         if kind == "run_item_stream_event":
             if event.name == "handoff_requested":
@@ -66,10 +74,17 @@ class StreamTranslator:
                 return [ToolCalled(self.agent, _tool_name(event.item.raw_item))]
         return []
 
+    def held(self) -> list[Event]:
+        """The text answer held back for output guardrails, now that they passed."""
+        text = "".join(self.text_parts)
+        return [TextDelta(self.agent, text)] if self.hold_text and not self.json_answer \
+            and text else []
+
     def ended(self) -> TurnEnded:
         """The TurnEnded event for what was seen."""
-        return TurnEnded(self.agent, "".join(self.text_parts), tuple(self.handoffs),
-                         self.model_calls, self.tool_calls)
+        text = "".join(self.text_parts)
+        return TurnEnded(self.agent, text, tuple(self.handoffs), self.model_calls,
+                         self.tool_calls, json.loads(text) if self.json_answer else None)
 
 
 def _tool_name(raw_item: Any) -> str:

@@ -12,18 +12,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agents import Agent, Runner
 from agents.result import RunResultStreaming
 
-from routing_runner.errors import StoreError
+from routing_runner.config.placeholders import context_values
+from routing_runner.errors import StoreError, UserInputError
 from routing_runner.stores.base import settle
 from routing_runner.stores.conversation import Conversation
 
-from .events import Event, Retrying, TurnEnded, TurnFailed, TurnStarted
+from .events import (
+    Event,
+    GuardrailTripped,
+    Retrying,
+    TextDelta,
+    TurnEnded,
+    TurnFailed,
+    TurnStarted,
+)
 from .graph import AgentGraph
+from .guardrails import GuardrailTrip, trip_of
 from .retries import RetryNotice, retry_listener
 from .translate import StreamTranslator, describe_failure
 
@@ -62,7 +72,8 @@ class TurnRunner:
             await conversation.check_readable()
             agent = self.graph.agents[first_agent] if first_agent else \
                 await self.agent_for(conversation)
-        except StoreError as exc:
+            context = context_values(self.graph.config.context, conversation.context)
+        except (StoreError, UserInputError) as exc:
             yield TurnFailed(self.graph.config.entry, describe_failure(exc, max_turns)
                              + "; your message was not stored")
             return
@@ -83,6 +94,7 @@ class TurnRunner:
             result = Runner.run_streamed(
                 agent, message, session=conversation.session,
                 max_turns=self.graph.config.max_turns, run_config=self.graph.run_config(),
+                context=context,
             )
         finally:
             retry_listener.reset(token)
@@ -101,12 +113,42 @@ class TurnRunner:
             await settle(self._abandon(result, pump, conversation, message))
             raise
         except Exception as exc:
-            rolled_back = await self._rolled_back(
-                settle(self._abandon(result, pump, conversation, message)))
-            yield TurnFailed(translator.agent, describe_failure(
-                exc, max_turns, retries, translator) + rolled_back)
+            for event in await self._failed(exc, result, pump, conversation, message,
+                                            translator, retries):
+                yield event
             return
+        for event in translator.held():
+            yield event
         yield await self._finish(conversation, message, translator.ended())
+
+    async def _failed(self, exc: Exception, result: RunResultStreaming,
+                      pump: asyncio.Future[None], conversation: Conversation, message: str,
+                      translator: StreamTranslator, retries: int) -> list[Event]:
+        """The end of a turn the run failed, rolled back: TurnFailed, or a guardrail's trip."""
+        rolled_back = await self._rolled_back(
+            settle(self._abandon(result, pump, conversation, message)))
+        trip = trip_of(exc, self.graph.config)
+        if trip is not None and not rolled_back:
+            return await self._stopped_by(trip, conversation, message, translator)
+        return [TurnFailed(translator.agent, describe_failure(
+            exc, self.graph.config.max_turns, retries, translator) + rolled_back)]
+
+    async def _stopped_by(self, trip: GuardrailTrip, conversation: Conversation, message: str,
+                          translator: StreamTranslator) -> list[Event]:
+        """The end of a turn a guardrail stopped, rolled back to the user's message: the
+        guardrail's message is stored after it as the agent's answer, so the conversation
+        (and the model, next turn) shows what the user was told."""
+        agent = translator.agent
+        try:
+            await settle(conversation.session.add_items(
+                [{"role": "assistant", "content": trip.message}]))
+        except StoreError as exc:
+            return [TurnFailed(agent, describe_failure(exc, self.graph.config.max_turns))]
+        ended = replace(translator.ended(), text=trip.message, output=None,
+                        guardrail=trip.guardrail)
+        return [GuardrailTripped(agent, trip.guardrail, trip.reason),
+                TextDelta(agent, trip.message),
+                await self._finish(conversation, message, ended)]
 
     async def _finish(self, conversation: Conversation, message: str,
                       ended: TurnEnded) -> TurnEnded | TurnFailed:

@@ -26,8 +26,9 @@ missing optional one names the extra that provides it.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -116,8 +117,9 @@ class SessionStore(ABC):
 
         session_id = reservation.session_id
         session = await self._readable_session(session_id)
+        stored = reservation.summary.context if reservation.summary is not None else None
         return Conversation(session_id, JournaledSession(session, self, session_id), self,
-                            reservation.is_new)
+                            reservation.is_new, dict(stored or {}))
 
     async def get_active_agent(self, session_id: str) -> str | None:
         """The agent that spoke last in `session_id`."""
@@ -141,6 +143,11 @@ class SessionStore(ABC):
 
     async def release(self, session_id: str) -> None:  # noqa: B027 - most stores hold nothing
         """Close what this store holds for `session_id` (a server's, after each turn)."""
+
+    async def set_context(self, session_id: str, context: Mapping[str, str]) -> None:
+        """Remember the context values of `session_id` (its instructions' placeholders)."""
+        await self.guarded(self._write_context(session_id, json.dumps(dict(context))),
+                           f"save the context of conversation {session_id!r}")
 
     async def check(self) -> None:
         """Reach the backend now (connect, create tables); StoreError when it cannot be used.
@@ -345,6 +352,10 @@ class SessionStore(ABC):
 
         A record without an owner gets this store's `owner` (None leaves it as it is).
         """
+
+    @abstractmethod
+    async def _write_context(self, session_id: str, context: str) -> None:
+        """Upsert the state record with `context` (JSON text), as `_write_state` does."""
 
     @abstractmethod
     async def _list(self) -> list[SessionSummary]:

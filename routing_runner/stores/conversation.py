@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .items import is_user_message, message_text
@@ -23,6 +23,8 @@ class Conversation:
     session: JournaledSession
     store: SessionStore
     is_new: bool
+    # The values of the config's context keys given to this conversation (stored with it).
+    context: dict[str, str] = field(default_factory=dict)
 
     async def get_active_agent(self) -> str | None:
         """The agent that spoke last, if any turn completed."""
@@ -31,6 +33,16 @@ class Conversation:
     async def set_active_agent(self, agent: str) -> None:
         """Remember `agent` as the one that spoke last."""
         await self.store.set_active_agent(self.session_id, agent)
+
+    async def set_context(self, values: Mapping[str, str], *, keep_others: bool = True) -> None:
+        """Give the conversation these context values and store them.
+
+        `keep_others=False` forgets the values given before (a replay starting over).
+        """
+        merged = {**self.context, **values} if keep_others else dict(values)
+        if merged != self.context:
+            await self.store.set_context(self.session_id, merged)
+            self.context = merged
 
     def begin_turn(self) -> None:
         """Start counting what the coming turn stores."""

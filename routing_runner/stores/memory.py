@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -50,6 +51,12 @@ class MemoryStore(SessionStore):
             current, last_agent=agent or current.last_agent,
             turns=max((current.turns or 0) + turns, 0), last_activity=time.time(),
             owner=current.owner or self.owner)
+
+    async def _write_context(self, session_id: str, context: str) -> None:
+        current = self._state.get(session_id, SessionSummary(session_id, turns=0))
+        self._state[session_id] = replace(current, context=json.loads(context),
+                                          last_activity=time.time(),
+                                          owner=current.owner or self.owner)
 
     async def _list(self) -> list[SessionSummary]:
         return [summary for session_id in {*self._state, *self._sessions}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -102,6 +103,25 @@ class SessionSummary:
     turns: int | None = None
     last_activity: float | None = None  # seconds since the epoch, UTC
     owner: str | None = None  # the config it belongs to; None: stored before owners were kept
+    # The values of the config's context keys this conversation was given (chat --context).
+    context: Mapping[str, str] | None = None
+
+
+def read_context(stored: str | bytes | None) -> Mapping[str, str] | None:
+    """A conversation's stored context (JSON text), None when it has none or it is unreadable.
+
+    Unreadable means written by something else: the conversation then starts without it and
+    says so through the missing keys, rather than failing to open.
+    """
+    if stored is None:
+        return None
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    return {str(k): str(v) for k, v in value.items()}
 
 
 class Lease:

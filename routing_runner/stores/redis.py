@@ -20,6 +20,7 @@ from routing_runner.stores.base import (
     SessionSummary,
     require_extra,
 )
+from routing_runner.stores.records import read_context
 from routing_runner.wording import format_duration, redact_url
 
 if TYPE_CHECKING:
@@ -120,20 +121,26 @@ class RedisStore(SessionStore):
         turns = _number(fields.get("turns", "0"), int)
         return SessionSummary(session_id, fields.get("agent") or None,
                               None if turns is None else max(turns, 0),
-                              _number(fields.get("updated_at"), float), fields.get("owner"))
+                              _number(fields.get("updated_at"), float), fields.get("owner"),
+                              read_context(fields.get("context")))
 
     async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
+        await self._upsert(session_id, {} if agent is None else {"agent": agent}, turns)
+
+    async def _write_context(self, session_id: str, context: str) -> None:
+        await self._upsert(session_id, {"context": context}, 0)
+
+    async def _upsert(self, session_id: str, values: dict[str, str], turns: int) -> None:
         key = self._keys(session_id)[3]
         now = repr(time.time())
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, "created_at", now)
             if self.owner is not None:
                 pipe.hsetnx(key, "owner", self.owner)
-            if agent is not None:
-                pipe.hset(key, "agent", agent)
             if turns:
                 pipe.hincrby(key, "turns", turns)
-            pipe.hset(key, "updated_at", now)
+            for name, value in {**values, "updated_at": now}.items():
+                pipe.hset(key, name, value)
             if self.ttl:
                 pipe.expire(key, self.ttl)
             await pipe.execute()

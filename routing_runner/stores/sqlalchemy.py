@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from routing_runner.errors import StoreError
 from routing_runner.stores.base import SessionStore, SessionSummary, TableNames, require_extra
+from routing_runner.stores.records import read_context
 from routing_runner.wording import redact_url
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class SQLAlchemyStore(SessionStore):
     def __init__(self, url: str, *, table_prefix: str | None = None,
                  encryption: SessionKey | None = None) -> None:
         require_extra("sqlalchemy", "sqlalchemy", "the sqlalchemy session backend")
-        from sqlalchemy import Column, Float, Integer, MetaData, String, Table
+        from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
 
         super().__init__(encryption=encryption)
         self.tables = TableNames.with_prefix(table_prefix)
@@ -79,6 +80,7 @@ class SQLAlchemyStore(SessionStore):
             Column("created_at", Float, nullable=False),
             Column("updated_at", Float, nullable=False),
             Column("owner", String(256), nullable=True),
+            Column("context", Text, nullable=True),
         )
         self._schema_ready = False
         self._schema_lock = asyncio.Lock()
@@ -130,6 +132,8 @@ class SQLAlchemyStore(SessionStore):
         columns = {c["name"] for c in inspect(conn).get_columns(self.tables.state)}
         if "owner" not in columns:
             conn.execute(text(f"ALTER TABLE {self.tables.state} ADD COLUMN owner VARCHAR(256)"))
+        if "context" not in columns:
+            conn.execute(text(f"ALTER TABLE {self.tables.state} ADD COLUMN context TEXT"))
 
     async def _check(self) -> None:
         await self._ensure_schema()
@@ -150,26 +154,38 @@ class SQLAlchemyStore(SessionStore):
         state = self._state
         async with self._engine.connect() as conn:
             row = (await conn.execute(
-                select(state.c.active_agent, state.c.turns, state.c.updated_at, state.c.owner)
+                select(state.c.active_agent, state.c.turns, state.c.updated_at, state.c.owner,
+                       state.c.context)
                 .where(state.c.session_id == session_id))).first()
             if row is not None:
-                return SessionSummary(session_id, row[0], max(row[1], 0), row[2], row[3])
+                return SessionSummary(session_id, row[0], max(row[1], 0), row[2], row[3],
+                                      read_context(row[4]))
             known = (await conn.execute(select(sessions.c.session_id)
                                         .where(sessions.c.session_id == session_id))).first()
         return SessionSummary(session_id) if known is not None else None
 
     async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
+        state = self._state
+        changes: dict[str, Any] = {"turns": state.c.turns + turns}
+        if agent is not None:
+            changes["active_agent"] = agent
+        await self._upsert(session_id, changes, {"active_agent": agent, "turns": max(turns, 0)})
+
+    async def _write_context(self, session_id: str, context: str) -> None:
+        await self._upsert(session_id, {"context": context}, {"turns": 0, "context": context})
+
+    async def _upsert(self, session_id: str, changes: dict[str, Any],
+                      inserted: dict[str, Any]) -> None:
+        """Apply `changes` to the state row, or insert one with `inserted`; both touch the time."""
         from sqlalchemy import func, insert, update
         from sqlalchemy.exc import IntegrityError
 
         await self._ensure_schema()
         state = self._state
         now = time.time()
-        changes: dict[str, Any] = {"updated_at": now, "turns": state.c.turns + turns}
+        changes = {**changes, "updated_at": now}
         if self.owner is not None:
             changes["owner"] = func.coalesce(state.c.owner, self.owner)
-        if agent is not None:
-            changes["active_agent"] = agent
         change = update(state).where(state.c.session_id == session_id).values(changes)
         # Update, else insert: portable across dialects (no dialect-specific upsert), and a
         # worker that loses the insert race to another just updates the row that one made.
@@ -179,8 +195,8 @@ class SQLAlchemyStore(SessionStore):
             try:
                 async with conn.begin_nested():
                     await conn.execute(insert(state).values(
-                        session_id=session_id, active_agent=agent, turns=max(turns, 0),
-                        created_at=now, updated_at=now, owner=self.owner))
+                        session_id=session_id, created_at=now, updated_at=now, owner=self.owner,
+                        **inserted))
             except IntegrityError:
                 await conn.execute(change)
 

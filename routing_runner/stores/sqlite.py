@@ -26,6 +26,7 @@ from routing_runner.errors import SessionInUseError, StoreError
 from routing_runner.private_files import check_existing, create_private, private_folder
 from routing_runner.stores.base import Lease, SessionStore, SessionSummary, TableNames
 from routing_runner.stores.locks import queued_writes, try_lock
+from routing_runner.stores.records import read_context
 
 if TYPE_CHECKING:
     from agents.memory import SessionABC, SQLiteSession
@@ -200,11 +201,15 @@ class SQLiteStore(SessionStore):
             conn.execute(f"CREATE TABLE IF NOT EXISTS {state} ("
                          "session_id TEXT PRIMARY KEY, active_agent TEXT, "
                          "turns INTEGER NOT NULL DEFAULT 0, "
-                         "created_at REAL NOT NULL, updated_at REAL NOT NULL, owner TEXT)")
+                         "created_at REAL NOT NULL, updated_at REAL NOT NULL, owner TEXT, "
+                         "context TEXT)")
             if columns and "turns" not in columns:
                 self._migrate_v0(conn)
             elif columns and "owner" not in columns:
                 conn.execute(f"ALTER TABLE {state} ADD COLUMN owner TEXT")
+            if columns and "turns" in columns and "context" not in columns:
+                # Before conversations kept a context (instructions' placeholders).
+                conn.execute(f"ALTER TABLE {state} ADD COLUMN context TEXT")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -253,11 +258,12 @@ class SQLiteStore(SessionStore):
 
     async def _summary(self, session_id: str) -> SessionSummary | None:
         def read(conn: sqlite3.Connection) -> SessionSummary | None:
-            row = conn.execute(f"SELECT active_agent, turns, updated_at, owner FROM "
+            row = conn.execute(f"SELECT active_agent, turns, updated_at, owner, context FROM "
                                f"{self.tables.state} WHERE session_id = ?",
                                (session_id,)).fetchone()
             if row is not None:
-                return SessionSummary(session_id, row[0], max(row[1], 0), row[2], row[3])
+                return SessionSummary(session_id, row[0], max(row[1], 0), row[2], row[3],
+                                      read_context(row[4]))
             if self._has_table(conn, self.tables.sessions) and conn.execute(
                     f"SELECT 1 FROM {self.tables.sessions} WHERE session_id = ?",
                     (session_id,)).fetchone():
@@ -277,6 +283,19 @@ class SQLiteStore(SessionStore):
                 "turns = max(turns + ?, 0), updated_at = excluded.updated_at, "
                 "owner = coalesce(owner, excluded.owner)",
                 (session_id, agent, turns, now, now, self.owner, turns))
+
+        await self._run(write, writes=True)
+
+    async def _write_context(self, session_id: str, context: str) -> None:
+        now = time.time()
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"INSERT INTO {self.tables.state} (session_id, turns, created_at, updated_at, "
+                "owner, context) VALUES (?, 0, ?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE "
+                "SET context = excluded.context, updated_at = excluded.updated_at, "
+                "owner = coalesce(owner, excluded.owner)",
+                (session_id, now, now, self.owner, context))
 
         await self._run(write, writes=True)
 

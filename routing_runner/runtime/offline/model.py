@@ -7,6 +7,9 @@ path. It is not a language model: it decides, deterministically, between two mov
   handoff tool of the target that speaks it (a real function call the SDK executes).
 - Answer: otherwise it answers in its own language, quoting the latest message and the first
   one and counting the user's messages, which shows the history reached the model.
+- Answer with JSON: an agent with an output schema answers a JSON object that fits it
+  (`offline.answers`: the schema's own values first, the latest message for free text). A
+  guardrail's classifier trips when the text holds a word its instructions quote.
 
 Given the same conversation it always produces the same output, streamed in small deltas.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -44,8 +48,10 @@ from openai.types.responses.response_usage import InputTokensDetails, OutputToke
 
 from routing_runner.config.model import Config
 from routing_runner.runtime.providers import ResolvedProvider
+from routing_runner.runtime.structured import VerdictOutput
 from routing_runner.stores.items import is_user_message, message_text
 
+from .answers import example, verdict
 from .language_id import detect, prepare, primary_subtag
 from .phrases import PHRASES, language_name, phrases_for
 
@@ -122,6 +128,23 @@ class OfflineModel(Model):
             content=[ResponseOutputText(type="output_text", text=text, annotations=[])],
         )
 
+    def _decision(self, input: str | list[TResponseInputItem], handoffs: Sequence[Handoff],
+                  settings: ModelSettings, output_schema: AgentOutputSchemaBase | None,
+                  instructions: str | None) -> ResponseFunctionToolCall | ResponseOutputMessage:
+        """`decide`, its answer made JSON for an agent with an output schema."""
+        item = self.decide(input, handoffs, settings)
+        if not isinstance(item, ResponseOutputMessage) or output_schema is None \
+                or output_schema.is_plain_text():
+            return item
+        items: list[TResponseInputItem] = (
+            [{"role": "user", "content": input}] if isinstance(input, str) else list(input))
+        latest = (_user_messages(items) or [""])[-1]
+        value = verdict(instructions or "", latest) if isinstance(output_schema, VerdictOutput) \
+            else example(output_schema.json_schema(), latest)
+        text = ResponseOutputText(type="output_text", annotations=[],
+                                  text=json.dumps(value, ensure_ascii=False))
+        return item.model_copy(update={"content": [text]})
+
     def _route(self, detected: str | None, own: str | None,
                handoffs: Sequence[Handoff]) -> Handoff | None:
         if detected is None or detected == own:
@@ -192,7 +215,8 @@ class OfflineModel(Model):
         prompt: ResponsePromptParam | None,
     ) -> ModelResponse:
         """Answer or route in one response."""
-        item = self.decide(input, handoffs, model_settings)
+        item = self._decision(input, handoffs, model_settings, output_schema,
+                              system_instructions)
         response = self._response(item, input)
         usage = response.usage
         assert usage is not None  # _response always sets it
@@ -218,7 +242,8 @@ class OfflineModel(Model):
         prompt: ResponsePromptParam | None,
     ) -> AsyncIterator[TResponseStreamEvent]:
         """Stream the same decision as Responses API events, text in word-sized deltas."""
-        item = self.decide(input, handoffs, model_settings)
+        item = self._decision(input, handoffs, model_settings, output_schema,
+                              system_instructions)
         response = self._response(item, input)
         pending = response.model_copy(update={"output": [], "status": "in_progress",
                                               "usage": None})
