@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -70,6 +71,10 @@ WORDS_LEAD = 1.5
 KNOWN_LEAD = 0.5
 # With no configured language, naming the language to the user needs this much confidence.
 UNROUTED_CONFIDENCE = 0.5
+# Seconds without a detection after which `prepare` loads the models in the background: longer
+# than from loading the agents to the first reply of `chat -m Hola` on a loaded machine,
+# shorter than typing a first message.
+QUIET = 1.0
 
 
 @dataclass(frozen=True)
@@ -205,12 +210,19 @@ class Detectors:
         # read by a child process while lingua loads.
         lists = vocabulary.lists_later(own | guard_set(own))
         builder = lingua.LanguageDetectorBuilder
+        self.narrow = None
+        # lingua needs two languages to choose between; with one the wide look decides.
+        if len(own) > 1:
+            # lingua keeps loaded models for every detector of the process, so the narrow
+            # look's big models are loaded one language at a time first: reading one takes
+            # scratch memory as large as half the model, which the next reuses, and the
+            # biggest loads come while the least is loaded (a peak ~20 MiB lower).
+            for code in codes(own):
+                builder.from_iso_codes_639_1(code).with_preloaded_language_models().build()
+                _release_free_memory()
+            self.narrow = builder.from_iso_codes_639_1(*codes(own)).build()
         self.wide = (builder.from_iso_codes_639_1(*codes(wide_languages(own)))
                      .with_low_accuracy_mode().with_preloaded_language_models().build())
-        _release_free_memory()  # so the narrow look's models load into it, not on top of it
-        # lingua needs two languages to choose between; with one the wide look decides.
-        self.narrow = (builder.from_iso_codes_639_1(*codes(own))
-                       .with_preloaded_language_models().build() if len(own) > 1 else None)
         _release_free_memory()
         self.lists = lists()
         self.loaded: tuple[frozenset[str], frozenset[str], frozenset[str]] = (
@@ -300,6 +312,7 @@ def judge(signals: Signals, gates: Gates) -> Detection:
 
 _built: dict[frozenset[str], Detectors] = {}
 _lock = threading.Lock()
+_last_use = 0.0  # time.monotonic() of the last detection (or `prepare`)
 
 
 def detectors(configured: Iterable[str]) -> Detectors:
@@ -320,13 +333,32 @@ def loaded() -> dict[str, frozenset[str]]:
 
 
 def prepare(configured: Iterable[str], *, wait: bool = False) -> None:
-    """Build the detectors now: on a background thread, or right here when `wait`."""
+    """Build the detectors: right here when `wait`, else on a background thread once idle.
+
+    lingua holds the interpreter lock while it loads models (a second or more), so a
+    background build that starts at once stalls the first reply as surely as building it
+    in the foreground. The thread waits until no message has been detected for `QUIET`
+    seconds - the user typing at the prompt - and a message that needs the models earlier
+    builds them itself (`detectors`); one the lexicon knows ("Hola") waits for nothing.
+    """
     languages = list(configured)
     if wait:
         detectors(languages)
-    else:
-        threading.Thread(target=detectors, args=(languages,), name="language-models",
-                         daemon=True).start()
+        return
+    _note_use()
+    threading.Thread(target=_build_when_quiet, args=(languages,), name="language-models",
+                     daemon=True).start()
+
+
+def _note_use() -> None:
+    global _last_use
+    _last_use = time.monotonic()
+
+
+def _build_when_quiet(languages: list[str]) -> None:
+    while (left := _last_use + QUIET - time.monotonic()) > 0:
+        time.sleep(left)
+    detectors(languages)
 
 
 def from_lexicon(text: str, configured: Iterable[str]) -> Detection | None:
@@ -344,6 +376,7 @@ def from_lexicon(text: str, configured: Iterable[str]) -> Detection | None:
 def detect(text: str, configured: Iterable[str]) -> Detection:
     """Detect the language of `text` for routing among the `configured` language tags."""
     languages = list(configured)
+    _note_use()
     if not any(char.isalpha() for char in text):
         return Detection(None, 0.0)
     known = from_lexicon(text, languages)
