@@ -127,10 +127,20 @@ def test_a_phrase_shared_by_languages_goes_to_the_one_configured() -> None:
     assert detect("hallo", ["de", "fr"]).language == "de"
 
 
-def test_a_phrase_two_configured_languages_share_is_uncertain() -> None:
-    assert detect("hallo", ["de", "nl"]).language is None
-    assert detect("no", CONFIGURED).language is None  # English and Spanish
+def test_a_phrase_two_configured_languages_share_stays_with_the_agent_that_speaks_it() -> None:
+    # Either agent can answer it: the one reading it keeps it, triage sends the likelier one.
+    assert detect("hallo", ["de", "nl"], prefer="nl").language == "nl"
+    assert detect("hallo", ["de", "nl"]).language == "de"
+    assert detect("no", CONFIGURED, prefer="es").language == "es"
+    assert detect("no", CONFIGURED).language == "en"
+    # Written alike in every language: it names none.
     assert detect("ok", CONFIGURED).language is None
+    assert detect("OK!", CONFIGURED, prefer="fr").language == "fr"
+
+
+def test_a_greeting_with_more_words_is_routed_on_them() -> None:
+    assert detect("Hola otra vez", CONFIGURED).language == "es"
+    assert detect("hello again", CONFIGURED).language == "en"
 
 
 def test_every_language_with_phrases_has_lexicon_entries() -> None:

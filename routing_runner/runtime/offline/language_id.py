@@ -361,25 +361,38 @@ def _build_when_quiet(languages: list[str]) -> None:
     detectors(languages)
 
 
-def from_lexicon(text: str, configured: Iterable[str]) -> Detection | None:
-    """The lexicon's answer for a known short message; None when it does not know it."""
+def from_lexicon(text: str, configured: Iterable[str],
+                 prefer: str | None = None) -> Detection | None:
+    """The lexicon's answer for a known short message; None when it does not know it.
+
+    A phrase several configured languages share ("hallo": German and Dutch; "no") goes to
+    `prefer` when it is one of them - the agent reading it speaks it, so it keeps it - else
+    to the likeliest of them: any of their agents can answer it. One written alike everywhere
+    ("ok") names no language.
+    """
     found = lexicon.lookup(text)
     if not found:
         return None
     own = {primary_subtag(t) for t in configured}
     spoken = [lang for lang in found if lang in own]
-    if len(spoken) > 1:
-        return Detection(None, 0.0, "lexicon")  # "no": English, Spanish or Italian
+    if prefer is not None and primary_subtag(prefer) in spoken:
+        return Detection(primary_subtag(prefer), 1.0, "lexicon")
+    if len(spoken) > 1 and lexicon.anywhere(text):
+        return Detection(None, 0.0, "lexicon")
     return Detection(spoken[0] if spoken else found[0], 1.0, "lexicon")
 
 
-def detect(text: str, configured: Iterable[str]) -> Detection:
-    """Detect the language of `text` for routing among the `configured` language tags."""
+def detect(text: str, configured: Iterable[str], prefer: str | None = None) -> Detection:
+    """Detect the language of `text` for routing among the `configured` language tags.
+
+    `prefer`: the language of the agent reading it, which keeps a phrase its language shares
+    with another configured one (see `from_lexicon`).
+    """
     languages = list(configured)
     _note_use()
     if not any(char.isalpha() for char in text):
         return Detection(None, 0.0)
-    known = from_lexicon(text, languages)
+    known = from_lexicon(text, languages, prefer)
     if known is not None:
         return known
     found = detectors(languages)
