@@ -15,11 +15,11 @@ A routing decision must know when it does not know. Cheapest first:
    ("the", "não", "il": lexicon.function_words), then the languages' most common words
    (vocabulary.py), which tell two-word messages apart where letter statistics cannot.
 
-The gates depend on the message length (bucketed) and on how many languages are configured;
-they were tuned by bench/offline_tune.py on the tuning split of tests/data/langid (see SOURCE.md
-there), never on the held-out split the README reports. Only the languages a decision needs
-are loaded; `prepare` builds them on a background thread, `prepare(..., wait=True)` before a
-fork so worker processes share the pages.
+The gates (gates.py) depend on the message length (bucketed) and on how many languages are
+configured; they were tuned by bench/offline_tune.py on the tuning split of tests/data/langid
+(see SOURCE.md there), never on the held-out split the README reports. Only the languages a
+decision needs are loaded; `prepare` builds them on a background thread once the chat is idle,
+`prepare(..., wait=True)` before a fork so worker processes share the pages.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from functools import cache
 from typing import Any
 
 from . import lexicon, vocabulary
+from .gates import Gates, gates_for
 
 # Widely spoken languages the wide look always considers besides the configured ones.
 COMMON_LANGUAGES = frozenset(
@@ -55,11 +56,6 @@ RELATED: Mapping[str, tuple[str, ...]] = {
     "lt": ("lv",), "ga": ("cy",), "cy": ("ga",), "sq": ("it",), "eu": ("es",),
 }
 
-# Up to this many configured languages count as "few": their gates were tuned on a 3-language
-# config; more were tuned on a 14-language one.
-FEW = 4
-# Upper bounds (characters) of the length buckets the gates are given for; the last is open.
-LENGTH_BUCKETS = (12, 20, 40, 80)
 # Function words (lexicon.function_words) name a language when its count leads every other
 # language's by this much: "How do I reset my password?" is English whatever the trigram look
 # says, "Ho un problema con il mio ordine" Italian. Tuned on the tuning split (1.0 and 2.0 do
@@ -79,43 +75,6 @@ UNROUTED_CONFIDENCE = 0.5
 # than from loading the agents to the first reply of `chat -m Hola` on a loaded machine,
 # shorter than typing a first message.
 QUIET = 1.0
-
-
-@dataclass(frozen=True)
-class Gates:
-    """When to trust a detection, for one length bucket.
-
-    `foreign`: the wide look's top language, when unconfigured, wins at this confidence.
-    `guard`: the configured candidate's unconfigured guards together outweigh it at this.
-    `narrow`: the narrow look must be this sure, and the wide look give the candidate at least
-    `support`. `agree`: or the wide look's top language is the candidate, at this confidence
-    (the narrow look splits close relatives, such as configured Spanish and Portuguese, evenly).
-    """
-
-    foreign: float
-    guard: float
-    narrow: float
-    support: float
-    agree: float
-
-
-# Tuned by bench/offline_tune.py (tuning split only); one row per length bucket.
-GATES: dict[str, tuple[Gates, ...]] = {
-    "few": (
-        Gates(0.3, 0.5, 0.7, 0.0, 0.7),
-        Gates(0.0, 0.5, 0.8, 0.0, 0.99),
-        Gates(0.9, 0.9, 0.5, 0.1, 0.7),
-        Gates(0.8, 0.8, 0.6, 0.0, 0.7),
-        Gates(0.7, 0.7, 0.6, 0.0, 1.01),
-    ),
-    "many": (
-        Gates(1.01, 1.01, 0.0, 0.0, 0.7),
-        Gates(1.01, 1.01, 0.2, 0.0, 0.7),
-        Gates(0.95, 0.95, 0.3, 0.0, 0.7),
-        Gates(1.01, 1.01, 0.3, 0.0, 0.7),
-        Gates(0.7, 0.7, 0.0, 0.0, 0.7),
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -176,15 +135,6 @@ def wide_languages(configured: Iterable[str]) -> frozenset[str]:
     """The languages the wide look considers: configured, their guards, the common ones."""
     own = frozenset(primary_subtag(t) for t in configured)
     return (own | guard_set(own) | COMMON_LANGUAGES) & supported()
-
-
-def gates_for(configured_count: int, text: str) -> Gates:
-    """The gates for a message of this length with this many configured languages."""
-    row = GATES["few" if configured_count <= FEW else "many"]
-    length = len(text.strip())
-    bucket = next((n for n, bound in enumerate(LENGTH_BUCKETS) if length < bound),
-                  len(LENGTH_BUCKETS))
-    return row[bucket]
 
 
 def _release_free_memory() -> None:
