@@ -95,6 +95,13 @@ def test_word_lists_hold_each_languages_most_common_words() -> None:
     assert vocabulary.coverage("42 !", lists) == {}
 
 
+def test_spanish_plurals_are_looked_up_by_their_singulars() -> None:
+    # pyspellchecker's Spanish dictionary has "centro", "emoción", "vez", but no plural.
+    lists = vocabulary.lists_for(["es", "en"])
+    assert vocabulary.coverage("centros emociones veces", lists) == {"es": 1.0, "en": 0.0}
+    assert vocabulary.coverage("houses", lists) == {"es": 0.0, "en": 1.0}
+
+
 def test_word_lists_are_read_here_when_no_child_process_can_start(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from_child = vocabulary.lists_for(["es"])

@@ -37,11 +37,11 @@ class Gates:
 # Tuned by bench/offline_tune.py (tuning split only); one row per length bucket.
 GATES: dict[str, tuple[Gates, ...]] = {
     "few": (
-        Gates(0.3, 0.5, 0.7, 0.0, 0.7),
-        Gates(0.0, 0.5, 0.8, 0.0, 0.99),
-        Gates(0.9, 0.9, 0.5, 0.1, 0.7),
+        Gates(0.0, 0.3, 0.0, 0.0, 0.7),
+        Gates(0.8, 0.95, 0.9, 0.0, 0.99),
+        Gates(0.8, 0.8, 0.5, 0.1, 0.7),
         Gates(0.8, 0.8, 0.6, 0.0, 0.7),
-        Gates(0.7, 0.7, 0.6, 0.0, 1.01),
+        Gates(0.5, 0.7, 0.6, 0.0, 1.01),
     ),
     "many": (
         Gates(1.01, 1.01, 0.0, 0.0, 0.7),
