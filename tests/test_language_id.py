@@ -181,3 +181,22 @@ def test_only_the_languages_the_decision_needs_are_loaded() -> None:
     assert "'pt'" in trigram and "'ko'" not in trigram
     # Word lists: the configured languages and those of their guards pyspellchecker has.
     assert words == "'de', 'en', 'es', 'fr', 'it', 'nl', 'pt']"
+
+
+def test_models_load_in_the_background_only_once_no_message_came_for_a_while() -> None:
+    """In a fresh process: a lexicon message loads nothing; an idle chat loads in the back."""
+    script = (
+        "import threading\n"
+        "from routing_runner.runtime.offline import language_id as lid\n"
+        "lid.QUIET = 3600.0  # messages keep coming: the background thread waits\n"
+        "lid.prepare(['en', 'fr'])\n"
+        "assert lid.detect('Hola', ['en', 'fr']).source == 'lexicon'\n"
+        "print(sorted(lid.loaded()['full']))\n"
+        "lid.QUIET = 0.0  # idle: it loads\n"
+        "waiting = set(threading.enumerate())\n"
+        "lid.prepare(['de', 'nl'])\n"
+        "[t.join() for t in set(threading.enumerate()) - waiting]\n"
+        "print(sorted(lid.loaded()['full']))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=300)
+    assert done.stdout.split("\n")[:2] == ["[]", "['de', 'nl']"]
