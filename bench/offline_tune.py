@@ -9,7 +9,7 @@ bench.offline report on (heldout-*.jsonl, the chat sets) is never read here.
 
 For a 3-language config ("few") and the 14-language one ("many") it searches, per length
 bucket, the gates that route the most messages right while keeping wrong handoffs under a cap,
-and prints the GATES table to paste into language_id.py with the figures it reaches.
+and prints the GATES table to paste into gates.py with the figures it reaches.
 """
 
 from __future__ import annotations
@@ -21,14 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.common import ROOT
-from routing_runner.runtime.offline.language_id import (
-    LENGTH_BUCKETS,
-    Detectors,
-    Gates,
-    Signals,
-    guard_set,
-    judge,
-)
+from routing_runner.runtime.offline.gates import LENGTH_BUCKETS, Gates
+from routing_runner.runtime.offline.language_id import Detectors, Signals, guard_set, judge
 
 DATA = ROOT / "tests" / "data" / "langid"
 TUNING = ("sentences.jsonl", "word-pairs.jsonl", "tuning-sentences.jsonl",

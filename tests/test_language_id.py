@@ -95,6 +95,13 @@ def test_word_lists_hold_each_languages_most_common_words() -> None:
     assert vocabulary.coverage("42 !", lists) == {}
 
 
+def test_spanish_plurals_are_looked_up_by_their_singulars() -> None:
+    # pyspellchecker's Spanish dictionary has "centro", "emoción", "vez", but no plural.
+    lists = vocabulary.lists_for(["es", "en"])
+    assert vocabulary.coverage("centros emociones veces", lists) == {"es": 1.0, "en": 0.0}
+    assert vocabulary.coverage("houses", lists) == {"es": 0.0, "en": 1.0}
+
+
 def test_word_lists_are_read_here_when_no_child_process_can_start(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from_child = vocabulary.lists_for(["es"])
@@ -127,10 +134,20 @@ def test_a_phrase_shared_by_languages_goes_to_the_one_configured() -> None:
     assert detect("hallo", ["de", "fr"]).language == "de"
 
 
-def test_a_phrase_two_configured_languages_share_is_uncertain() -> None:
-    assert detect("hallo", ["de", "nl"]).language is None
-    assert detect("no", CONFIGURED).language is None  # English and Spanish
+def test_a_phrase_two_configured_languages_share_stays_with_the_agent_that_speaks_it() -> None:
+    # Either agent can answer it: the one reading it keeps it, triage sends the likelier one.
+    assert detect("hallo", ["de", "nl"], prefer="nl").language == "nl"
+    assert detect("hallo", ["de", "nl"]).language == "de"
+    assert detect("no", CONFIGURED, prefer="es").language == "es"
+    assert detect("no", CONFIGURED).language == "en"
+    # Written alike in every language: it names none.
     assert detect("ok", CONFIGURED).language is None
+    assert detect("OK!", CONFIGURED, prefer="fr").language == "fr"
+
+
+def test_a_greeting_with_more_words_is_routed_on_them() -> None:
+    assert detect("Hola otra vez", CONFIGURED).language == "es"
+    assert detect("hello again", CONFIGURED).language == "en"
 
 
 def test_every_language_with_phrases_has_lexicon_entries() -> None:
@@ -164,3 +181,22 @@ def test_only_the_languages_the_decision_needs_are_loaded() -> None:
     assert "'pt'" in trigram and "'ko'" not in trigram
     # Word lists: the configured languages and those of their guards pyspellchecker has.
     assert words == "'de', 'en', 'es', 'fr', 'it', 'nl', 'pt']"
+
+
+def test_models_load_in_the_background_only_once_no_message_came_for_a_while() -> None:
+    """In a fresh process: a lexicon message loads nothing; an idle chat loads in the back."""
+    script = (
+        "import threading\n"
+        "from routing_runner.runtime.offline import language_id as lid\n"
+        "lid.QUIET = 3600.0  # messages keep coming: the background thread waits\n"
+        "lid.prepare(['en', 'fr'])\n"
+        "assert lid.detect('Hola', ['en', 'fr']).source == 'lexicon'\n"
+        "print(sorted(lid.loaded()['full']))\n"
+        "lid.QUIET = 0.0  # idle: it loads\n"
+        "waiting = set(threading.enumerate())\n"
+        "lid.prepare(['de', 'nl'])\n"
+        "[t.join() for t in set(threading.enumerate()) - waiting]\n"
+        "print(sorted(lid.loaded()['full']))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=300)
+    assert done.stdout.split("\n")[:2] == ["[]", "['de', 'nl']"]

@@ -15,23 +15,25 @@ A routing decision must know when it does not know. Cheapest first:
    ("the", "não", "il": lexicon.function_words), then the languages' most common words
    (vocabulary.py), which tell two-word messages apart where letter statistics cannot.
 
-The gates depend on the message length (bucketed) and on how many languages are configured;
-they were tuned by bench/offline_tune.py on the tuning split of tests/data/langid (see SOURCE.md
-there), never on the held-out split the README reports. Only the languages a decision needs
-are loaded; `prepare` builds them on a background thread, `prepare(..., wait=True)` before a
-fork so worker processes share the pages.
+The gates (gates.py) depend on the message length (bucketed) and on how many languages are
+configured; they were tuned by bench/offline_tune.py on the tuning split of tests/data/langid
+(see SOURCE.md there), never on the held-out split the README reports. Only the languages a
+decision needs are loaded; `prepare` builds them on a background thread once the chat is idle,
+`prepare(..., wait=True)` before a fork so worker processes share the pages.
 """
 
 from __future__ import annotations
 
 import ctypes
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from . import lexicon, vocabulary
+from .gates import Gates, gates_for
 
 # Widely spoken languages the wide look always considers besides the configured ones.
 COMMON_LANGUAGES = frozenset(
@@ -54,11 +56,6 @@ RELATED: Mapping[str, tuple[str, ...]] = {
     "lt": ("lv",), "ga": ("cy",), "cy": ("ga",), "sq": ("it",), "eu": ("es",),
 }
 
-# Up to this many configured languages count as "few": their gates were tuned on a 3-language
-# config; more were tuned on a 14-language one.
-FEW = 4
-# Upper bounds (characters) of the length buckets the gates are given for; the last is open.
-LENGTH_BUCKETS = (12, 20, 40, 80)
 # Function words (lexicon.function_words) name a language when its count leads every other
 # language's by this much: "How do I reset my password?" is English whatever the trigram look
 # says, "Ho un problema con il mio ordine" Italian. Tuned on the tuning split (1.0 and 2.0 do
@@ -68,45 +65,21 @@ WORDS_LEAD = 1.5
 # holds leads by this much: the candidate's list must hold every word and lead every other
 # list; an unconfigured language's list must lead the candidate's. Tuned on the tuning split.
 KNOWN_LEAD = 0.5
+# Messages longer than this (characters) are long: function words that name a configured
+# language decide them without the looks, and the word lists are not consulted. On the tuning
+# split neither changed a decision above it (3 and 14 languages); they are the costliest to look
+# at, so this sets the p99 detection time.
+LONG = 80
+# The looks read at most this many characters of a message (cut at a word): lingua's time grows
+# with the length (the longest sentences set the p99 detection time). On the tuning split, 150
+# route every message as reading it all does, with 3 and 14 languages; 120 and 100 do not.
+LOOK_LIMIT = 150
 # With no configured language, naming the language to the user needs this much confidence.
 UNROUTED_CONFIDENCE = 0.5
-
-
-@dataclass(frozen=True)
-class Gates:
-    """When to trust a detection, for one length bucket.
-
-    `foreign`: the wide look's top language, when unconfigured, wins at this confidence.
-    `guard`: the configured candidate's unconfigured guards together outweigh it at this.
-    `narrow`: the narrow look must be this sure, and the wide look give the candidate at least
-    `support`. `agree`: or the wide look's top language is the candidate, at this confidence
-    (the narrow look splits close relatives, such as configured Spanish and Portuguese, evenly).
-    """
-
-    foreign: float
-    guard: float
-    narrow: float
-    support: float
-    agree: float
-
-
-# Tuned by bench/offline_tune.py (tuning split only); one row per length bucket.
-GATES: dict[str, tuple[Gates, ...]] = {
-    "few": (
-        Gates(0.3, 0.5, 0.7, 0.0, 0.7),
-        Gates(0.0, 0.5, 0.8, 0.0, 0.99),
-        Gates(0.9, 0.9, 0.5, 0.1, 0.7),
-        Gates(0.8, 0.8, 0.6, 0.0, 0.7),
-        Gates(0.7, 0.7, 0.6, 0.0, 1.01),
-    ),
-    "many": (
-        Gates(1.01, 1.01, 0.0, 0.0, 0.7),
-        Gates(1.01, 1.01, 0.2, 0.0, 0.7),
-        Gates(0.95, 0.95, 0.3, 0.0, 0.7),
-        Gates(1.01, 1.01, 0.3, 0.0, 0.7),
-        Gates(0.7, 0.7, 0.0, 0.0, 0.7),
-    ),
-}
+# Seconds without a detection after which `prepare` loads the models in the background: longer
+# than from loading the agents to the first reply of `chat -m Hola` on a loaded machine,
+# shorter than typing a first message.
+QUIET = 1.0
 
 
 @dataclass(frozen=True)
@@ -169,15 +142,6 @@ def wide_languages(configured: Iterable[str]) -> frozenset[str]:
     return (own | guard_set(own) | COMMON_LANGUAGES) & supported()
 
 
-def gates_for(configured_count: int, text: str) -> Gates:
-    """The gates for a message of this length with this many configured languages."""
-    row = GATES["few" if configured_count <= FEW else "many"]
-    length = len(text.strip())
-    bucket = next((n for n, bound in enumerate(LENGTH_BUCKETS) if length < bound),
-                  len(LENGTH_BUCKETS))
-    return row[bucket]
-
-
 def _release_free_memory() -> None:
     """Hand memory freed inside the process back to the system (glibc only; else nothing).
 
@@ -205,12 +169,19 @@ class Detectors:
         # read by a child process while lingua loads.
         lists = vocabulary.lists_later(own | guard_set(own))
         builder = lingua.LanguageDetectorBuilder
+        self.narrow = None
+        # lingua needs two languages to choose between; with one the wide look decides.
+        if len(own) > 1:
+            # lingua keeps loaded models for every detector of the process, so the narrow
+            # look's big models are loaded one language at a time first: reading one takes
+            # scratch memory as large as half the model, which the next reuses, and the
+            # biggest loads come while the least is loaded (a peak ~20 MiB lower).
+            for code in codes(own):
+                builder.from_iso_codes_639_1(code).with_preloaded_language_models().build()
+                _release_free_memory()
+            self.narrow = builder.from_iso_codes_639_1(*codes(own)).build()
         self.wide = (builder.from_iso_codes_639_1(*codes(wide_languages(own)))
                      .with_low_accuracy_mode().with_preloaded_language_models().build())
-        _release_free_memory()  # so the narrow look's models load into it, not on top of it
-        # lingua needs two languages to choose between; with one the wide look decides.
-        self.narrow = (builder.from_iso_codes_639_1(*codes(own))
-                       .with_preloaded_language_models().build() if len(own) > 1 else None)
         _release_free_memory()
         self.lists = lists()
         self.loaded: tuple[frozenset[str], frozenset[str], frozenset[str]] = (
@@ -231,9 +202,15 @@ class Detectors:
             return Signals(candidate=None, narrow=0.0, support=0.0, foreign=None,
                            foreign_confidence=0.0, guard=None, guard_weight=0.0, agrees=False,
                            words=words)
-        wide = self._values(self.wide, text)
+        if words is not None and len(text) > LONG:
+            # A long message whose function words name a configured language is in it.
+            return Signals(candidate=words, narrow=1.0, support=1.0, foreign=None,
+                           foreign_confidence=0.0, guard=None, guard_weight=0.0, agrees=True,
+                           words=words)
+        looked_at = _opening(text)
+        wide = self._values(self.wide, looked_at)
         if self.narrow is not None:
-            narrow = self._values(self.narrow, text)
+            narrow = self._values(self.narrow, looked_at)
         else:
             narrow = {lang: wide.get(lang, 0.0) for lang in self.own}
         candidate = max(narrow, key=narrow.__getitem__) if any(narrow.values()) else None
@@ -249,7 +226,9 @@ class Detectors:
             guard=guard, guard_weight=sum(guards.values()),
             agrees=top is not None and top == candidate,
             words=words if words == candidate else None,
-            known=self._known(text, candidate))
+            # The word lists are for short messages, when function words do not decide.
+            known=None if (words is not None and words == candidate) or len(text) > LONG
+            else self._known(text, candidate))
 
     def _known(self, text: str, candidate: str | None) -> str | None:
         """The language whose word list clearly covers the most of `text` (see `KNOWN_LEAD`)."""
@@ -264,6 +243,14 @@ class Detectors:
         foreign = {lang: share for lang, share in shares.items() if lang not in self.own}
         best = max(foreign, key=foreign.__getitem__) if foreign else None
         return best if best is not None and foreign[best] - own >= KNOWN_LEAD else None
+
+
+def _opening(text: str) -> str:
+    """The start of `text` the looks read: at most `LOOK_LIMIT` characters, whole words."""
+    if len(text) <= LOOK_LIMIT:
+        return text
+    cut = text.rfind(" ", 0, LOOK_LIMIT + 1)
+    return text[:cut if cut > 0 else LOOK_LIMIT]
 
 
 def _words_leader(text: str) -> str | None:
@@ -300,6 +287,7 @@ def judge(signals: Signals, gates: Gates) -> Detection:
 
 _built: dict[frozenset[str], Detectors] = {}
 _lock = threading.Lock()
+_last_use = 0.0  # time.monotonic() of the last detection (or `prepare`)
 
 
 def detectors(configured: Iterable[str]) -> Detectors:
@@ -320,33 +308,66 @@ def loaded() -> dict[str, frozenset[str]]:
 
 
 def prepare(configured: Iterable[str], *, wait: bool = False) -> None:
-    """Build the detectors now: on a background thread, or right here when `wait`."""
+    """Build the detectors: right here when `wait`, else on a background thread once idle.
+
+    lingua holds the interpreter lock while it loads models (a second or more), so a
+    background build that starts at once stalls the first reply as surely as building it
+    in the foreground. The thread waits until no message has been detected for `QUIET`
+    seconds - the user typing at the prompt - and a message that needs the models earlier
+    builds them itself (`detectors`); one the lexicon knows ("Hola") waits for nothing.
+    """
     languages = list(configured)
     if wait:
         detectors(languages)
-    else:
-        threading.Thread(target=detectors, args=(languages,), name="language-models",
-                         daemon=True).start()
+        return
+    _note_use()
+    threading.Thread(target=_build_when_quiet, args=(languages,), name="language-models",
+                     daemon=True).start()
 
 
-def from_lexicon(text: str, configured: Iterable[str]) -> Detection | None:
-    """The lexicon's answer for a known short message; None when it does not know it."""
+def _note_use() -> None:
+    global _last_use
+    _last_use = time.monotonic()
+
+
+def _build_when_quiet(languages: list[str]) -> None:
+    while (left := _last_use + QUIET - time.monotonic()) > 0:
+        time.sleep(left)
+    detectors(languages)
+
+
+def from_lexicon(text: str, configured: Iterable[str],
+                 prefer: str | None = None) -> Detection | None:
+    """The lexicon's answer for a known short message; None when it does not know it.
+
+    A phrase several configured languages share ("hallo": German and Dutch; "no") goes to
+    `prefer` when it is one of them - the agent reading it speaks it, so it keeps it - else
+    to the likeliest of them: any of their agents can answer it. One written alike everywhere
+    ("ok") names no language.
+    """
     found = lexicon.lookup(text)
     if not found:
         return None
     own = {primary_subtag(t) for t in configured}
     spoken = [lang for lang in found if lang in own]
-    if len(spoken) > 1:
-        return Detection(None, 0.0, "lexicon")  # "no": English, Spanish or Italian
+    if prefer is not None and primary_subtag(prefer) in spoken:
+        return Detection(primary_subtag(prefer), 1.0, "lexicon")
+    if len(spoken) > 1 and lexicon.anywhere(text):
+        return Detection(None, 0.0, "lexicon")
     return Detection(spoken[0] if spoken else found[0], 1.0, "lexicon")
 
 
-def detect(text: str, configured: Iterable[str]) -> Detection:
-    """Detect the language of `text` for routing among the `configured` language tags."""
+def detect(text: str, configured: Iterable[str], prefer: str | None = None) -> Detection:
+    """Detect the language of `text` for routing among the `configured` language tags.
+
+    `prefer`: the language of the agent reading it, which keeps a phrase its language shares
+    with another configured one (see `from_lexicon`).
+    """
     languages = list(configured)
+    _note_use()
     if not any(char.isalpha() for char in text):
         return Detection(None, 0.0)
-    known = from_lexicon(text, languages)
+    known = from_lexicon(text, languages, prefer)
     if known is not None:
         return known
     found = detectors(languages)

@@ -103,6 +103,13 @@ def _table() -> dict[str, tuple[str, ...]]:
     return {phrase: tuple(languages) for phrase, languages in table.items()}
 
 
+def anywhere(text: str) -> bool:
+    """True for a message written alike in many languages ("ok", "lol"): it names none."""
+    everywhere = {normalize(phrase) for phrase in _EVERYWHERE}
+    parts = [normalize(p) for p in _split(text)]
+    return all(part in everywhere for part in parts if part) and any(parts)
+
+
 def languages() -> frozenset[str]:
     """The languages the lexicon has phrases for."""
     return frozenset(_BY_LANGUAGE)

@@ -110,8 +110,8 @@ class OfflineModel(Model):
         user_messages = _user_messages(items) or [""]
         latest = user_messages[-1]
         configured = self.languages
-        detected = detect(latest, configured).language if latest.strip() else None
         own = primary_subtag(self.agent.language) if self.agent.language else None
+        detected = detect(latest, configured, own).language if latest.strip() else None
 
         target = self._route(detected, own, handoffs)
         if target is not None:

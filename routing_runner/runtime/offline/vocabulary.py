@@ -114,8 +114,40 @@ def coverage(text: str, lists: dict[str, array[int]]) -> dict[str, float]:
     if not found:
         return {}
     keys = [_hash(word.encode("utf-8")) for word in found]
-    return {language: sum(_holds(hashes, key) for key in keys) / len(found)
-            for language, hashes in lists.items()}
+    # Spanish is also looked up by the singulars of its plurals (see `_spanish_singulars`).
+    singulars = [[_hash(form.encode("utf-8")) for form in _spanish_singulars(word)]
+                 for word in found] if "es" in lists else []
+    shares: dict[str, float] = {}
+    for language, hashes in lists.items():
+        held = [_holds(hashes, key) for key in keys]
+        if language == "es":
+            held = [itself or any(_holds(hashes, key) for key in forms)
+                    for itself, forms in zip(held, singulars, strict=True)]
+        shares[language] = sum(held) / len(found)
+    return shares
+
+
+# Stressed endings whose plural drops the accent: "emoción" → "emociones", "inglés" → "ingleses".
+_ACCENTED = {"a": "á", "e": "é", "i": "í", "o": "ó", "u": "ú"}
+
+
+def _spanish_singulars(word: str) -> list[str]:
+    """The singulars a Spanish plural may have ("centros" → "centro", "veces" → "vez").
+
+    pyspellchecker's Spanish dictionary lists no plural at all (no "centros", "casas",
+    "años"), so its list is looked up with the regular singulars of a word in -s too.
+    """
+    if len(word) < 4 or not word.endswith("s"):
+        return []
+    forms = [word[:-1]]
+    if word.endswith("es"):
+        stem = word[:-2]
+        forms.append(stem)
+        if word.endswith("ces"):
+            forms.append(word[:-3] + "z")
+        if stem[-1] in "ns" and len(stem) > 2 and stem[-2] in _ACCENTED:
+            forms.append(stem[:-2] + _ACCENTED[stem[-2]] + stem[-1])
+    return forms
 
 
 def _holds(hashes: array[int], key: int) -> bool:
