@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import importlib.util
 import re
 import secrets
@@ -101,13 +102,36 @@ class SessionSummary:
     turns: int | None = None
     last_activity: float | None = None  # seconds since the epoch, UTC
     owner: str | None = None  # the config it belongs to; None: stored before owners were kept
+    # A turn in progress under an exclusive hold: how many stored items are the history and its
+    # user's message. Items beyond are a reply its holder never finished (stores.turn_lock).
+    pending: int | None = None
 
 
 class Lease:
     """Exclusive use of one conversation while it is open; stores without locks lend this one."""
 
-    def release(self, *, remove: bool = False) -> None:
-        """Give the conversation back; `remove` also deletes what backs the lease (a file)."""
+    exclusive = False  # whether other processes are kept out (a lock file) or not (this one)
+
+    def release(self) -> None:
+        """Give the conversation back (a lock file is deleted too)."""
+
+
+class TurnHold:
+    """One turn's exclusive hold on a conversation (stores.turn_lock)."""
+
+    async def release(self) -> None:
+        """Give the conversation back to the next turn."""
+
+
+class Mark(enum.Enum):
+    """What a state write does to the "turn in progress" marker (`SessionSummary.pending`).
+
+    Besides these, a state write may carry a number n: the write follows a user's message,
+    and the marker becomes the number of stored items minus n (the items stored after it).
+    """
+
+    KEEP = "keep"
+    CLEAR = "clear"
 
 
 @dataclass(frozen=True)

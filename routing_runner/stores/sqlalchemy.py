@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from routing_runner.errors import StoreError
 from routing_runner.stores.base import SessionStore, SessionSummary, TableNames, require_extra
+from routing_runner.stores.records import Mark, TurnHold
+from routing_runner.stores.turn_lock import in_use
 from routing_runner.wording import redact_url
 
 if TYPE_CHECKING:
@@ -29,8 +31,8 @@ SCHEMA_LOCK_KEY = 0x72722D736368656D
 CONNECT_TIMEOUT = 10
 
 
-def _engine(url: str) -> AsyncEngine:
-    """An async engine for `url`; plain postgres:// URLs use asyncpg."""
+def _engine(url: str, **pool: Any) -> AsyncEngine:
+    """An async engine for `url` (`pool`: options of its pool); postgres:// URLs use asyncpg."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
     from sqlalchemy.ext.asyncio import create_async_engine
@@ -48,7 +50,7 @@ def _engine(url: str) -> AsyncEngine:
         # asyncpg waits 60 s for an unreachable host by default; fail sooner.
         connect_args["timeout"] = CONNECT_TIMEOUT
     try:
-        return create_async_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+        return create_async_engine(parsed, connect_args=connect_args, pool_pre_ping=True, **pool)
     except (NoSuchModuleError, InvalidRequestError, ImportError) as exc:
         shown = redact_url(parsed.render_as_string(hide_password=False))
         raise StoreError(f"cannot use the session database {shown}: {exc}; the URL needs an "
@@ -66,6 +68,8 @@ class SQLAlchemyStore(SessionStore):
         super().__init__(encryption=encryption)
         self.tables = TableNames.with_prefix(table_prefix)
         self._engine = _engine(url)
+        self._url = url
+        self._lock_engine: AsyncEngine | None = None  # turn locks' connections (sql_lock)
         shown = redact_url(self._engine.url.render_as_string(hide_password=False))
         self.description = f"{shown} ({self.tables.describe()})"
         if encryption is not None:
@@ -79,6 +83,7 @@ class SQLAlchemyStore(SessionStore):
             Column("created_at", Float, nullable=False),
             Column("updated_at", Float, nullable=False),
             Column("owner", String(256), nullable=True),
+            Column("pending", Integer, nullable=True),
         )
         self._schema_ready = False
         self._schema_lock = asyncio.Lock()
@@ -115,7 +120,7 @@ class SQLAlchemyStore(SessionStore):
                     await probe.get_items(limit=1)
                     async with self._engine.begin() as conn:
                         await conn.run_sync(self._metadata.create_all)
-                        await conn.run_sync(self._add_owner_column)
+                        await conn.run_sync(self._add_new_columns)
                 finally:
                     if postgres:
                         await guard.execute(text("SELECT pg_advisory_unlock(:key)"),
@@ -123,13 +128,14 @@ class SQLAlchemyStore(SessionStore):
                         await guard.commit()
             self._schema_ready = True
 
-    def _add_owner_column(self, conn: Connection) -> None:
-        """Give a state table from before owners were kept its owner column (values NULL)."""
+    def _add_new_columns(self, conn: Connection) -> None:
+        """Give a state table from before owners (or turn markers) were kept those columns."""
         from sqlalchemy import inspect, text
 
         columns = {c["name"] for c in inspect(conn).get_columns(self.tables.state)}
-        if "owner" not in columns:
-            conn.execute(text(f"ALTER TABLE {self.tables.state} ADD COLUMN owner VARCHAR(256)"))
+        for name, kind in (("owner", "VARCHAR(256)"), ("pending", "INTEGER")):
+            if name not in columns:
+                conn.execute(text(f"ALTER TABLE {self.tables.state} ADD COLUMN {name} {kind}"))
 
     async def _check(self) -> None:
         await self._ensure_schema()
@@ -150,22 +156,30 @@ class SQLAlchemyStore(SessionStore):
         state = self._state
         async with self._engine.connect() as conn:
             row = (await conn.execute(
-                select(state.c.active_agent, state.c.turns, state.c.updated_at, state.c.owner)
-                .where(state.c.session_id == session_id))).first()
+                select(state.c.active_agent, state.c.turns, state.c.updated_at, state.c.owner,
+                       state.c.pending).where(state.c.session_id == session_id))).first()
             if row is not None:
-                return SessionSummary(session_id, row[0], max(row[1], 0), row[2], row[3])
+                return SessionSummary(session_id, row[0], max(row[1], 0), *row[2:])
             known = (await conn.execute(select(sessions.c.session_id)
                                         .where(sessions.c.session_id == session_id))).first()
         return SessionSummary(session_id) if known is not None else None
 
-    async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
-        from sqlalchemy import func, insert, update
+    async def _write_state(self, session_id: str, *, agent: str | None, turns: int,
+                           mark: Mark | int = Mark.KEEP) -> None:
+        from sqlalchemy import func, insert, select, update
         from sqlalchemy.exc import IntegrityError
 
         await self._ensure_schema()
         state = self._state
         now = time.time()
         changes: dict[str, Any] = {"updated_at": now, "turns": state.c.turns + turns}
+        pending: Any = None
+        if isinstance(mark, int):  # counted in the same statement: no write comes between
+            _, messages = self._sdk_tables()
+            pending = select(func.count()).select_from(messages).where(
+                messages.c.session_id == session_id).scalar_subquery() - mark
+        if mark is not Mark.KEEP:
+            changes["pending"] = pending
         if self.owner is not None:
             changes["owner"] = func.coalesce(state.c.owner, self.owner)
         if agent is not None:
@@ -180,9 +194,24 @@ class SQLAlchemyStore(SessionStore):
                 async with conn.begin_nested():
                     await conn.execute(insert(state).values(
                         session_id=session_id, active_agent=agent, turns=max(turns, 0),
-                        created_at=now, updated_at=now, owner=self.owner))
+                        created_at=now, updated_at=now, owner=self.owner, pending=pending))
             except IntegrityError:
                 await conn.execute(change)
+
+    async def _lock_turn(self, session_id: str, wait: float) -> TurnHold:
+        if self._engine.dialect.name != "postgresql":
+            return await super()._lock_turn(session_id, wait)  # this process only
+        from .sql_lock import advisory_hold, lock_key
+
+        if self._lock_engine is None:
+            # Unbounded: each held lock keeps a connection, as many as turns run at once.
+            self._lock_engine = _engine(self._url, max_overflow=-1)
+        hold = await self.guarded(
+            advisory_hold(self._lock_engine, lock_key(self.tables.state, session_id), wait),
+            f"lock conversation {session_id!r}")
+        if hold is None:
+            raise in_use(self, session_id, wait)
+        return hold
 
     async def _raw_rows(self, session_id: str) -> list[tuple[Any, str | bytes]]:
         from sqlalchemy import select
@@ -248,3 +277,5 @@ class SQLAlchemyStore(SessionStore):
 
     async def _close(self) -> None:
         await self._engine.dispose()
+        if self._lock_engine is not None:
+            await self._lock_engine.dispose()

@@ -11,6 +11,7 @@ database (stores.locks.queued_writes) instead of racing for SQLite's lock.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 import stat
@@ -26,6 +27,8 @@ from routing_runner.errors import SessionInUseError, StoreError
 from routing_runner.private_files import check_existing, create_private, private_folder
 from routing_runner.stores.base import Lease, SessionStore, SessionSummary, TableNames
 from routing_runner.stores.locks import queued_writes, try_lock
+from routing_runner.stores.records import Mark, TurnHold
+from routing_runner.stores.turn_lock import holds, in_use, poll
 
 if TYPE_CHECKING:
     from agents.memory import SessionABC, SQLiteSession
@@ -146,6 +149,16 @@ class _StateConnection:
                 raise
 
 
+class _FileHold(TurnHold):
+    """A turn's hold: the conversation's lock file, a chat's lease while the turn lasts."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+
+    async def release(self) -> None:
+        self.lease.release()
+
+
 class SQLiteStore(SessionStore):
     """Conversations in one SQLite file, created owner-only, one process per conversation."""
 
@@ -189,7 +202,8 @@ class SQLiteStore(SessionStore):
         """Our state table; older ones are migrated in place.
 
         Version 0 kept the agent only (turns are counted from the items); version 1 had no
-        owner column (its conversations stay unclaimed until a config writes to them).
+        owner column (its conversations stay unclaimed until a config writes to them), version
+        2 no turn marker.
         """
         state = self.tables.state
         conn.execute("BEGIN IMMEDIATE")
@@ -200,11 +214,14 @@ class SQLiteStore(SessionStore):
             conn.execute(f"CREATE TABLE IF NOT EXISTS {state} ("
                          "session_id TEXT PRIMARY KEY, active_agent TEXT, "
                          "turns INTEGER NOT NULL DEFAULT 0, "
-                         "created_at REAL NOT NULL, updated_at REAL NOT NULL, owner TEXT)")
+                         "created_at REAL NOT NULL, updated_at REAL NOT NULL, owner TEXT, "
+                         "pending INTEGER)")
             if columns and "turns" not in columns:
                 self._migrate_v0(conn)
-            elif columns and "owner" not in columns:
-                conn.execute(f"ALTER TABLE {state} ADD COLUMN owner TEXT")
+            else:
+                for name, kind in (("owner", "TEXT"), ("pending", "INTEGER")):
+                    if columns and name not in columns:
+                        conn.execute(f"ALTER TABLE {state} ADD COLUMN {name} {kind}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -232,17 +249,28 @@ class SQLiteStore(SessionStore):
         """`work` on the state connection in a worker thread: a wait never blocks the loop."""
         return await asyncio.to_thread(self._state.run, work, self._locks if writes else None)
 
-    async def _acquire(self, session_id: str) -> Lease:
+    async def _try_lock(self, session_id: str) -> Lease | None:
         try:
-            lease = await asyncio.to_thread(try_lock, self._locks, session_id)
+            return await asyncio.to_thread(try_lock, self._locks, session_id)
         except OSError as exc:
             raise StoreError(f"cannot lock conversation {session_id!r} in {self._locks}: "
                              f"{exc}") from exc
+
+    async def _acquire(self, session_id: str) -> Lease:
+        if holds(self, session_id):  # a turn of ours has it (serve deleting it, say)
+            return Lease()
+        lease = await self._try_lock(session_id)
         if lease is None:
             raise SessionInUseError(
                 f"conversation {session_id!r} is in use by another process ({self.description});"
                 " end that chat first, or continue with another session id")
         return lease
+
+    async def _lock_turn(self, session_id: str, wait: float) -> TurnHold:
+        lease = await poll(functools.partial(self._try_lock, session_id), wait)
+        if lease is None:
+            raise in_use(self, session_id, wait)
+        return _FileHold(lease)
 
     async def _session(self, session_id: str) -> SessionABC:
         session = await asyncio.to_thread(
@@ -253,11 +281,11 @@ class SQLiteStore(SessionStore):
 
     async def _summary(self, session_id: str) -> SessionSummary | None:
         def read(conn: sqlite3.Connection) -> SessionSummary | None:
-            row = conn.execute(f"SELECT active_agent, turns, updated_at, owner FROM "
+            row = conn.execute(f"SELECT active_agent, turns, updated_at, owner, pending FROM "
                                f"{self.tables.state} WHERE session_id = ?",
                                (session_id,)).fetchone()
             if row is not None:
-                return SessionSummary(session_id, row[0], max(row[1], 0), row[2], row[3])
+                return SessionSummary(session_id, row[0], max(row[1], 0), *row[2:])
             if self._has_table(conn, self.tables.sessions) and conn.execute(
                     f"SELECT 1 FROM {self.tables.sessions} WHERE session_id = ?",
                     (session_id,)).fetchone():
@@ -266,17 +294,24 @@ class SQLiteStore(SessionStore):
 
         return await self._run(read)
 
-    async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
+    async def _write_state(self, session_id: str, *, agent: str | None, turns: int,
+                           mark: Mark | int = Mark.KEEP) -> None:
         now = time.time()
+        # The marker counts the items in the same statement, so no other write comes between.
+        pending, args = ("NULL", ()) if isinstance(mark, Mark) else (
+            f"(SELECT COUNT(*) FROM {self.tables.messages} WHERE session_id = ?) - ?",
+            (session_id, mark))
+        kept = "pending" if mark is Mark.KEEP else "excluded.pending"
 
         def write(conn: sqlite3.Connection) -> None:
             conn.execute(
                 f"INSERT INTO {self.tables.state} (session_id, active_agent, turns, created_at, "
-                "updated_at, owner) VALUES (?, ?, max(?, 0), ?, ?, ?) ON CONFLICT(session_id) "
-                "DO UPDATE SET active_agent = coalesce(excluded.active_agent, active_agent), "
+                f"updated_at, owner, pending) VALUES (?, ?, max(?, 0), ?, ?, ?, {pending}) "
+                "ON CONFLICT(session_id) DO UPDATE SET "
+                "active_agent = coalesce(excluded.active_agent, active_agent), "
                 "turns = max(turns + ?, 0), updated_at = excluded.updated_at, "
-                "owner = coalesce(owner, excluded.owner)",
-                (session_id, agent, turns, now, now, self.owner, turns))
+                f"owner = coalesce(owner, excluded.owner), pending = {kept}",
+                (session_id, agent, turns, now, now, self.owner, *args, turns))
 
         await self._run(write, writes=True)
 
