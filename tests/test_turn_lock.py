@@ -182,7 +182,8 @@ def test_redis_a_holder_stalled_past_expiry_cannot_write(tmp_path: Path) -> None
                 async with stalled.turn_lock("talk", wait=5):
                     conversation = await stalled.open("talk")
                     conversation.begin_turn()
-                    time.sleep(1.0)  # the event loop stalls: no renewal, the lock expires
+                    # The event loop stalls on purpose: no renewal, so the lock expires.
+                    time.sleep(1.0)  # noqa: ASYNC251
                     async with taker.turn_lock("talk", wait=5):
                         with pytest.raises(StoreError) as refused:
                             await conversation.session.add_items(
