@@ -26,9 +26,9 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from .config.model import Config
-from .errors import UserInputError
+from .errors import SessionInUseError, UserInputError
 from .render import TurnRenderer
-from .runtime.events import TurnEnded
+from .runtime.events import TurnEnded, TurnFailed
 from .stores.base import Reservation, SessionStore
 from .stores.conversation import Conversation
 from .user_text import check_chat_line
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from .runtime.turns import TurnRunner
 
 T = TypeVar("T")
+# How long a turn waits while another process answers the same conversation (shared stores).
+TURN_WAIT = 30.0
 
 HELP = "Type a message. /exit or end of input (Ctrl-D) ends the chat; Ctrl-C interrupts a reply."
 COMMANDS = {"/exit": "end the chat", "/quit": "end the chat",
@@ -275,12 +277,23 @@ class ChatLoop:
             raise
         if self._unstored:
             await self._store_unstored()
-        ended = False
-        async for event in ready.runner.run(ready.conversation, message):
-            renderer.render(event)
-            ended = isinstance(event, TurnEnded)
-            if isinstance(event, TurnEnded) and self.on_turn is not None:
-                self.on_turn(message, event)
+        ended = started = False
+        try:
+            # Other processes on a shared store may be answering this conversation too: each
+            # turn holds it (stores.turn_lock; a SQLite chat's lease already keeps them out).
+            async with self.store.turn_lock(self.session_id, wait=TURN_WAIT):
+                started = True
+                async for event in ready.runner.run(ready.conversation, message):
+                    renderer.render(event)
+                    ended = isinstance(event, TurnEnded)
+                    if isinstance(event, TurnEnded) and self.on_turn is not None:
+                        self.on_turn(message, event)
+        except SessionInUseError as exc:
+            renderer.render(TurnFailed(self.config.entry, f"{exc}; your message was not stored"))
+        except asyncio.CancelledError:
+            if not started:  # interrupted while waiting for its turn: kept, as before a reply
+                self._unstored.append(message)
+            raise
         return ended
 
     def _command(self, command: str) -> bool:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +233,20 @@ def _answer(body: dict[str, Any]) -> Reply:
     return Text("Here is the answer.", latency=0.15, token_delay=0.01)
 
 
+def _stalling(streaming: threading.Event) -> Callable[[dict[str, Any]], Reply | Fault]:
+    """`_answer`, except that the helper's reply to a message saying "stalls" starts
+    streaming (`streaming` is set) and never ends."""
+    def answer(body: dict[str, Any]) -> Reply | Fault:
+        users = [item for item in body.get("input") or body.get("messages") or []
+                 if isinstance(item, dict) and item.get("role") == "user"]
+        if "stalls" in str(users[-1:]) and not body["instructions"].startswith("Hand off"):
+            streaming.set()
+            return Fault.stall(after_events=4)
+        return _answer(body)
+
+    return answer
+
+
 def _whole_turns(items: list[Any]) -> list[str]:
     """The user messages, checking that each is followed by a whole reply and nothing else."""
     starts = [n for n, item in enumerate(items) if is_user_message(item)] + [len(items)]
@@ -268,13 +282,7 @@ def test_a_worker_killed_mid_reply_leaves_the_message_and_no_half_reply(
         backend: str, tmp_path: Path) -> None:
     streaming = threading.Event()
 
-    def answer(body: dict[str, Any]) -> Reply | Fault:
-        users = [item for item in body.get("input") or body.get("messages") or []
-                 if isinstance(item, dict) and item.get("role") == "user"]
-        if "stalls" in str(users[-1:]) and not body["instructions"].startswith("Hand off"):
-            streaming.set()  # the helper's reply starts streaming, then never ends
-            return Fault.stall(after_events=4)
-        return _answer(body)
+    answer = _stalling(streaming)
 
     with session_block(backend, tmp_path) as (block, env), \
             WireServer(responder=answer, strict=False) as server:
@@ -292,6 +300,42 @@ def test_a_worker_killed_mid_reply_leaves_the_message_and_no_half_reply(
         assert nxt.returncode == 0 and "ended after TurnEnded" in out, out + err
         items, summary = _stored(config, env)
     assert items[:4] == half[:4]  # the first turn, whole
+    assert is_user_message(items[4]) and items[4]["content"] == "this one stalls"
+    assert _whole_turns(items[5:]) == ["after"]
+    assert summary.turns == 3 and summary.pending is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_chat_killed_mid_reply_is_repaired_by_the_next_chat(backend: str,
+                                                              tmp_path: Path) -> None:
+    # SQLite: the next chat's lease finds the marker; PostgreSQL: its first turn's lock does.
+    streaming = threading.Event()
+
+    answer = _stalling(streaming)
+
+    def chat(config: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "routing_runner", "chat", str(config), "--session-id",
+             "talk"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=_env(env))
+
+    with session_block(backend, tmp_path) as (block, env), \
+            WireServer(responder=answer, strict=False) as server:
+        config = _config(tmp_path, block, server.base_url)
+        killed = chat(config, env)
+        assert killed.stdin is not None
+        killed.stdin.write("first\nthis one stalls\n")
+        killed.stdin.flush()
+        assert streaming.wait(60)
+        time.sleep(0.3)
+        killed.send_signal(signal.SIGKILL)
+        killed.communicate(timeout=30)
+        assert _stored(config, env)[0][-1].get("type") == "function_call_output"
+        out, err = chat(config, env).communicate("after\n", timeout=120)
+        assert "Here is the answer." in out, out + err
+        items, summary = _stored(config, env)
+    assert _whole_turns(items[:4]) == ["first"]
     assert is_user_message(items[4]) and items[4]["content"] == "this one stalls"
     assert _whole_turns(items[5:]) == ["after"]
     assert summary.turns == 3 and summary.pending is None
