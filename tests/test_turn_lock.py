@@ -31,15 +31,17 @@ from routing_runner.stores.base import SessionStore
 from routing_runner.stores.items import is_user_message
 from routing_runner.stores.memory import MemoryStore
 from routing_runner.stores.redis import RedisStore
+from routing_runner.stores.sqlalchemy import SQLAlchemyStore
 from routing_runner.stores.sqlite import SQLiteStore
 from routing_runner_testing.wire_server import Fault, Reply, Text, ToolCall, WireServer
 
 from . import session_services as services
 from .conftest import REPO, write_config
 
-BACKENDS = ["memory", "sqlite", "postgres", "redis"]
-SHARED = ["sqlite", "postgres", "redis"]  # the ones several processes can use
-LOCK_TTL = 3.0  # the Redis lock's expiry in these tests (renewed every second while held)
+BACKENDS = ["memory", "sqlite", "postgres", "redis", "sql-rows"]
+SHARED = ["sqlite", "postgres", "redis", "sql-rows"]  # the ones several processes can use
+# The expiry of Redis locks and lock rows in these tests (renewed every second while held).
+LOCK_TTL = 3.0
 
 
 @contextlib.contextmanager
@@ -49,6 +51,9 @@ def session_block(backend: str, folder: Path) -> Iterator[tuple[str, dict[str, s
         yield f"{{path: {folder / 'sessions.db'}}}", {}
     elif backend == "memory":
         yield "{backend: memory}", {}
+    elif backend == "sql-rows":  # SQLAlchemy on a dialect without advisory locks
+        yield ("{backend: sqlalchemy}",
+               {"DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'rows.db'}"})
     elif backend == "postgres":
         with services.postgres_prefix() as prefix:
             yield (f"{{backend: sqlalchemy, table_prefix: {prefix}}}",
@@ -69,7 +74,7 @@ def _config(folder: Path, block: str, base_url: str = "http://127.0.0.1:9/v1") -
 
 def _store(config: Path, env: dict[str, str]) -> SessionStore:
     store = open_store(load_config(config).config.session, {**os.environ, **env})
-    if isinstance(store, RedisStore):
+    if isinstance(store, RedisStore | SQLAlchemyStore):
         store.lock_ttl = LOCK_TTL
     return store
 

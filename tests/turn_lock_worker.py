@@ -22,6 +22,7 @@ from routing_runner.runtime.turns import TurnRunner
 from routing_runner.stores import open_store
 from routing_runner.stores.records import Lease, Reservation
 from routing_runner.stores.redis import RedisStore
+from routing_runner.stores.sqlalchemy import SQLAlchemyStore
 
 WAIT = 60.0
 
@@ -29,8 +30,8 @@ WAIT = 60.0
 async def main(config_path: str, session_id: str, lock_ttl: float, messages: list[str]) -> None:
     config = load_config(config_path).config
     store = open_store(config.session)
-    if isinstance(store, RedisStore):
-        store.lock_ttl = lock_ttl
+    if isinstance(store, RedisStore | SQLAlchemyStore):
+        store.lock_ttl = lock_ttl  # Redis locks and lock rows (PostgreSQL's need no expiry)
     graph = build_graph(config, resolve_provider(config, os.environ))
     runner = TurnRunner(graph)
     try:

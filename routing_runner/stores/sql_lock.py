@@ -1,4 +1,4 @@
-"""A conversation's turn lock on PostgreSQL: a session-level advisory lock on its own connection.
+"""A conversation's turn lock in a SQL database: an advisory lock on PostgreSQL, else a lock row.
 
 The lock belongs to the database connection that took it, so it lives exactly as long as the
 holder's connection: a worker killed mid-turn closes its socket (the kernel does), the server
@@ -9,18 +9,30 @@ taken from a pool of its own, so held locks never starve the turns' own queries 
 
 The key is 64 bits of a hash of the store's state table and the session id: stores with other
 table prefixes never wait for each other (barring a hash collision, which only makes two turns
-take turns). Other SQLAlchemy dialects have no such lock: their turns are serialised within one
-process only (stores.turn_lock says so for each backend).
+take turns).
+
+Other dialects have no portable lock that dies with its holder, so a row in a table of locks
+stands for it (`<prefix>_routing_runner_locks`: session id, token, expiry): taken by inserting
+it, or by updating one whose expiry has passed; renewed every third of its expiry while held;
+deleted by its token. Waiters poll. A holder killed mid-turn leaves the row to expire. Expiry
+times are the workers' clocks, which must agree to well within `lock_ttl`; a holder that stalls
+past its expiry is not fenced off (its late writes land), unlike on Redis.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import secrets
+import time
 from typing import TYPE_CHECKING
 
 from .records import TurnHold
+from .turn_lock import poll
 
 if TYPE_CHECKING:
+    from sqlalchemy import Table
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout that ran out
@@ -87,3 +99,67 @@ async def advisory_hold(engine: AsyncEngine, key: int, wait: float) -> AdvisoryH
         await conn.close()
         raise
     return AdvisoryHold(conn, key)
+
+
+class RowHold(TurnHold):
+    """A held lock row, renewed in the background until released."""
+
+    def __init__(self, engine: AsyncEngine, table: Table, session_id: str, token: str,
+                 ttl: float) -> None:
+        from sqlalchemy import and_
+
+        self.engine = engine
+        self.table = table
+        self.mine = and_(table.c.session_id == session_id, table.c.token == token)
+        self.ttl = ttl
+        self._renewal = asyncio.ensure_future(self._renew())
+
+    async def _renew(self) -> None:
+        from sqlalchemy import update
+
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            with contextlib.suppress(Exception):  # missed once: the next try may still do
+                async with self.engine.begin() as conn:
+                    if not (await conn.execute(update(self.table).where(self.mine).values(
+                            expires_at=time.time() + self.ttl))).rowcount:
+                        return  # expired and taken by another turn
+
+    async def release(self) -> None:
+        from sqlalchemy import delete
+
+        self._renewal.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._renewal
+        # A release that does not reach the database leaves the row to expire.
+        with contextlib.suppress(Exception):
+            async with self.engine.begin() as conn:
+                await conn.execute(delete(self.table).where(self.mine))
+
+
+async def row_hold(engine: AsyncEngine, table: Table, session_id: str, wait: float,
+                   ttl: float) -> RowHold | None:
+    """The lock row of `session_id` in `table`; None after `wait` seconds."""
+    from sqlalchemy import insert, update
+    from sqlalchemy.exc import IntegrityError
+
+    token = secrets.token_hex(16)
+
+    async def attempt() -> bool | None:
+        now = time.time()
+        async with engine.begin() as conn:
+            if (await conn.execute(update(table).where(
+                    table.c.session_id == session_id, table.c.expires_at < now).values(
+                    token=token, expires_at=now + ttl))).rowcount:
+                return True  # its holder is gone
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(insert(table).values(
+                    session_id=session_id, token=token, expires_at=now + ttl))
+        except IntegrityError:
+            return None  # held
+        return True
+
+    if await poll(attempt, wait) is None:
+        return None
+    return RowHold(engine, table, session_id, token, ttl)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 # pg_advisory_lock key serializing table creation across workers ("rr-schema" in ASCII).
 SCHEMA_LOCK_KEY = 0x72722D736368656D
 CONNECT_TIMEOUT = 10
+ROW_LOCK_TTL = 15.0  # seconds a lock row outlives its holder's last renewal (not PostgreSQL)
 
 
 def _engine(url: str, **pool: Any) -> AsyncEngine:
@@ -87,6 +88,15 @@ class SQLAlchemyStore(SessionStore):
         )
         self._schema_ready = False
         self._schema_lock = asyncio.Lock()
+        self.lock_ttl = ROW_LOCK_TTL
+        # Lock rows, for dialects without advisory locks (sql_lock); its own metadata, so the
+        # table exists only where it is used.
+        self._locks = Table(
+            f"{self.tables.state.removesuffix('state')}locks", MetaData(),
+            Column("session_id", String(128), primary_key=True),
+            Column("token", String(32), nullable=False),
+            Column("expires_at", Float, nullable=False))
+        self._locks_ready = False
 
     def _sdk_tables(self) -> tuple[TableClause, TableClause]:
         """Just the columns of the SDK's tables that listing, reading rows and deleting need."""
@@ -199,19 +209,31 @@ class SQLAlchemyStore(SessionStore):
                 await conn.execute(change)
 
     async def _lock_turn(self, session_id: str, wait: float) -> TurnHold:
-        if self._engine.dialect.name != "postgresql":
-            return await super()._lock_turn(session_id, wait)  # this process only
-        from .sql_lock import advisory_hold, lock_key
+        from .sql_lock import advisory_hold, lock_key, row_hold
 
-        if self._lock_engine is None:
-            # Unbounded: each held lock keeps a connection, as many as turns run at once.
-            self._lock_engine = _engine(self._url, max_overflow=-1)
-        hold = await self.guarded(
-            advisory_hold(self._lock_engine, lock_key(self.tables.state, session_id), wait),
-            f"lock conversation {session_id!r}")
+        doing = f"lock conversation {session_id!r}"
+        hold: TurnHold | None
+        if self._engine.dialect.name != "postgresql":
+            await self.guarded(self._ensure_lock_table(), doing)
+            hold = await self.guarded(row_hold(self._engine, self._locks, session_id, wait,
+                                               self.lock_ttl), doing)
+        else:
+            if self._lock_engine is None:
+                # Unbounded: each held lock keeps a connection, as many as turns run at once.
+                self._lock_engine = _engine(self._url, max_overflow=-1)
+            hold = await self.guarded(advisory_hold(
+                self._lock_engine, lock_key(self.tables.state, session_id), wait), doing)
         if hold is None:
             raise in_use(self, session_id, wait)
         return hold
+
+    async def _ensure_lock_table(self) -> None:
+        """The table of lock rows (other dialects than PostgreSQL), created on first use."""
+        await self._ensure_schema()
+        if not self._locks_ready:
+            async with self._engine.begin() as conn:
+                await conn.run_sync(self._locks.metadata.create_all)
+            self._locks_ready = True
 
     async def _raw_rows(self, session_id: str) -> list[tuple[Any, str | bytes]]:
         from sqlalchemy import select
