@@ -6,7 +6,8 @@ How each backend holds a conversation for one turn (its `_lock_turn`):
     sqlite       the conversation's lock file (stores.locks), the one a chat's lease takes, so a
                  chat and a turn exclude each other; the kernel drops it when a process dies
     sqlalchemy   PostgreSQL: an advisory lock on a connection of its own (stores.sql_lock); the
-                 server drops it when that connection dies. Other dialects: this process only
+                 server drops it when that connection dies. Other dialects: a lock row with
+                 expiry, renewed while held
     redis        a key with expiry, renewed while held, deleted only by its holder, and checked
                  by every write the turn makes (stores.redis_lock)
 
@@ -15,7 +16,8 @@ counts a turn's user's message also stores a marker, `pending`: how many stored 
 history and that message. The turn's last write (its agent) clears it. Whoever takes the
 conversation next holds it alone, so a marker it finds belongs to a holder that is gone: the
 items beyond `pending` are removed and the marker cleared. No write is added to a turn that
-completes; a recovery costs one state write. Markers are written only under an exclusive hold
+completes; taking the lock reads the state record once, and a repair costs a pop per item cut
+and one state write. Markers are written only under an exclusive hold
 (a turn lock, or a chat's lease on SQLite): a writer without one could mark a turn another
 worker would then cut short.
 """
