@@ -149,6 +149,13 @@ class _StateConnection:
                 raise
 
 
+def _give_back(attempt: asyncio.Future[Lease | None]) -> None:
+    """Release the lease an abandoned lock attempt took, if it took one."""
+    if not attempt.cancelled() and attempt.exception() is None and \
+            (lease := attempt.result()) is not None:
+        lease.release()
+
+
 class _FileHold(TurnHold):
     """A turn's hold: the conversation's lock file, a chat's lease while the turn lasts."""
 
@@ -250,8 +257,13 @@ class SQLiteStore(SessionStore):
         return await asyncio.to_thread(self._state.run, work, self._locks if writes else None)
 
     async def _try_lock(self, session_id: str) -> Lease | None:
+        attempt = asyncio.ensure_future(asyncio.to_thread(try_lock, self._locks, session_id))
         try:
-            return await asyncio.to_thread(try_lock, self._locks, session_id)
+            return await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+            # The thread may take the lock yet (the waiting client left): given back, not leaked.
+            attempt.add_done_callback(_give_back)
+            raise
         except OSError as exc:
             raise StoreError(f"cannot lock conversation {session_id!r} in {self._locks}: "
                              f"{exc}") from exc
