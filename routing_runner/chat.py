@@ -26,7 +26,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from .config.model import Config
-from .errors import SessionInUseError, UserInputError
+from .errors import StoreError, UserInputError
 from .render import TurnRenderer
 from .runtime.events import TurnEnded, TurnFailed
 from .stores.base import Reservation, SessionStore
@@ -288,8 +288,14 @@ class ChatLoop:
                     ended = isinstance(event, TurnEnded)
                     if isinstance(event, TurnEnded) and self.on_turn is not None:
                         self.on_turn(message, event)
-        except SessionInUseError as exc:
-            renderer.render(TurnFailed(self.config.entry, f"{exc}; your message was not stored"))
+        except StoreError as exc:
+            if started:  # the turn ran (and said how it ended): giving the lock back failed
+                raise
+            # Busy past the wait, or the store unreachable: this turn fails, the chat goes on.
+            from .runtime.translate import describe_failure
+
+            renderer.render(TurnFailed(self.config.entry, describe_failure(
+                exc, self.config.max_turns) + "; your message was not stored"))
         except asyncio.CancelledError:
             if not started:  # interrupted while waiting for its turn: kept, as before a reply
                 self._unstored.append(message)
