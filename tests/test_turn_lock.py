@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import agents.extensions.memory  # noqa: F401 - imported now, not while a short lock is held
 import pytest
 
 from routing_runner.config import load_config
