@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from .config.model import Config
 from .config.placeholders import context_values
-from .errors import UserInputError
+from .errors import StoreError, UserInputError
 from .render import TurnRenderer
-from .runtime.events import TurnEnded
+from .runtime.events import TurnEnded, TurnFailed
 from .stores.base import Reservation, SessionStore
 from .stores.conversation import Conversation
 from .user_text import check_chat_line
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from .runtime.turns import TurnRunner
 
 T = TypeVar("T")
+# How long a turn waits while another process answers the same conversation (shared stores).
+TURN_WAIT = 30.0
 
 HELP = "Type a message. /exit or end of input (Ctrl-D) ends the chat; Ctrl-C interrupts a reply."
 COMMANDS = {"/exit": "end the chat", "/quit": "end the chat",
@@ -281,12 +283,29 @@ class ChatLoop:
             raise
         if self._unstored:
             await self._store_unstored()
-        ended = False
-        async for event in ready.runner.run(ready.conversation, message):
-            renderer.render(event)
-            ended = isinstance(event, TurnEnded)
-            if isinstance(event, TurnEnded) and self.on_turn is not None:
-                self.on_turn(message, event)
+        ended = started = False
+        try:
+            # Other processes on a shared store may be answering this conversation too: each
+            # turn holds it (stores.turn_lock; a SQLite chat's lease already keeps them out).
+            async with self.store.turn_lock(self.session_id, wait=TURN_WAIT):
+                started = True
+                async for event in ready.runner.run(ready.conversation, message):
+                    renderer.render(event)
+                    ended = isinstance(event, TurnEnded)
+                    if isinstance(event, TurnEnded) and self.on_turn is not None:
+                        self.on_turn(message, event)
+        except StoreError as exc:
+            if started:  # the turn ran (and said how it ended): giving the lock back failed
+                raise
+            # Busy past the wait, or the store unreachable: this turn fails, the chat goes on.
+            from .runtime.translate import describe_failure
+
+            renderer.render(TurnFailed(self.config.entry, describe_failure(
+                exc, self.config.max_turns) + "; your message was not stored"))
+        except asyncio.CancelledError:
+            if not started:  # interrupted while waiting for its turn: kept, as before a reply
+                self._unstored.append(message)
+            raise
         return ended
 
     def _command(self, command: str) -> bool:

@@ -7,7 +7,8 @@
     └── RunFailure                     exit 3: the run itself failed (model provider, store)
         ├── ProviderError              the model provider is unusable (missing key, bad URL)
         └── StoreError                 the session store cannot be opened or written
-            └── SessionInUseError      another process has the conversation open (sqlite)
+            └── SessionInUseError      another process has the conversation open (sqlite), or
+                                       another turn held it longer than the wait (turn_lock)
 
 Exit code 1 is reserved for "ran fine, but expectations failed" (replay) and is not an
 exception: it is a result.
@@ -93,4 +94,4 @@ class StoreError(RunFailure):
 
 
 class SessionInUseError(StoreError):
-    """Another process has this conversation open; it can be continued once that one ends."""
+    """Another process or turn has this conversation; it can be continued once that one ends."""

@@ -8,20 +8,17 @@
     │                                     shared by any number of workers
     └── RedisStore       stores.redis     a Redis server, shared by workers, optional expiry
 
-Conversation items are stored by the SDK's own session classes; `session.encryption` wraps
-whichever one in the SDK's EncryptedSession (stores.encryption). The SDK remembers neither the
-agent that spoke last nor how many turns a conversation has, so every store keeps a small state
-record beside the items: last agent, turns (user messages stored), created and updated times.
-
-A `Conversation` wraps the SDK session in a `JournaledSession` (stores.journal), which counts
-what a turn appended so an interrupted or failed turn can be rolled back to "the user's message
-and nothing after it", keeps the turn count, and turns backend exceptions into `StoreError`.
-Before a conversation is opened and before each turn its stored rows are read one by one
-(stores.rows), as the SDK's sessions skip rows they cannot decode or decrypt: an unreadable
-row, or a conversation written under the other encryption setting, is an error, not a shorter
-history. Ids, summaries and leases are in stores.records. This module imports neither the
-Agents SDK nor a database driver: backends are imported when a store is opened, and a
-missing optional one names the extra that provides it.
+Items are stored by the SDK's session classes (in its EncryptedSession with `encryption`,
+stores.encryption). The SDK keeps neither the agent that spoke last nor a turn count, so every
+store keeps a state record beside the items: last agent, turns (user messages stored), times,
+owner, and the marker of a turn in progress (stores.turn_lock, which also holds a conversation
+for one turn across processes: `turn_lock`). A `Conversation`'s `JournaledSession`
+(stores.journal) counts what a turn appended, so a failed turn is rolled back to "the user's
+message and nothing after it", and turns backend exceptions into `StoreError`. Stored rows are
+read one by one before a conversation opens and before each turn (stores.rows): the SDK skips
+rows it cannot decode or decrypt, and an unreadable row is an error, not a shorter history.
+This module imports neither the Agents SDK nor a database driver: a backend is imported when
+its store is opened, and a missing optional one names the extra that provides it.
 """
 
 from __future__ import annotations
@@ -35,16 +32,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from routing_runner.errors import RoutingRunnerError, SessionIdError, SessionInUseError, StoreError
 
 from .conversation import Conversation
-from .items import is_user_message
 from .records import (
     KEY_PREFIX_PATTERN,
     SESSION_ID_PATTERN,
     TABLE_PREFIX_PATTERN,
     Lease,
+    Mark,
     Reservation,
     SessionSummary,
     TableNames,
-    TurnLocks,
+    TurnHold,
     check_session_id,
     new_session_id,
     require_extra,
@@ -87,7 +84,7 @@ class SessionStore(ABC):
         self.encryption = encryption
         self.owner: str | None = None  # set by open_store from the config
         self._leases: list[Lease] = []
-        self._turn_locks = TurnLocks()
+        self.leased: set[str] = set()  # conversations this store keeps other processes out of
 
     # -- what the chat and the turn runner use --------------------------------------------
 
@@ -109,17 +106,30 @@ class SessionStore(ABC):
             lease.release()
             raise
         self._leases.append(lease)
+        if lease.exclusive:
+            self.leased.add(session_id)
         return Reservation(session_id, lease, summary)
 
     async def attach(self, reservation: Reservation) -> Conversation:
         """Open the reserved conversation's SDK session (this is where the SDK is needed)."""
         from .journal import JournaledSession
+        from .turn_lock import recover
 
         session_id = reservation.session_id
+        if reservation.lease.exclusive:  # a dead holder's half turn goes before anyone reads
+            await recover(self, reservation.summary)
         session = await self._readable_session(session_id)
         stored = reservation.summary.context if reservation.summary is not None else None
         return Conversation(session_id, JournaledSession(session, self, session_id), self,
                             reservation.is_new, dict(stored or {}))
+
+    def turn_lock(self, session_id: str, *, wait: float) -> AbstractAsyncContextManager[None]:
+        """Hold `session_id` for one turn, alone among every process and machine sharing the
+        store; SessionInUseError after `wait` seconds. A turn whose holder died is first cut
+        back to its user's message (stores.turn_lock)."""
+        from .turn_lock import hold_turn
+
+        return hold_turn(self, session_id, wait)
 
     async def get_active_agent(self, session_id: str) -> str | None:
         """The agent that spoke last in `session_id`."""
@@ -128,18 +138,14 @@ class SessionStore(ABC):
 
     async def set_active_agent(self, session_id: str, agent: str) -> None:
         """Remember `agent` as the one that spoke last in `session_id`."""
-        await self.guarded(self._write_state(session_id, agent=agent, turns=0),
+        await self.guarded(self._write_state(session_id, agent=agent, turns=0, mark=Mark.CLEAR),
                            f"save the last agent of conversation {session_id!r}")
 
-    async def record_turns(self, session_id: str, turns: int) -> None:
-        """Add `turns` (may be negative) to the turn count of `session_id`."""
-        await self.guarded(self._write_state(session_id, agent=None, turns=turns),
+    async def record_turns(self, session_id: str, turns: int, *,
+                           mark: Mark | int = Mark.KEEP) -> None:
+        """Add `turns` (may be negative) to the turn count; `mark` as `_write_state`'s."""
+        await self.guarded(self._write_state(session_id, agent=None, turns=turns, mark=mark),
                            f"save the turn count of conversation {session_id!r}")
-
-    def turn_lock(self, session_id: str, *, wait: float) -> AbstractAsyncContextManager[None]:
-        """Exclusive use of `session_id` for one turn, waiting up to `wait` seconds, else
-        SessionInUseError. This default holds within one process; shared backends override it."""
-        return self._turn_locks.hold(session_id, wait)
 
     async def release(self, session_id: str) -> None:  # noqa: B027 - most stores hold nothing
         """Close what this store holds for `session_id` (a server's, after each turn)."""
@@ -164,6 +170,7 @@ class SessionStore(ABC):
             for lease in self._leases:
                 lease.release()
             self._leases.clear()
+            self.leased.clear()
 
     # -- what `routing-runner sessions` uses ------------------------------------------------
 
@@ -233,23 +240,9 @@ class SessionStore(ABC):
         number of user messages kept, unless expired rows hide some. SessionInUseError when
         another process has the conversation open (stores that lock).
         """
-        lease = await self._acquire(session_id)
-        try:
-            rows = await self.read_rows(session_id)
-            bad = [row for row in rows if row.problem is not None]
-            if not bad:
-                return []
-            await self.guarded(self._drop_rows(session_id, [row.key for row in bad]),
-                               f"drop unreadable rows of conversation {session_id!r}")
-            summary = await self.summary(session_id)
-            if summary is not None and summary.turns is not None and \
-                    not any(row.expired for row in rows):
-                kept = sum(is_user_message(row.item) for row in rows if row.item is not None)
-                if kept != summary.turns:
-                    await self.record_turns(session_id, kept - summary.turns)
-            return bad
-        finally:
-            lease.release()
+        from .rows import drop_unreadable
+
+        return await drop_unreadable(self, session_id)
 
     async def delete(self, session_id: str) -> bool:
         """Delete one conversation and its state; False when nothing was stored.
@@ -264,7 +257,7 @@ class SessionStore(ABC):
             return await self.guarded(self._delete(session_id),
                                       f"delete conversation {session_id!r}")
         finally:
-            lease.release(remove=True)
+            lease.release()
 
     async def clear(self) -> tuple[list[str], list[str]]:
         """Delete every conversation of this store's owner (every one, without an owner).
@@ -347,8 +340,10 @@ class SessionStore(ABC):
         """The state record of `session_id` (fields None if only items exist), or None."""
 
     @abstractmethod
-    async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
-        """Upsert the state record: set the agent if given, add `turns`, touch the time.
+    async def _write_state(self, session_id: str, *, agent: str | None, turns: int,
+                           mark: Mark | int = Mark.KEEP) -> None:
+        """Upsert the state record: set the agent if given, add `turns`, touch the time, and
+        keep, clear or set the turn marker (`Mark`; a number n: the stored items minus n).
 
         A record without an owner gets this store's `owner` (None leaves it as it is).
         """
@@ -368,6 +363,12 @@ class SessionStore(ABC):
     async def _acquire(self, session_id: str) -> Lease:
         """Exclusive use of `session_id`, for stores that allow one process per conversation."""
         return Lease()
+
+    async def _lock_turn(self, session_id: str, wait: float) -> TurnHold:
+        """Hold `session_id` for one turn (stores.turn_lock); here, against this process only."""
+        from .turn_lock import local_hold
+
+        return await local_hold(self, session_id, wait)
 
     async def _raw_rows(self, session_id: str) -> list[tuple[Any, str | bytes]]:
         """Each stored item of `session_id` as the backend holds it, oldest first, with the

@@ -22,6 +22,8 @@ from agents.memory import SessionABC
 
 from routing_runner.stores.base import settle
 from routing_runner.stores.items import is_user_message
+from routing_runner.stores.records import Mark
+from routing_runner.stores.turn_lock import holds
 from routing_runner.user_text import encodable
 
 if TYPE_CHECKING:
@@ -38,11 +40,13 @@ class JournaledSession(SessionABC):
         self.session_settings = inner.session_settings
         self.added_this_turn = 0
         self.turn_items: list[TResponseInputItem] = []
+        self.in_turn = False  # history stored before a first turn is not one
 
     def begin_turn(self) -> None:
         """Start journaling a new turn."""
         self.added_this_turn = 0
         self.turn_items = []
+        self.in_turn = True
 
     async def turn_is_last(self) -> bool:
         """Whether the items this turn stored are still the conversation's last items."""
@@ -69,9 +73,13 @@ class JournaledSession(SessionABC):
                                  f"save conversation {self.session_id!r}")
         self.added_this_turn += len(items)
         self.turn_items.extend(items)
-        turns = sum(is_user_message(item) for item in items)
-        if turns:
-            await self.store.record_turns(self.session_id, turns)
+        users = [number for number, item in enumerate(items) if is_user_message(item)]
+        if users:
+            # The write that counts the turn also marks it in progress (stores.turn_lock): the
+            # items stored after its user's message are a reply until the turn's end clears it.
+            mark = len(items) - 1 - users[-1] \
+                if self.in_turn and holds(self.store, self.session_id) else Mark.KEEP
+            await self.store.record_turns(self.session_id, len(users), mark=mark)
 
     async def pop_item(self) -> TResponseInputItem | None:
         return await settle(self._pop_item())

@@ -2,8 +2,10 @@
 
 The lock is taken without waiting (a second chat on the same conversation is refused at once,
 not queued behind a chat that may last an hour) and the kernel drops it when the process dies,
-so a crash never leaves a conversation locked. Lock files live in a folder next to the database
-(`sessions.db-locks/<session id>.lock`), owner-only like the database.
+so a crash never leaves a conversation locked. The same file serves a chat's lease (the whole
+chat) and a turn's hold (stores.turn_lock), so the two exclude each other. Lock files live in a
+folder next to the database (`sessions.db-locks/<session id>.lock`), owner-only like the
+database, and are deleted on release.
 
 Deleting a lock file while someone might still open it is the classic flock race: the deleter
 and a late opener would lock two different inodes. So a lock only counts once the locked file
@@ -37,18 +39,20 @@ except ImportError:  # pragma: no cover - Windows: no flock; conversations are n
 
 
 class FileLease(Lease):
-    """An exclusive flock held on `path` until released."""
+    """An exclusive flock held on `path` until released; the file goes with it."""
+
+    exclusive = True
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
         self._fd: int | None = fd
 
-    def release(self, *, remove: bool = False) -> None:
+    def release(self) -> None:
         if self._fd is None:
             return
-        if remove:
-            # Unlinked while still held, so no one can lock this inode after we let go.
-            self.path.unlink(missing_ok=True)
+        # Unlinked while still held, so no one can lock this inode after we let go (a late
+        # opener finds it gone and locks a new file); a folder of old lock files never grows.
+        self.path.unlink(missing_ok=True)
         os.close(self._fd)  # closing the descriptor drops the flock
         self._fd = None
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from routing_runner.stores.base import SessionStore, SessionSummary
+from routing_runner.stores.records import Mark
 
 if TYPE_CHECKING:
     from agents.memory import SessionABC, SQLiteSession
@@ -45,12 +46,16 @@ class MemoryStore(SessionStore):
             return self._state[session_id]
         return SessionSummary(session_id) if await self._exists(session_id) else None
 
-    async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
+    async def _write_state(self, session_id: str, *, agent: str | None, turns: int,
+                           mark: Mark | int = Mark.KEEP) -> None:
         current = self._state.get(session_id, SessionSummary(session_id, turns=0))
+        pending = current.pending if mark is Mark.KEEP else None
+        if isinstance(mark, int):
+            pending = len(await (await self._session(session_id)).get_items()) - mark
         self._state[session_id] = replace(
             current, last_agent=agent or current.last_agent,
             turns=max((current.turns or 0) + turns, 0), last_activity=time.time(),
-            owner=current.owner or self.owner)
+            owner=current.owner or self.owner, pending=pending)
 
     async def _write_context(self, session_id: str, context: str) -> None:
         current = self._state.get(session_id, SessionSummary(session_id, turns=0))

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import importlib.util
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from routing_runner.errors import SessionIdError, SessionInUseError, StoreError
+from routing_runner.errors import SessionIdError, StoreError
 
 # Letters, digits, '.', '_' and '-': safe as a file name (the SQLite lock files), as a SQL
 # parameter and inside a Redis key (no ':' to split on, no glob characters).
@@ -105,6 +105,9 @@ class SessionSummary:
     owner: str | None = None  # the config it belongs to; None: stored before owners were kept
     # The values of the config's context keys this conversation was given (chat --context).
     context: Mapping[str, str] | None = None
+    # A turn in progress under an exclusive hold: how many stored items are the history and its
+    # user's message. Items beyond are a reply its holder never finished (stores.turn_lock).
+    pending: int | None = None
 
 
 def read_context(stored: str | bytes | None) -> Mapping[str, str] | None:
@@ -127,8 +130,28 @@ def read_context(stored: str | bytes | None) -> Mapping[str, str] | None:
 class Lease:
     """Exclusive use of one conversation while it is open; stores without locks lend this one."""
 
-    def release(self, *, remove: bool = False) -> None:
-        """Give the conversation back; `remove` also deletes what backs the lease (a file)."""
+    exclusive = False  # whether other processes are kept out (a lock file) or not (this one)
+
+    def release(self) -> None:
+        """Give the conversation back (a lock file is deleted too)."""
+
+
+class TurnHold:
+    """One turn's exclusive hold on a conversation (stores.turn_lock)."""
+
+    async def release(self) -> None:
+        """Give the conversation back to the next turn."""
+
+
+class Mark(enum.Enum):
+    """What a state write does to the "turn in progress" marker (`SessionSummary.pending`).
+
+    Besides these, a state write may carry a number n: the write follows a user's message,
+    and the marker becomes the number of stored items minus n (the items stored after it).
+    """
+
+    KEEP = "keep"
+    CLEAR = "clear"
 
 
 @dataclass(frozen=True)
@@ -148,34 +171,3 @@ class Reservation:
         """Nothing is stored for this conversation yet."""
         return self.summary is None
 
-
-class TurnLocks:
-    """One asyncio lock per conversation: turns of one process, one at a time."""
-
-    def __init__(self) -> None:
-        # Each lock with the number of turns holding or awaiting it; dropped at zero.
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, session_id: str, wait: float) -> AsyncIterator[None]:
-        """Hold `session_id`'s lock, waiting up to `wait` seconds; SessionInUseError after."""
-        lock, users = self._locks.get(session_id, (asyncio.Lock(), 0))
-        self._locks[session_id] = (lock, users + 1)
-        try:
-            try:
-                # A free lock is taken at once: wait_for with no time left would not even try.
-                await (lock.acquire() if not lock.locked() else
-                       asyncio.wait_for(lock.acquire(), wait))
-            except TimeoutError:
-                raise SessionInUseError(f"conversation {session_id!r} is busy with another "
-                                        f"request (waited {wait:g} s)") from None
-            try:
-                yield
-            finally:
-                lock.release()
-        finally:
-            lock, users = self._locks[session_id]
-            if users == 1:
-                del self._locks[session_id]
-            else:
-                self._locks[session_id] = (lock, users - 1)

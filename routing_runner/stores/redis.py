@@ -20,7 +20,8 @@ from routing_runner.stores.base import (
     SessionSummary,
     require_extra,
 )
-from routing_runner.stores.records import read_context
+from routing_runner.stores.records import Mark, TurnHold, read_context
+from routing_runner.stores.redis_lock import LOCK_TTL
 from routing_runner.wording import format_duration, redact_url
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class RedisStore(SessionStore):
     """Conversations in Redis, each key under `key_prefix`, expiring after `ttl` if given."""
 
     def __init__(self, url: str, *, key_prefix: str, ttl: int | None = None,
-                 encryption: SessionKey | None = None) -> None:
+                 encryption: SessionKey | None = None, lock_ttl: float = LOCK_TTL) -> None:
         require_extra("redis", "redis", "the redis session backend")
         import redis.asyncio
         from redis import exceptions
@@ -77,6 +78,8 @@ class RedisStore(SessionStore):
             raise StoreError(f"invalid Redis key prefix {key_prefix!r}")
         self.key_prefix = key_prefix
         self.ttl = ttl
+        self.lock_ttl = lock_ttl
+        self.tokens: dict[str, str] = {}  # the lock token of each conversation a turn holds
         shown = redact_url(url)
         try:
             self._client = redis.asyncio.from_url(
@@ -95,16 +98,25 @@ class RedisStore(SessionStore):
         base = f"{self.key_prefix}:{session_id}"
         return base, f"{base}:messages", f"{base}:counter", f"{base}:state"
 
+    def lock_key(self, session_id: str) -> str:
+        """The key of the conversation's turn lock (stores.redis_lock)."""
+        return f"{self.key_prefix}:{session_id}:lock"
+
+    async def _lock_turn(self, session_id: str, wait: float) -> TurnHold:
+        from .redis_lock import redis_hold
+
+        return await redis_hold(self, session_id, wait)
+
     async def _check(self) -> None:
         await self._client.ping()
 
     async def _session(self, session_id: str) -> SessionABC:
-        from agents.extensions.memory import RedisSession
+        from .redis_lock import fenced_session_class
 
         # Fail here, on open, when the server is unreachable, not halfway through a turn.
         await self._client.ping()
-        return RedisSession(session_id, redis_client=self._client, key_prefix=self.key_prefix,
-                            ttl=self.ttl)
+        return fenced_session_class()(session_id, store=self, client=self._client,
+                                      key_prefix=self.key_prefix, ttl=self.ttl)
 
     async def _exists(self, session_id: str) -> bool:
         return bool(await self._client.exists(*self._keys(session_id)))
@@ -122,25 +134,30 @@ class RedisStore(SessionStore):
         return SessionSummary(session_id, fields.get("agent") or None,
                               None if turns is None else max(turns, 0),
                               _number(fields.get("updated_at"), float), fields.get("owner"),
-                              read_context(fields.get("context")))
+                              read_context(fields.get("context")),
+                              _number(fields.get("pending"), int))
 
-    async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
-        await self._upsert(session_id, {} if agent is None else {"agent": agent}, turns)
+    async def _write_state(self, session_id: str, *, agent: str | None, turns: int,
+                           mark: Mark | int = Mark.KEEP) -> None:
+        from .redis_lock import STATE, state_arguments
+
+        # One script: fenced like the turn's other writes, and the marker counts the items
+        # with nothing written between.
+        _, messages, _, state = self._keys(session_id)
+        mode, after = ("set", mark) if isinstance(mark, int) else (mark.value, 0)
+        await self._client.eval(STATE, 3, self.lock_key(session_id), state, messages,
+                               *state_arguments(self.tokens.get(session_id, ""), self.owner,
+                                                agent, turns, mode, after, self.ttl))
 
     async def _write_context(self, session_id: str, context: str) -> None:
-        await self._upsert(session_id, {"context": context}, 0)
-
-    async def _upsert(self, session_id: str, values: dict[str, str], turns: int) -> None:
+        # Not fenced: a conversation's context is written when it starts, outside any turn.
         key = self._keys(session_id)[3]
         now = repr(time.time())
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, "created_at", now)
             if self.owner is not None:
                 pipe.hsetnx(key, "owner", self.owner)
-            if turns:
-                pipe.hincrby(key, "turns", turns)
-            for name, value in {**values, "updated_at": now}.items():
-                pipe.hset(key, name, value)
+            pipe.hset(key, mapping={"context": context, "updated_at": now})
             if self.ttl:
                 pipe.expire(key, self.ttl)
             await pipe.execute()

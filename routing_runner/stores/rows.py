@@ -19,9 +19,12 @@ from routing_runner.errors import StoreError
 from routing_runner.user_text import encodable
 from routing_runner.wording import count
 
+from .items import is_user_message
+
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet, MultiFernet
 
+    from .base import SessionStore
     from .encryption import SessionKey
 
 
@@ -144,3 +147,24 @@ def check_readable(rows: Sequence[StoredRow], session_id: str, description: str)
             f"{count(bad, 'unreadable row')} ({describe_unreadable(rows)}) of {len(rows)}; "
             "the model would not see them, so nothing was sent: `routing-runner sessions show` "
             "marks them, `routing-runner sessions repair CONFIG ID --drop-unreadable` drops them")
+
+
+async def drop_unreadable(store: SessionStore, session_id: str) -> list[StoredRow]:
+    """`SessionStore.drop_unreadable`: delete the unreadable rows, make the turn count right."""
+    lease = await store._acquire(session_id)
+    try:
+        rows = await store.read_rows(session_id)
+        bad = [row for row in rows if row.problem is not None]
+        if not bad:
+            return []
+        await store.guarded(store._drop_rows(session_id, [row.key for row in bad]),
+                            f"drop unreadable rows of conversation {session_id!r}")
+        summary = await store.summary(session_id)
+        if summary is not None and summary.turns is not None and \
+                not any(row.expired for row in rows):
+            kept = sum(is_user_message(row.item) for row in rows if row.item is not None)
+            if kept != summary.turns:
+                await store.record_turns(session_id, kept - summary.turns)
+        return bad
+    finally:
+        lease.release()

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from routing_runner.errors import StoreError
 from routing_runner.stores.base import SessionStore, SessionSummary, TableNames, require_extra
-from routing_runner.stores.records import read_context
+from routing_runner.stores.records import Mark, TurnHold, read_context
+from routing_runner.stores.turn_lock import in_use
 from routing_runner.wording import redact_url
 
 if TYPE_CHECKING:
@@ -28,10 +29,11 @@ if TYPE_CHECKING:
 # pg_advisory_lock key serializing table creation across workers ("rr-schema" in ASCII).
 SCHEMA_LOCK_KEY = 0x72722D736368656D
 CONNECT_TIMEOUT = 10
+ROW_LOCK_TTL = 15.0  # seconds a lock row outlives its holder's last renewal (not PostgreSQL)
 
 
-def _engine(url: str) -> AsyncEngine:
-    """An async engine for `url`; plain postgres:// URLs use asyncpg."""
+def _engine(url: str, **pool: Any) -> AsyncEngine:
+    """An async engine for `url` (`pool`: options of its pool); postgres:// URLs use asyncpg."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, InvalidRequestError, NoSuchModuleError
     from sqlalchemy.ext.asyncio import create_async_engine
@@ -49,7 +51,7 @@ def _engine(url: str) -> AsyncEngine:
         # asyncpg waits 60 s for an unreachable host by default; fail sooner.
         connect_args["timeout"] = CONNECT_TIMEOUT
     try:
-        return create_async_engine(parsed, connect_args=connect_args, pool_pre_ping=True)
+        return create_async_engine(parsed, connect_args=connect_args, pool_pre_ping=True, **pool)
     except (NoSuchModuleError, InvalidRequestError, ImportError) as exc:
         shown = redact_url(parsed.render_as_string(hide_password=False))
         raise StoreError(f"cannot use the session database {shown}: {exc}; the URL needs an "
@@ -67,6 +69,8 @@ class SQLAlchemyStore(SessionStore):
         super().__init__(encryption=encryption)
         self.tables = TableNames.with_prefix(table_prefix)
         self._engine = _engine(url)
+        self._url = url
+        self._lock_engine: AsyncEngine | None = None  # turn locks' connections (sql_lock)
         shown = redact_url(self._engine.url.render_as_string(hide_password=False))
         self.description = f"{shown} ({self.tables.describe()})"
         if encryption is not None:
@@ -81,9 +85,19 @@ class SQLAlchemyStore(SessionStore):
             Column("updated_at", Float, nullable=False),
             Column("owner", String(256), nullable=True),
             Column("context", Text, nullable=True),
+            Column("pending", Integer, nullable=True),
         )
         self._schema_ready = False
         self._schema_lock = asyncio.Lock()
+        self.lock_ttl = ROW_LOCK_TTL
+        # Lock rows, for dialects without advisory locks (sql_lock); its own metadata, so the
+        # table exists only where it is used.
+        self._locks = Table(
+            f"{self.tables.state.removesuffix('state')}locks", MetaData(),
+            Column("session_id", String(128), primary_key=True),
+            Column("token", String(32), nullable=False),
+            Column("expires_at", Float, nullable=False))
+        self._locks_ready = False
 
     def _sdk_tables(self) -> tuple[TableClause, TableClause]:
         """Just the columns of the SDK's tables that listing, reading rows and deleting need."""
@@ -117,7 +131,7 @@ class SQLAlchemyStore(SessionStore):
                     await probe.get_items(limit=1)
                     async with self._engine.begin() as conn:
                         await conn.run_sync(self._metadata.create_all)
-                        await conn.run_sync(self._add_owner_column)
+                        await conn.run_sync(self._add_new_columns)
                 finally:
                     if postgres:
                         await guard.execute(text("SELECT pg_advisory_unlock(:key)"),
@@ -125,15 +139,15 @@ class SQLAlchemyStore(SessionStore):
                         await guard.commit()
             self._schema_ready = True
 
-    def _add_owner_column(self, conn: Connection) -> None:
-        """Give a state table from before owners were kept its owner column (values NULL)."""
+    def _add_new_columns(self, conn: Connection) -> None:
+        """Give a state table from before owners (or turn markers) were kept those columns."""
         from sqlalchemy import inspect, text
 
         columns = {c["name"] for c in inspect(conn).get_columns(self.tables.state)}
-        if "owner" not in columns:
-            conn.execute(text(f"ALTER TABLE {self.tables.state} ADD COLUMN owner VARCHAR(256)"))
-        if "context" not in columns:
-            conn.execute(text(f"ALTER TABLE {self.tables.state} ADD COLUMN context TEXT"))
+        for name, kind in (("owner", "VARCHAR(256)"), ("context", "TEXT"),
+                           ("pending", "INTEGER")):
+            if name not in columns:
+                conn.execute(text(f"ALTER TABLE {self.tables.state} ADD COLUMN {name} {kind}"))
 
     async def _check(self) -> None:
         await self._ensure_schema()
@@ -155,21 +169,33 @@ class SQLAlchemyStore(SessionStore):
         async with self._engine.connect() as conn:
             row = (await conn.execute(
                 select(state.c.active_agent, state.c.turns, state.c.updated_at, state.c.owner,
-                       state.c.context)
+                       state.c.context, state.c.pending)
                 .where(state.c.session_id == session_id))).first()
             if row is not None:
                 return SessionSummary(session_id, row[0], max(row[1], 0), row[2], row[3],
-                                      read_context(row[4]))
+                                      read_context(row[4]), row[5])
             known = (await conn.execute(select(sessions.c.session_id)
                                         .where(sessions.c.session_id == session_id))).first()
         return SessionSummary(session_id) if known is not None else None
 
-    async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
+    async def _write_state(self, session_id: str, *, agent: str | None, turns: int,
+                           mark: Mark | int = Mark.KEEP) -> None:
+        from sqlalchemy import func, select
+
+        await self._ensure_schema()
         state = self._state
         changes: dict[str, Any] = {"turns": state.c.turns + turns}
+        pending: Any = None
+        if isinstance(mark, int):  # counted in the same statement: no write comes between
+            _, messages = self._sdk_tables()
+            pending = select(func.count()).select_from(messages).where(
+                messages.c.session_id == session_id).scalar_subquery() - mark
+        if mark is not Mark.KEEP:
+            changes["pending"] = pending
         if agent is not None:
             changes["active_agent"] = agent
-        await self._upsert(session_id, changes, {"active_agent": agent, "turns": max(turns, 0)})
+        await self._upsert(session_id, changes,
+                           {"active_agent": agent, "turns": max(turns, 0), "pending": pending})
 
     async def _write_context(self, session_id: str, context: str) -> None:
         await self._upsert(session_id, {"context": context}, {"turns": 0, "context": context})
@@ -199,6 +225,33 @@ class SQLAlchemyStore(SessionStore):
                         **inserted))
             except IntegrityError:
                 await conn.execute(change)
+
+    async def _lock_turn(self, session_id: str, wait: float) -> TurnHold:
+        from .sql_lock import advisory_hold, lock_key, row_hold
+
+        doing = f"lock conversation {session_id!r}"
+        hold: TurnHold | None
+        if self._engine.dialect.name != "postgresql":
+            await self.guarded(self._ensure_lock_table(), doing)
+            hold = await self.guarded(row_hold(self._engine, self._locks, session_id, wait,
+                                               self.lock_ttl), doing)
+        else:
+            if self._lock_engine is None:
+                # Unbounded: each held lock keeps a connection, as many as turns run at once.
+                self._lock_engine = _engine(self._url, max_overflow=-1)
+            hold = await self.guarded(advisory_hold(
+                self._lock_engine, lock_key(self.tables.state, session_id), wait), doing)
+        if hold is None:
+            raise in_use(self, session_id, wait)
+        return hold
+
+    async def _ensure_lock_table(self) -> None:
+        """The table of lock rows (other dialects than PostgreSQL), created on first use."""
+        await self._ensure_schema()
+        if not self._locks_ready:
+            async with self._engine.begin() as conn:
+                await conn.run_sync(self._locks.metadata.create_all)
+            self._locks_ready = True
 
     async def _raw_rows(self, session_id: str) -> list[tuple[Any, str | bytes]]:
         from sqlalchemy import select
@@ -264,3 +317,5 @@ class SQLAlchemyStore(SessionStore):
 
     async def _close(self) -> None:
         await self._engine.dispose()
+        if self._lock_engine is not None:
+            await self._lock_engine.dispose()

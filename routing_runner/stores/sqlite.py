@@ -11,22 +11,24 @@ database (stores.locks.queued_writes) instead of racing for SQLite's lock.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from contextlib import closing, contextmanager
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from routing_runner.errors import SessionInUseError, StoreError
 from routing_runner.private_files import check_existing, create_private, private_folder
 from routing_runner.stores.base import Lease, SessionStore, SessionSummary, TableNames
 from routing_runner.stores.locks import queued_writes, try_lock
-from routing_runner.stores.records import read_context
+from routing_runner.stores.records import Mark, TurnHold, read_context
+from routing_runner.stores.sqlite_connection import StateConnection
+from routing_runner.stores.turn_lock import holds, in_use, poll
 
 if TYPE_CHECKING:
     from agents.memory import SessionABC, SQLiteSession
@@ -86,65 +88,21 @@ def _queued_session_class() -> type[SQLiteSession]:
     return QueuedSQLiteSession
 
 
-class _StateConnection:
-    """One connection per database file for our state table, shared by a process's stores.
+def _give_back(attempt: asyncio.Future[Lease | None]) -> None:
+    """Release the lease an abandoned lock attempt took, if it took one."""
+    if not attempt.cancelled() and attempt.exception() is None and \
+            (lease := attempt.result()) is not None:
+        lease.release()
 
-    A fresh connection per state read or write cost about 1 ms of CPU, three times a turn; one
-    per store would cost three descriptors (the file, -wal, -shm) per open conversation, and a
-    batch of 32 conversations must fit in 256. The connection closes with its last store, so
-    nothing is open when replay forks its workers.
-    """
 
-    _shared: ClassVar[dict[tuple[Path, float], _StateConnection]] = {}
-    _guard: ClassVar[threading.Lock] = threading.Lock()
+class _FileHold(TurnHold):
+    """A turn's hold: the conversation's lock file, a chat's lease while the turn lasts."""
 
-    def __init__(self, path: Path, busy_timeout: float) -> None:
-        self.path = path
-        self.busy_timeout = busy_timeout
-        self.users = 0
-        self.lock = threading.Lock()
-        self.connection: sqlite3.Connection | None = None
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
 
-    @classmethod
-    def share(cls, path: Path, busy_timeout: float) -> _StateConnection:
-        """The state connection of `path`, counting one more user."""
-        key = (path.resolve(), busy_timeout)
-        with cls._guard:
-            shared = cls._shared.get(key)
-            if shared is None:
-                shared = cls._shared[key] = cls(path, busy_timeout)
-            shared.users += 1
-            return shared
-
-    def release(self) -> None:
-        """One user fewer; the last one closes the connection."""
-        with self._guard:
-            self.users -= 1
-            if self.users > 0:
-                return
-            self._shared.pop((self.path.resolve(), self.busy_timeout), None)
-        with self.lock:
-            if self.connection is not None:
-                self.connection.close()
-                self.connection = None
-
-    def run(self, work: Callable[[sqlite3.Connection], T], queue: Path | None = None) -> T:
-        """`work` on the connection, one thread at a time; a failed transaction rolls back.
-
-        Work that writes passes the store's write `queue` and runs when its turn comes.
-        """
-        turn: AbstractContextManager[None] = nullcontext() if queue is None \
-            else queued_writes(queue)
-        with turn, self.lock:
-            if self.connection is None:
-                self.connection = sqlite3.connect(self.path, timeout=self.busy_timeout,
-                                                  isolation_level=None, check_same_thread=False)
-            try:
-                return work(self.connection)
-            except BaseException:
-                if self.connection.in_transaction:
-                    self.connection.rollback()
-                raise
+    async def release(self) -> None:
+        self.lease.release()
 
 
 class SQLiteStore(SessionStore):
@@ -180,7 +138,7 @@ class SQLiteStore(SessionStore):
             if self._is_busy(exc):
                 raise self._busy("open it") from exc
             raise StoreError(f"cannot open the session database {path}: {exc}") from exc
-        self._state = _StateConnection.share(path, busy_timeout)
+        self._state = StateConnection.share(path, busy_timeout)
 
     def _connect(self) -> sqlite3.Connection:
         # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) where they matter.
@@ -190,7 +148,8 @@ class SQLiteStore(SessionStore):
         """Our state table; older ones are migrated in place.
 
         Version 0 kept the agent only (turns are counted from the items); version 1 had no
-        owner column (its conversations stay unclaimed until a config writes to them).
+        owner column (its conversations stay unclaimed until a config writes to them), version
+        2 no turn marker.
         """
         state = self.tables.state
         conn.execute("BEGIN IMMEDIATE")
@@ -202,14 +161,13 @@ class SQLiteStore(SessionStore):
                          "session_id TEXT PRIMARY KEY, active_agent TEXT, "
                          "turns INTEGER NOT NULL DEFAULT 0, "
                          "created_at REAL NOT NULL, updated_at REAL NOT NULL, owner TEXT, "
-                         "context TEXT)")
+                         "context TEXT, pending INTEGER)")
             if columns and "turns" not in columns:
                 self._migrate_v0(conn)
-            elif columns and "owner" not in columns:
-                conn.execute(f"ALTER TABLE {state} ADD COLUMN owner TEXT")
-            if columns and "turns" in columns and "context" not in columns:
-                # Before conversations kept a context (instructions' placeholders).
-                conn.execute(f"ALTER TABLE {state} ADD COLUMN context TEXT")
+            else:
+                for name, kind in (("owner", "TEXT"), ("context", "TEXT"), ("pending", "INTEGER")):
+                    if columns and name not in columns:
+                        conn.execute(f"ALTER TABLE {state} ADD COLUMN {name} {kind}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -237,17 +195,33 @@ class SQLiteStore(SessionStore):
         """`work` on the state connection in a worker thread: a wait never blocks the loop."""
         return await asyncio.to_thread(self._state.run, work, self._locks if writes else None)
 
-    async def _acquire(self, session_id: str) -> Lease:
+    async def _try_lock(self, session_id: str) -> Lease | None:
+        attempt = asyncio.ensure_future(asyncio.to_thread(try_lock, self._locks, session_id))
         try:
-            lease = await asyncio.to_thread(try_lock, self._locks, session_id)
+            return await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+            # The thread may take the lock yet (the waiting client left): given back, not leaked.
+            attempt.add_done_callback(_give_back)
+            raise
         except OSError as exc:
             raise StoreError(f"cannot lock conversation {session_id!r} in {self._locks}: "
                              f"{exc}") from exc
+
+    async def _acquire(self, session_id: str) -> Lease:
+        if holds(self, session_id):  # a turn of ours has it (serve deleting it, say)
+            return Lease()
+        lease = await self._try_lock(session_id)
         if lease is None:
             raise SessionInUseError(
                 f"conversation {session_id!r} is in use by another process ({self.description});"
                 " end that chat first, or continue with another session id")
         return lease
+
+    async def _lock_turn(self, session_id: str, wait: float) -> TurnHold:
+        lease = await poll(functools.partial(self._try_lock, session_id), wait)
+        if lease is None:
+            raise in_use(self, session_id, wait)
+        return _FileHold(lease)
 
     async def _session(self, session_id: str) -> SessionABC:
         session = await asyncio.to_thread(
@@ -258,12 +232,13 @@ class SQLiteStore(SessionStore):
 
     async def _summary(self, session_id: str) -> SessionSummary | None:
         def read(conn: sqlite3.Connection) -> SessionSummary | None:
-            row = conn.execute(f"SELECT active_agent, turns, updated_at, owner, context FROM "
+            row = conn.execute(f"SELECT active_agent, turns, updated_at, owner, context, pending "
+                               f"FROM "
                                f"{self.tables.state} WHERE session_id = ?",
                                (session_id,)).fetchone()
             if row is not None:
                 return SessionSummary(session_id, row[0], max(row[1], 0), row[2], row[3],
-                                      read_context(row[4]))
+                                      read_context(row[4]), row[5])
             if self._has_table(conn, self.tables.sessions) and conn.execute(
                     f"SELECT 1 FROM {self.tables.sessions} WHERE session_id = ?",
                     (session_id,)).fetchone():
@@ -272,17 +247,24 @@ class SQLiteStore(SessionStore):
 
         return await self._run(read)
 
-    async def _write_state(self, session_id: str, *, agent: str | None, turns: int) -> None:
+    async def _write_state(self, session_id: str, *, agent: str | None, turns: int,
+                           mark: Mark | int = Mark.KEEP) -> None:
         now = time.time()
+        # The marker counts the items in the same statement, so no other write comes between.
+        pending, args = ("NULL", ()) if isinstance(mark, Mark) else (
+            f"(SELECT COUNT(*) FROM {self.tables.messages} WHERE session_id = ?) - ?",
+            (session_id, mark))
+        kept = "pending" if mark is Mark.KEEP else "excluded.pending"
 
         def write(conn: sqlite3.Connection) -> None:
             conn.execute(
                 f"INSERT INTO {self.tables.state} (session_id, active_agent, turns, created_at, "
-                "updated_at, owner) VALUES (?, ?, max(?, 0), ?, ?, ?) ON CONFLICT(session_id) "
-                "DO UPDATE SET active_agent = coalesce(excluded.active_agent, active_agent), "
+                f"updated_at, owner, pending) VALUES (?, ?, max(?, 0), ?, ?, ?, {pending}) "
+                "ON CONFLICT(session_id) DO UPDATE SET "
+                "active_agent = coalesce(excluded.active_agent, active_agent), "
                 "turns = max(turns + ?, 0), updated_at = excluded.updated_at, "
-                "owner = coalesce(owner, excluded.owner)",
-                (session_id, agent, turns, now, now, self.owner, turns))
+                f"owner = coalesce(owner, excluded.owner), pending = {kept}",
+                (session_id, agent, turns, now, now, self.owner, *args, turns))
 
         await self._run(write, writes=True)
 
@@ -363,13 +345,6 @@ class SQLiteStore(SessionStore):
         if isinstance(exc, sqlite3.Error | OSError):
             return StoreError(f"cannot {doing} in the session database {self.path}: {exc}")
         return None
-
-    async def release(self, session_id: str) -> None:
-        """Close the SQLite sessions of `session_id` (each holds a connection per thread)."""
-        done = [s for s in self._sessions if s.session_id == session_id]
-        self._sessions = [s for s in self._sessions if s.session_id != session_id]
-        for session in done:
-            await asyncio.to_thread(session.close)
 
     async def _close(self) -> None:
         sessions, self._sessions = self._sessions, []
