@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO, TypeVar
 
 from .config.model import Config, SessionConfig
+from .errors import SessionInUseError
 from .render import TurnRenderer
 from .runtime.events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded
 from .stores import open_store
@@ -44,6 +45,25 @@ def with_store(config: SessionConfig, action: Callable[[SessionStore], Awaitable
             await store.close()
 
     return asyncio.run(run())
+
+
+async def clear_sessions(store: SessionStore) -> tuple[list[str], list[str]]:
+    """Delete every conversation of `store`'s owner (every one, without an owner).
+
+    Returns (deleted ids, ids kept because they are in use). Conversations no config has
+    claimed yet are kept: they may be another config's, stored before owners were kept.
+    """
+    deleted: list[str] = []
+    in_use: list[str] = []
+    for summary in await store.list_sessions():
+        if store.owner is not None and summary.owner != store.owner:
+            continue
+        try:
+            if await store.delete(summary.session_id):
+                deleted.append(summary.session_id)
+        except SessionInUseError:
+            in_use.append(summary.session_id)
+    return deleted, in_use
 
 
 def _iso(epoch: float | None) -> str | None:

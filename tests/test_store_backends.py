@@ -22,7 +22,7 @@ from routing_runner.render import TurnRenderer
 from routing_runner.runtime.graph import build_graph
 from routing_runner.runtime.providers import resolve_provider
 from routing_runner.runtime.turns import TurnRunner
-from routing_runner.session_admin import render_conversation
+from routing_runner.session_admin import clear_sessions, render_conversation
 from routing_runner.stores import open_store
 from routing_runner.stores.base import SessionStore
 from routing_runner.stores.encryption import new_key
@@ -249,7 +249,7 @@ def test_clear_deletes_every_conversation(backend: Backend) -> None:
             await writer.close()
         store = backend.store()
         try:
-            deleted, in_use = await store.clear()
+            deleted, in_use = await clear_sessions(store)
             return sorted(deleted), in_use, [s.session_id for s in await store.list_sessions()]
         finally:
             await store.close()

@@ -235,8 +235,10 @@ def clear(config: ConfigArg, yes: YesOption = False) -> None:
         typer.echo("nothing deleted", err=True)
         return
 
+    from routing_runner.session_admin import clear_sessions
+
     async def remove(store: SessionStore) -> tuple[list[str], list[str]]:
-        return await store.clear()
+        return await clear_sessions(store)
 
     deleted, in_use = _run(cfg, remove)
     typer.echo(f"deleted {count(len(deleted), 'conversation')}", err=True)

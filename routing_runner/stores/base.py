@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from routing_runner.errors import RoutingRunnerError, SessionIdError, SessionInUseError, StoreError
+from routing_runner.errors import RoutingRunnerError, SessionIdError, StoreError
 
 from .conversation import Conversation
 from .records import (
@@ -259,24 +259,6 @@ class SessionStore(ABC):
         finally:
             lease.release()
 
-    async def clear(self) -> tuple[list[str], list[str]]:
-        """Delete every conversation of this store's owner (every one, without an owner).
-
-        Returns (deleted ids, ids kept because they are in use). Conversations no config has
-        claimed yet are kept: they may be another config's, stored before owners were kept.
-        """
-        deleted: list[str] = []
-        in_use: list[str] = []
-        for summary in await self.list_sessions():
-            if self.owner is not None and summary.owner != self.owner:
-                continue
-            try:
-                if await self.delete(summary.session_id):
-                    deleted.append(summary.session_id)
-            except SessionInUseError:
-                in_use.append(summary.session_id)
-        return deleted, in_use
-
     # -- shared machinery ------------------------------------------------------------------
 
     def _sees(self, summary: SessionSummary) -> bool:
@@ -378,8 +360,6 @@ class SessionStore(ABC):
         SDK's `get_items` skips what it cannot decode; this default (the SDK's reading) suits a
         store nothing else writes to.
         """
-        import json
-
         items = await (await self._session(session_id)).get_items()
         return [(number, json.dumps(item)) for number, item in enumerate(items)]
 
