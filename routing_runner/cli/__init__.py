@@ -22,6 +22,7 @@ from routing_runner.wording import count, inert
 
 from .chat import chat
 from .common import Commands, ConfigArg, fail, load
+from .graph import graph
 from .replay import replay
 from .sessions import app as sessions_app
 
@@ -91,6 +92,7 @@ def schema(
 
 app.command()(chat)
 app.command()(replay)
+app.command()(graph)
 app.add_typer(sessions_app)
 
 
