@@ -18,6 +18,7 @@ from routing_runner.wording import did_you_mean
 
 from .document import Document, PathKey
 from .files import MAX_INSTRUCTIONS_BYTES, MissingFile, UnreadableFile, read_text_file
+from .handoff_checks import check_history_policy
 from .model import (
     DEFAULT_KEY_ENV,
     DEFAULT_KEY_PREFIX,
@@ -110,7 +111,11 @@ def _agent_config(document: Document, base: Path, agents_raw: Mapping[str, Any],
             agent=item["agent"],
             tool_name=item.get("tool_name") or handoff_tool_name(item["agent"]),
             description=item.get("description"),
+            history=item.get("history", "full"),
+            n=item.get("n"),
+            remove_tools=item.get("remove_tools", False),
         ))
+        problems += check_history_policy(document, item, (*where, "handoffs", i))
         _check_handoff_target(document, agents_raw, name, item["agent"],
                               (*where, "handoffs", i), problems)
     _check_handoff_list(document, name, handoffs, (*where, "handoffs"), problems)

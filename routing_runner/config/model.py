@@ -14,6 +14,7 @@ Provider = Literal["auto", "openai", "openai-compatible", "litellm", "offline"]
 Api = Literal["responses", "chat_completions"]
 NextTurn = Literal["last_agent", "entry"]
 Backend = Literal["sqlite", "memory", "sqlalchemy", "redis"]
+HistoryPolicy = Literal["full", "nest", "last_n", "none"]
 
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_MAX_TURNS = 10
@@ -63,6 +64,10 @@ class HandoffConfig:
     agent: str
     tool_name: str
     description: str | None = None
+    # What the receiving agent sees (runtime.handoff_history); `n` turns with last_n.
+    history: HistoryPolicy = "full"
+    n: int | None = None
+    remove_tools: bool = False
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from routing_runner.config.extras import LITELLM_EXTRA
 from routing_runner.config.model import Config, ModelSettingsConfig
 from routing_runner.errors import ProviderError
 
+from .handoff_history import history_filter
 from .history import history_window
 from .offline.model import AgentProfile, OfflineModel
 from .providers import ResolvedModel, ResolvedProvider, not_streamed, not_the_api
@@ -223,7 +224,7 @@ def build_graph(config: Config, provider: ResolvedProvider, *,
     for name, spec in config.agents.items():
         agents[name].handoffs = [
             handoff(agents[h.agent], tool_name_override=h.tool_name,
-                    tool_description_override=h.description)
+                    tool_description_override=h.description, input_filter=history_filter(h))
             for h in spec.handoffs
         ]
     return AgentGraph(config=config, provider=provider, agents=agents,
