@@ -31,6 +31,7 @@ from .model import (
     ModelConfig,
     ModelSettingsConfig,
     ModelSpec,
+    Price,
     RetryConfig,
     SessionConfig,
     duration_seconds,
@@ -92,6 +93,8 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         max_turns=raw.get("run", {}).get("max_turns", DEFAULT_MAX_TURNS),
         workflow_name=raw.get("run", {}).get("workflow_name"),
         tracing=raw.get("run", {}).get("tracing", False),
+        prices=MappingProxyType({name: Price(**_notes_free(price)) for name, price
+                                 in _notes_free(raw.get("prices", {})).items()}),
     )
     return config, problems
 

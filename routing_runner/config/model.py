@@ -204,6 +204,15 @@ class SessionConfig:
 
 
 @dataclass(frozen=True)
+class Price:
+    """What a model costs per million tokens; cached input costs `input` unless given."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """A loaded, validated routing-runner config."""
 
@@ -217,6 +226,8 @@ class Config:
     max_turns: int = DEFAULT_MAX_TURNS
     workflow_name: str | None = None
     tracing: bool = False
+    # Per model name (runtime.usage prices each agent's tokens by its model).
+    prices: Mapping[str, Price] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def title(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from routing_runner.runtime.offline.language_id import primary_subtag
 
+from .budgets import budget_misses
 from .results import Mismatch, Observed
 from .script import Expectations, TextCheck
 
@@ -29,7 +30,7 @@ def check(expect: Expectations, observed: Observed) -> tuple[Mismatch, ...]:
                                ("tool_calls", expect.tool_calls, observed.tool_calls)):
         if count is not None and not count.allows(value):
             missed.append(Mismatch(name, str(count), str(value)))
-    return tuple(missed)
+    return tuple(missed) + budget_misses(expect, observed)
 
 
 def _expected_text(text_check: TextCheck) -> str:

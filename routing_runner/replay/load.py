@@ -242,7 +242,8 @@ class _TranscriptBuilder:
         expect = Expectations(
             agent=agent, route=route, text=tuple(checks), language=raw.get("language"),
             model_calls=self.count(raw.get("model_calls"), (*path, "model_calls")),
-            tool_calls=self.count(raw.get("tool_calls"), (*path, "tool_calls")))
+            tool_calls=self.count(raw.get("tool_calls"), (*path, "tool_calls")),
+            max_tokens=raw.get("max_tokens"), max_cost=raw.get("max_cost"))
         if not expect:
             self.fail(path, "expects nothing; give at least one of "
                             f"{', '.join(EXPECTATION_KEYS)}", key=True)

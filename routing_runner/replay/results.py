@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from routing_runner.config.model import Config
@@ -12,6 +13,7 @@ from routing_runner.errors import (
     EXIT_OK,
     EXIT_RUN_FAILURE,
 )
+from routing_runner.runtime.usage import Tokens
 
 from .plan import Job
 from .script import Transcript, Turn
@@ -30,6 +32,9 @@ class Observed:
     tool_calls: int
     retries: int = 0
     language: str | None = None
+    # Tokens per agent (runtime.usage) and their cost by the config's prices (None: unpriced).
+    usage: Mapping[str, Tokens] = field(default_factory=dict)
+    cost: float | None = None
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ TRANSCRIPT_SUFFIXES = (".yaml", ".yml")
 RESTART = "restart"
 TextKind = Literal["contains", "not_contains", "matches"]
 TEXT_KINDS: tuple[TextKind, ...] = ("contains", "not_contains", "matches")
-EXPECTATION_KEYS = ("agent", "route", *TEXT_KINDS, "language", "model_calls", "tool_calls")
+EXPECTATION_KEYS = ("agent", "route", *TEXT_KINDS, "language", "model_calls", "tool_calls",
+                    "max_tokens", "max_cost")
 
 
 @dataclass(frozen=True)
@@ -110,11 +111,14 @@ class Expectations:
     language: str | None = None
     model_calls: Count | None = None
     tool_calls: Count | None = None
+    max_tokens: int | None = None
+    max_cost: float | None = None
 
     def __bool__(self) -> bool:
         return any((self.agent is not None, self.route is not None, self.text,
                     self.language is not None, self.model_calls is not None,
-                    self.tool_calls is not None))
+                    self.tool_calls is not None, self.max_tokens is not None,
+                    self.max_cost is not None))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@ that turns the SDK's stream events into them, so an SDK upgrade touches that fil
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .usage import Tokens
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class TurnEnded:
     handoffs: tuple[AgentChanged, ...] = ()
     model_calls: int = 0
     tool_calls: int = 0
+    # Tokens per agent, in the order the agents were called (runtime.usage).
+    usage: Mapping[str, Tokens] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ from routing_runner.errors import RoutingRunnerError
 from routing_runner.wording import count, redact_url, redact_urls
 
 from .events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded
+from .offline.model import OFFLINE_MODEL_NAME
 from .providers import endpoint_hint
 from .retries import error_chain, error_code, provider_error, quota_exhausted
+from .usage import Tokens, response_tokens
 
 
 @dataclass
@@ -29,6 +31,7 @@ class StreamTranslator:
     pending_handoff_tool: str = ""
     response_open: bool = False
     stream_error: str | None = None
+    usage: dict[str, Tokens] = field(default_factory=dict)
 
     def translate(self, event: Any) -> list[Event]:
         """Our events for one SDK `StreamEvent` (often none)."""
@@ -45,6 +48,7 @@ class StreamTranslator:
                 self.text_parts.clear()
             elif data_type in ("response.completed", "response.incomplete", "response.failed"):
                 self.response_open = False
+                self._count_usage(event.data.response)
             elif data_type == "error":
                 self.stream_error = f"{event.data.code}: {event.data.message}"
             return []
@@ -66,10 +70,15 @@ class StreamTranslator:
                 return [ToolCalled(self.agent, _tool_name(event.item.raw_item))]
         return []
 
+    def _count_usage(self, response: Any) -> None:
+        words = getattr(response, "model", None) == OFFLINE_MODEL_NAME
+        tokens = response_tokens(getattr(response, "usage", None), words=words)
+        self.usage[self.agent] = self.usage.get(self.agent, Tokens()) + tokens
+
     def ended(self) -> TurnEnded:
         """The TurnEnded event for what was seen."""
         return TurnEnded(self.agent, "".join(self.text_parts), tuple(self.handoffs),
-                         self.model_calls, self.tool_calls)
+                         self.model_calls, self.tool_calls, dict(self.usage))
 
 
 def _tool_name(raw_item: Any) -> str:
