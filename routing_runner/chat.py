@@ -29,6 +29,7 @@ from .config.model import Config
 from .errors import UserInputError
 from .render import TurnRenderer
 from .runtime.events import TurnEnded
+from .runtime.usage import UsageTally, usage_line
 from .stores.base import Reservation, SessionStore
 from .stores.conversation import Conversation
 from .user_text import check_chat_line
@@ -43,6 +44,7 @@ T = TypeVar("T")
 HELP = "Type a message. /exit or end of input (Ctrl-D) ends the chat; Ctrl-C interrupts a reply."
 COMMANDS = {"/exit": "end the chat", "/quit": "end the chat",
             "/retry": "send the last message again after a failed or interrupted reply",
+            "/usage": "tokens (and cost) per agent since this chat started",
             "/help": "show this help"}
 
 
@@ -160,6 +162,8 @@ class ChatLoop:
     on_turn: Callable[[str, TurnEnded], None] | None = None
     require_new: str | None = None
     one_shot: bool = False
+    # A dim line of tokens (and cost) after each reply (`chat --usage`); /usage shows the sum.
+    show_usage: bool = False
     failed_turns: int = field(default=0, init=False)
     _loading: Future[AgentGraph] | None = field(default=None, init=False)
     _reservation: Reservation | None = field(default=None, init=False)
@@ -167,6 +171,10 @@ class ChatLoop:
     # Messages interrupted before their reply began (the SDK loading, or a signal just after
     # the line was read): stored, unanswered, before the next message or at exit.
     _unstored: list[str] = field(default_factory=list, init=False)
+    _tally: UsageTally = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._tally = UsageTally(self.config)
 
     def run(self) -> None:
         """Chat until /exit or end of input; the store is closed on the way out.
@@ -281,6 +289,10 @@ class ChatLoop:
             ended = isinstance(event, TurnEnded)
             if isinstance(event, TurnEnded) and self.on_turn is not None:
                 self.on_turn(message, event)
+            if isinstance(event, TurnEnded):
+                self._tally.add(event.usage)
+                if self.show_usage:
+                    self.out.write(self.style.dim(usage_line(self.config, event.usage)) + "\n")
         return ended
 
     def _command(self, command: str) -> bool:
@@ -288,7 +300,9 @@ class ChatLoop:
         name = command.split()[0].lower()
         if name in ("/exit", "/quit"):
             return True
-        if name == "/help":
+        if name == "/usage":
+            self.out.write("".join(f"{line}\n" for line in self._tally.lines()))
+        elif name == "/help":
             self.out.write(HELP + "\n" + "".join(f"  {c:<8} {d}\n" for c, d in COMMANDS.items()))
         else:
             self.out.write(f"unknown command {inert(name)!r}; /help lists the commands\n")

@@ -134,3 +134,33 @@ agents:
     assert [f["check"] for f in turn["failures"]] == ["max_tokens", "max_cost"]
     assert turn["failures"][0]["got"] == f"{usage['input'] + usage['output']} words (offline model)"
     assert turn["failures"][1]["got"] == "no cost: the offline model counts words, not tokens"
+
+
+def test_chat_usage_lines_and_the_usage_command(cli: CliRunner, tmp_path: Path,
+                                                server: WireServer) -> None:
+    server.script(ToolCall("transfer_to_spanish"), Text("¡Hola!"), Text("Mañana."))
+    result = cli.invoke(app, ["chat", str(_config(tmp_path, server)), "--usage",
+                              "-m", "Hola", "-m", "¿Y el pedido?", "-m", "/usage"])
+    assert result.exit_code == 0, result.output
+    routing, hello, order = server.reported_usage
+
+    def line(*calls: dict[str, int]) -> str:
+        fresh = {k: sum(c[k] for c in calls) for k in calls[0]}
+        return (f"{fresh['input_tokens'] + fresh['output_tokens']} tokens: "
+                f"{fresh['input_tokens']} in ({fresh['cached_tokens']} cached), "
+                f"{fresh['output_tokens']} out (0 reasoning)")
+
+    lines = result.stdout.splitlines()
+    first_cost = _cost(routing) + _cost(hello)
+    assert lines[3] == (f"{line(routing, hello)} - triage {routing['input_tokens'] + 1}, "
+                        f"spanish {hello['input_tokens'] + hello['output_tokens']} - "
+                        f"${first_cost:.6f}")
+    assert lines[6] == f"{line(order)} - ${_cost(order):.6f}"
+    total = first_cost + _cost(order)
+    assert lines[7:] == [
+        f"2 turns in this chat: {line(routing, hello, order)} - triage "
+        f"{routing['input_tokens'] + 1}, spanish "
+        f"{sum(u['input_tokens'] + u['output_tokens'] for u in (hello, order))} - ${total:.6f}",
+        f"  triage: {line(routing)} - ${_cost(routing):.6f}",
+        f"  spanish: {line(hello, order)} - ${_cost(hello) + _cost(order):.6f}",
+    ]

@@ -50,6 +50,9 @@ SessionId = Annotated[str | None, typer.Option(
 Messages = Annotated[list[str] | None, typer.Option(
     "--message", "-m", help="Send this message instead of reading input (repeatable); "
                             "exit code 3 if a reply fails.")]
+ShowUsage = Annotated[bool, typer.Option(
+    "--usage", help="After each reply, a dim line of its tokens per agent (and cost, with "
+                    "`prices`); /usage shows the chat's sum.")]
 Record = Annotated[Path | None, typer.Option(
     "--record", metavar="FILE", help="Write the chat as a transcript for `replay`: each turn "
                                      "expects the agent and handoff route seen.")]
@@ -66,7 +69,7 @@ def _check_arguments(message: list[str] | None, record: Path | None) -> None:
 
 
 def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = None,
-         record: Record = None) -> None:
+         record: Record = None, usage: ShowUsage = False) -> None:
     """Chat with the bot in the terminal, streaming replies; the conversation is stored."""
     from routing_runner.chat import HELP, ChatLoop
     from routing_runner.replay.record import TranscriptRecorder
@@ -106,7 +109,7 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
                     sys.stdout, style, on_open=opened, echo_input=not interactive,
                     on_turn=None if recorder is None else recorder.record,
                     require_new=None if recorder is None else "--record",
-                    one_shot=bool(message))
+                    one_shot=bool(message), show_usage=usage)
     interrupted = False
     try:
         loop.run()

@@ -11,7 +11,7 @@ Plain data, no SDK import: the chat, `sessions` and the replay reports read it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from routing_runner.config.model import Config
@@ -116,3 +116,28 @@ def usage_line(config: Config, by_agent: Mapping[str, Tokens]) -> str:
     if cost is not None:
         parts.append(f"${cost:.6f}")
     return " - ".join(parts)
+
+
+@dataclass
+class UsageTally:
+    """Tokens per agent over the turns of one chat (the store keeps no usage of earlier ones)."""
+
+    config: Config
+    by_agent: dict[str, Tokens] = field(default_factory=dict)
+    turns: int = 0
+
+    def add(self, turn: Mapping[str, Tokens]) -> None:
+        """Count one completed turn's tokens."""
+        self.turns += 1
+        for agent, tokens in turn.items():
+            self.by_agent[agent] = self.by_agent.get(agent, Tokens()) + tokens
+
+    def lines(self) -> list[str]:
+        """The chat's usage so far: the total line, then one line per agent."""
+        if not self.turns:
+            return ["no turn has completed in this chat yet"]
+        lines = [f"{self.turns} turn{'s' if self.turns != 1 else ''} in this chat: "
+                 + usage_line(self.config, self.by_agent)]
+        lines += [f"  {agent}: " + usage_line(self.config, {agent: tokens})
+                  for agent, tokens in self.by_agent.items()]
+        return lines
