@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from routing_runner.config.model import Config
-from routing_runner.runtime.usage import Tokens, turn_cost
+from routing_runner.runtime.usage import Tokens, summed, turn_cost
 
 from .results import BatchResult, ConversationResult
 
@@ -24,11 +24,9 @@ def _totals(turns: Iterable[tuple[Config, dict[str, Tokens]]]) -> dict[str, Any]
             by_agent[agent] = by_agent.get(agent, Tokens()) + tokens
         turn = turn_cost(config, usage)
         cost = None if cost is None or turn is None else cost + turn
-    total = Tokens()
-    for tokens in by_agent.values():
-        total += tokens
     return {"agents": {agent: tokens.as_dict() for agent, tokens in by_agent.items()},
-            "total": {**total.as_dict(), "cost": None if cost is None else round(cost, 8)}}
+            "total": {**summed(by_agent).as_dict(),
+                      "cost": None if cost is None else round(cost, 8)}}
 
 
 def _turn_usages(conversation: ConversationResult) -> list[tuple[Config, dict[str, Tokens]]]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from routing_runner.config.model import Config
+from routing_runner.wording import count
 
 PER_MILLION = 1_000_000
 
@@ -136,7 +137,7 @@ class UsageTally:
         """The chat's usage so far: the total line, then one line per agent."""
         if not self.turns:
             return ["no turn has completed in this chat yet"]
-        lines = [f"{self.turns} turn{'s' if self.turns != 1 else ''} in this chat: "
+        lines = [f"{count(self.turns, 'turn')} in this chat: "
                  + usage_line(self.config, self.by_agent)]
         lines += [f"  {agent}: " + usage_line(self.config, {agent: tokens})
                   for agent, tokens in self.by_agent.items()]
