@@ -30,11 +30,12 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
 
 
-def _config(folder: Path, server: WireServer) -> Path:
+def _config(folder: Path, server: WireServer, provider: str = "openai") -> Path:
+    api = ", api: chat_completions" if provider == "openai-compatible" else ""
     return write_config(folder, f"""\
 version: 1
 entry: triage
-model: {{provider: openai, name: gpt-test, base_url: "{server.base_url}"}}
+model: {{provider: {provider}, name: gpt-test, base_url: "{server.base_url}"{api}}}
 prices:
   gpt-test: {json.dumps(PRICES)}
 session: {{path: {folder / 'sessions.db'}}}
@@ -70,12 +71,14 @@ def _tokens(usage: dict[str, int], calls: int = 1) -> dict[str, int]:
             "calls": calls}
 
 
+@pytest.mark.parametrize("provider", ["openai", "openai-compatible"])
 def test_per_agent_tokens_and_cost_are_what_the_server_reported(
-        cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+        cli: CliRunner, tmp_path: Path, server: WireServer, provider: str) -> None:
     server.script(ToolCall("transfer_to_spanish"), Text("¡Hola! ¿En qué puedo ayudarte?"),
                   Text("Tu pedido llega mañana por la tarde."))
     (tmp_path / "t.yaml").write_text(TRANSCRIPT, encoding="utf-8")
-    result = cli.invoke(app, ["replay", str(_config(tmp_path, server)), str(tmp_path / "t.yaml"),
+    config = _config(tmp_path, server, provider)
+    result = cli.invoke(app, ["replay", str(config), str(tmp_path / "t.yaml"),
                               "--json", str(tmp_path / "r.json"),
                               "--junit", str(tmp_path / "r.xml")])
     assert result.exit_code == 1, result.output  # the second turn's budget

@@ -190,11 +190,20 @@ def _litellm_model(resolved: ResolvedModel) -> Model:
 _LITELLM_NO_RETRIES = ModelSettings(extra_args={"num_retries": 0, "max_retries": 0})
 
 
+_STREAM_USAGE = ModelSettings(include_usage=True)
+
+
 def _model_settings(config: Config, agent: str, resolved: ResolvedModel,
                     retry: ModelRetrySettings) -> ModelSettings:
     settings = sdk_model_settings(config.settings_for(agent),
                                   None if resolved.provider == "offline" else retry)
-    return settings.resolve(_LITELLM_NO_RETRIES) if resolved.provider == "litellm" else settings
+    if resolved.provider == "litellm":
+        return settings.resolve(_LITELLM_NO_RETRIES)
+    if resolved.provider != "offline" and resolved.spec.resolved_api == "chat_completions":
+        # The SDK asks only api.openai.com for a stream's usage; other servers would leave
+        # every turn's tokens (runtime.usage) at zero.
+        return settings.resolve(_STREAM_USAGE)
+    return settings
 
 
 def build_graph(config: Config, provider: ResolvedProvider, *,
