@@ -192,3 +192,17 @@ agents:
     dot = _graph(cli, config, "--format", "dot").stdout
     assert 'label="Quotes \\"and\\" <b>tags</b>: 2 agents, 1 handoff, entry end";' in dot
     assert '  "end" -> "a-b" [label="go-on"];' in dot
+
+
+def test_a_handoff_history_policy_is_shown_on_its_edge(cli: CliRunner) -> None:
+    config = REPO / "tests" / "fixtures" / "configs" / "valid" / "handoff_history.yaml"
+    result = _graph(cli, config, "--format", "text")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1:5] == [
+        "triage (entry)",
+        "  -> french   transfer_to_french",
+        "  -> spanish  transfer_to_spanish (nested history, no tools)",
+        "  -> english  transfer_to_english (last 3 turns)",
+    ]
+    assert "  -> triage   transfer_to_triage (this turn only)" in result.stdout
+    assert '"transfer_to_english (last 3 turns)"' in _graph(cli, config).stdout

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Literal
 
-from routing_runner.config.model import AgentConfig, Config
+from routing_runner.config.model import AgentConfig, Config, HandoffConfig
 from routing_runner.wording import count, inert
 
 from .overlay import Edge, Overlay
@@ -38,8 +38,17 @@ def draw(config: Config, fmt: Format, overlay: Overlay | None = None) -> str:
 
 
 def _edges(config: Config) -> list[tuple[Edge, str]]:
-    return [((agent.name, h.agent), h.tool_name)
+    """Each handoff edge with its label: the tool name, and what the target sees if not all."""
+    return [((agent.name, h.agent), h.tool_name + _history(h))
             for agent in config.agents.values() for h in agent.handoffs]
+
+
+def _history(handoff: HandoffConfig) -> str:
+    seen = {"full": [], "nest": ["nested history"], "none": ["this turn only"],
+            "last_n": [f"last {count(handoff.n or 0, 'turn')}"]}[handoff.history]
+    if handoff.remove_tools:
+        seen.append("no tools")
+    return f" ({', '.join(seen)})" if seen else ""
 
 
 def _node_label(config: Config, agent: AgentConfig) -> list[str]:
