@@ -30,6 +30,7 @@ from .config.placeholders import context_values
 from .errors import StoreError, UserInputError
 from .render import TurnRenderer
 from .runtime.events import TurnEnded, TurnFailed
+from .runtime.usage import UsageTally, usage_line
 from .stores.base import Reservation, SessionStore
 from .stores.conversation import Conversation
 from .user_text import check_chat_line
@@ -46,6 +47,7 @@ TURN_WAIT = 30.0
 HELP = "Type a message. /exit or end of input (Ctrl-D) ends the chat; Ctrl-C interrupts a reply."
 COMMANDS = {"/exit": "end the chat", "/quit": "end the chat",
             "/retry": "send the last message again after a failed or interrupted reply",
+            "/usage": "tokens (and cost) per agent since this chat started",
             "/help": "show this help"}
 
 
@@ -165,6 +167,8 @@ class ChatLoop:
     one_shot: bool = False
     # Context values given for this chat (--context); stored with the conversation.
     context: Mapping[str, str] = field(default_factory=dict)
+    # A dim line of tokens (and cost) after each reply (`chat --usage`); /usage shows the sum.
+    show_usage: bool = False
     failed_turns: int = field(default=0, init=False)
     _loading: Future[AgentGraph] | None = field(default=None, init=False)
     _reservation: Reservation | None = field(default=None, init=False)
@@ -172,6 +176,10 @@ class ChatLoop:
     # Messages interrupted before their reply began (the SDK loading, or a signal just after
     # the line was read): stored, unanswered, before the next message or at exit.
     _unstored: list[str] = field(default_factory=list, init=False)
+    _tally: UsageTally = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._tally = UsageTally(self.config)
 
     def run(self) -> None:
         """Chat until /exit or end of input; the store is closed on the way out.
@@ -292,8 +300,8 @@ class ChatLoop:
                 async for event in ready.runner.run(ready.conversation, message):
                     renderer.render(event)
                     ended = isinstance(event, TurnEnded)
-                    if isinstance(event, TurnEnded) and self.on_turn is not None:
-                        self.on_turn(message, event)
+                    if isinstance(event, TurnEnded):
+                        self._turn_ended(message, event)
         except StoreError as exc:
             if started:  # the turn ran (and said how it ended): giving the lock back failed
                 raise
@@ -308,12 +316,22 @@ class ChatLoop:
             raise
         return ended
 
+    def _turn_ended(self, message: str, event: TurnEnded) -> None:
+        """What follows a reply: the recorder sees it, its usage is counted (and shown)."""
+        if self.on_turn is not None:
+            self.on_turn(message, event)
+        self._tally.add(event.usage)
+        if self.show_usage:
+            self.out.write(self.style.dim(usage_line(self.config, event.usage)) + "\n")
+
     def _command(self, command: str) -> bool:
         """Handle a /command; True when the chat should end."""
         name = command.split()[0].lower()
         if name in ("/exit", "/quit"):
             return True
-        if name == "/help":
+        if name == "/usage":
+            self.out.write("".join(f"{line}\n" for line in self._tally.lines()))
+        elif name == "/help":
             self.out.write(HELP + "\n" + "".join(f"  {c:<8} {d}\n" for c, d in COMMANDS.items()))
         else:
             self.out.write(f"unknown command {inert(name)!r}; /help lists the commands\n")

@@ -484,6 +484,8 @@ class _Built:
     events: list[_Event]
     body: dict[str, Any]
     tokens: int
+    # The usage the reply reports, in the Responses API's shape whatever the endpoint.
+    usage: dict[str, int] = field(default_factory=dict)
 
 
 def _dumps(payload: Any) -> str:
@@ -500,6 +502,16 @@ def _estimate_input_tokens(body: Mapping[str, Any]) -> int:
     # Deterministic stand-in for a tokenizer: ~4 characters per token.
     prompt = body.get("input", body.get("messages", ""))
     return max(1, len(_dumps(prompt)) // 4)
+
+
+def _cached_tokens(input_tokens: int) -> int:
+    # A deterministic prompt-cache hit (half the prompt), so cached counts are never all zero.
+    return input_tokens // 2
+
+
+def _reported(input_tokens: int, cached: int, output_tokens: int) -> dict[str, int]:
+    return {"input_tokens": input_tokens, "cached_tokens": cached,
+            "output_tokens": output_tokens, "reasoning_tokens": 0}
 
 
 def _response_object(
@@ -615,10 +627,11 @@ def _build_responses(ids: _Ids, body: Mapping[str, Any], outputs: Sequence[Outpu
         items.append(item)
 
     input_tokens = _estimate_input_tokens(body)
+    cached = _cached_tokens(input_tokens)
     usage = {
         "input_tokens": input_tokens,
         # This openai version requires both cache fields.
-        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
         "output_tokens": output_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": input_tokens + output_tokens,
@@ -627,7 +640,8 @@ def _build_responses(ids: _Ids, body: Mapping[str, Any], outputs: Sequence[Outpu
         body, response_id, created_at, status="completed", output=items, usage=usage
     )
     add("response.completed", {"response": completed}, terminal=True)
-    return _Built(events=events, body=completed, tokens=output_tokens)
+    return _Built(events=events, body=completed, tokens=output_tokens,
+                  usage=_reported(input_tokens, cached, output_tokens))
 
 
 def _build_chat(ids: _Ids, body: Mapping[str, Any], outputs: Sequence[Output]) -> _Built:
@@ -700,11 +714,12 @@ def _build_chat(ids: _Ids, body: Mapping[str, Any], outputs: Sequence[Output]) -
     finish_reason = "tool_calls" if tool_calls else "stop"
     chunk({}, finish_reason, terminal=True)
     input_tokens = _estimate_input_tokens(body)
+    cached = _cached_tokens(input_tokens)
     usage = {
         "prompt_tokens": input_tokens,
         "completion_tokens": output_tokens,
         "total_tokens": input_tokens + output_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
         "completion_tokens_details": {
             "reasoning_tokens": 0,
             "audio_tokens": 0,
@@ -732,7 +747,8 @@ def _build_chat(ids: _Ids, body: Mapping[str, Any], outputs: Sequence[Output]) -
         ],
         "usage": usage,
     }
-    return _Built(events=events, body=completion, tokens=output_tokens)
+    reported = _reported(input_tokens, cached, output_tokens) if include_usage else {}
+    return _Built(events=events, body=completion, tokens=output_tokens, usage=reported)
 
 
 def _build(endpoint: str, ids: _Ids, body: Mapping[str, Any], outputs: Sequence[Output]) -> _Built:
@@ -885,6 +901,9 @@ class _Handler(BaseHTTPRequestHandler):
         outputs = reply.outputs if isinstance(reply, Turn) else (reply,)
         token_delay = reply.token_delay if reply.token_delay is not None else wire.token_delay
         built = _build(endpoint, wire._ids, record.body, outputs)
+        if built.usage:
+            with wire._lock:
+                wire._usage.append(built.usage)
         if record.stream:
             self._begin_sse()
             if not self._write_events(built.events, token_delay):
@@ -1186,6 +1205,7 @@ class WireServer:
         self._queue: deque[Reply] = deque()
         self._requests: list[RecordedRequest] = []
         self._errors: list[str] = []
+        self._usage: list[dict[str, int]] = []
         self._ids = _Ids()
         self._stop = threading.Event()
         self._httpd: _HTTPServer | None = None
@@ -1284,6 +1304,15 @@ class WireServer:
         """A snapshot of every request received so far, in arrival order."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def reported_usage(self) -> list[dict[str, int]]:
+        """The usage each answer reported (input, cached, output, reasoning tokens), in order.
+
+        Faults report none; a Chat Completions stream only with ``include_usage``.
+        """
+        with self._lock:
+            return list(self._usage)
 
     @property
     def errors(self) -> list[str]:

@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "runtime": 3,
     "render": 4,
     "chat": 5, "session_admin": 5,
-    "replay": 6, "server": 6,
+    "replay": 6, "server": 6, "graphing": 6,
     "cli": 7,
     "__main__": 8, "__init__": 8,
 }

@@ -17,11 +17,13 @@ from typing import Annotated
 
 import typer
 
+from routing_runner.config.handoff_checks import lint_handoffs
 from routing_runner.errors import EXIT_INTERRUPTED, EXIT_USER_INPUT, ConfigError, RoutingRunnerError
 from routing_runner.wording import count, inert
 
 from .chat import chat
-from .common import Commands, ConfigArg, fail, load
+from .common import Commands, ConfigArg, fail, load, warn
+from .graph import graph
 from .replay import replay
 from .serve import serve
 from .sessions import app as sessions_app
@@ -72,6 +74,7 @@ def validate(config: ConfigArg) -> None:
     if loaded.unavailable:
         fail(ConfigError(loaded.unavailable))
     cfg = loaded.config
+    warn(tuple(lint_handoffs(loaded.document, cfg)))
     typer.echo(f"{inert(str(config))}: valid - {count(len(cfg.agents), 'agent')}, "
                f"{count(len(cfg.edges()), 'handoff')}, entry {cfg.entry!r}")
 
@@ -93,6 +96,7 @@ def schema(
 app.command()(chat)
 app.command()(replay)
 app.command()(serve)
+app.command()(graph)
 app.add_typer(sessions_app)
 
 

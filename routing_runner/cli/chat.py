@@ -55,6 +55,9 @@ Context = Annotated[list[str] | None, typer.Option(
     "--context", metavar="KEY=VALUE",
     help="A value for a context key of the config (its instructions' {{ key }}); repeatable. "
          "Stored with the conversation, so a resumed chat keeps it.")]
+ShowUsage = Annotated[bool, typer.Option(
+    "--usage", help="After each reply, a dim line of its tokens per agent (and cost, with "
+                    "`prices`); /usage shows the chat's sum.")]
 Record = Annotated[Path | None, typer.Option(
     "--record", metavar="FILE", help="Write the chat as a transcript for `replay`: each turn "
                                      "expects the agent and handoff route seen.")]
@@ -80,7 +83,7 @@ def _context_of(cfg: Config, context: list[str] | None) -> dict[str, str]:
 
 
 def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = None,
-         record: Record = None, context: Context = None) -> None:
+         record: Record = None, context: Context = None, usage: ShowUsage = False) -> None:
     """Chat with the bot in the terminal, streaming replies; the conversation is stored."""
     from routing_runner.chat import HELP, ChatLoop
     from routing_runner.replay.record import TranscriptRecorder
@@ -121,7 +124,7 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
                     sys.stdout, style, on_open=opened, echo_input=not interactive,
                     on_turn=None if recorder is None else recorder.record,
                     require_new=None if recorder is None else "--record",
-                    one_shot=bool(message), context=given)
+                    one_shot=bool(message), context=given, show_usage=usage)
     interrupted = False
     try:
         loop.run()

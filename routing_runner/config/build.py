@@ -19,6 +19,7 @@ from routing_runner.wording import did_you_mean
 from .document import Document, PathKey
 from .files import MAX_INSTRUCTIONS_BYTES, MissingFile, UnreadableFile, read_text_file
 from .guardrails import check_guardrail_lists, guardrails_config
+from .handoff_checks import check_history_policy
 from .model import (
     DEFAULT_KEY_ENV,
     DEFAULT_KEY_PREFIX,
@@ -31,6 +32,7 @@ from .model import (
     ModelConfig,
     ModelSettingsConfig,
     ModelSpec,
+    Price,
     RetryConfig,
     SessionConfig,
     duration_seconds,
@@ -103,6 +105,8 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         serve=ServeConfig.from_dict(raw.get("serve", {})),
         context=MappingProxyType(context),
         guardrails=MappingProxyType(guardrails),
+        prices=MappingProxyType({name: Price(**_notes_free(price)) for name, price
+                                 in _notes_free(raw.get("prices", {})).items()}),
     )
     return config, problems
 
@@ -122,7 +126,11 @@ def _agent_config(document: Document, base: Path, agents_raw: Mapping[str, Any],
             agent=item["agent"],
             tool_name=item.get("tool_name") or handoff_tool_name(item["agent"]),
             description=item.get("description"),
+            history=item.get("history", "full"),
+            n=item.get("n"),
+            remove_tools=item.get("remove_tools", False),
         ))
+        problems += check_history_policy(document, item, (*where, "handoffs", i))
         _check_handoff_target(document, agents_raw, name, item["agent"],
                               (*where, "handoffs", i), problems)
     _check_handoff_list(document, name, handoffs, (*where, "handoffs"), problems)

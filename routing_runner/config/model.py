@@ -19,6 +19,7 @@ Provider = Literal["auto", "openai", "openai-compatible", "litellm", "offline"]
 Api = Literal["responses", "chat_completions"]
 NextTurn = Literal["last_agent", "entry"]
 Backend = Literal["sqlite", "memory", "sqlalchemy", "redis"]
+HistoryPolicy = Literal["full", "nest", "last_n", "none"]
 
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_MAX_TURNS = 10
@@ -68,6 +69,10 @@ class HandoffConfig:
     agent: str
     tool_name: str
     description: str | None = None
+    # What the receiving agent sees (runtime.handoff_history); `n` turns with last_n.
+    history: HistoryPolicy = "full"
+    n: int | None = None
+    remove_tools: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,6 +214,15 @@ class SessionConfig:
 
 
 @dataclass(frozen=True)
+class Price:
+    """What a model costs per million tokens; cached input costs `input` unless given."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """A loaded, validated routing-runner config."""
 
@@ -228,6 +242,8 @@ class Config:
     context: Mapping[str, str | None] = field(default_factory=lambda: MappingProxyType({}))
     guardrails: Mapping[str, GuardrailConfig] = field(
         default_factory=lambda: MappingProxyType({}))
+    # Per model name (runtime.usage prices each agent's tokens by its model).
+    prices: Mapping[str, Price] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def title(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from routing_runner.runtime.offline.language_id import primary_subtag
 
+from .budgets import budget_misses
 from .json_checks import check_json
 from .results import Mismatch, Observed
 from .script import Expectations, TextCheck
@@ -35,7 +36,7 @@ def check(expect: Expectations, observed: Observed) -> tuple[Mismatch, ...]:
                                observed.guardrail or "none tripped"))
     missed += [Mismatch("json", expected, got)
                for expected, got in check_json(expect.json, observed.output, observed.text)]
-    return tuple(missed)
+    return tuple(missed) + budget_misses(expect, observed)
 
 
 def _expected_text(text_check: TextCheck) -> str:

@@ -9,13 +9,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, TextIO
 
+from routing_runner.config.model import Config
 from routing_runner.private_files import write_private
+from routing_runner.runtime.usage import usage_record
 from routing_runner.wording import count, inert
 
 from .plan import Job
 from .report import _label, failure_details
 from .results import BatchResult, ConversationResult, TurnResult
 from .stats import coverage, pass_rates
+from .usage_report import batch_usage, conversation_usage, usage_properties
 
 REPORT_VERSION = 1
 
@@ -37,6 +40,7 @@ def to_json(result: BatchResult) -> dict[str, Any]:
             "not_run": len(result.not_run),
             "turns": sum(len(c.turns) for c in result.conversations),
             "rate_limited": result.rate_limited,
+            "usage": batch_usage(result),
         },
         "coverage": {
             "declared": [list(e) for e in cov.declared],
@@ -65,11 +69,12 @@ def _conversation_json(conversation: ConversationResult) -> dict[str, Any]:
         "status": conversation.status,
         "seconds": round(conversation.seconds, 4),
         "error": conversation.error,
-        "turns": [_turn_json(t) for t in conversation.turns],
+        "usage": conversation_usage(conversation),
+        "turns": [_turn_json(t, conversation.job.transcript.config) for t in conversation.turns],
     }
 
 
-def _turn_json(turn: TurnResult) -> dict[str, Any]:
+def _turn_json(turn: TurnResult, config: Config) -> dict[str, Any]:
     observed = turn.observed
     return {
         "turn": turn.number,
@@ -85,6 +90,7 @@ def _turn_json(turn: TurnResult) -> dict[str, Any]:
             "model_calls": observed.model_calls, "tool_calls": observed.tool_calls,
             "retries": observed.retries, "language": observed.language,
             "output": observed.output, "guardrail": observed.guardrail,
+            "usage": usage_record(config, observed.usage),
         },
         "failures": [{"check": m.check, "expected": m.expected, "got": m.got}
                      for m in turn.mismatches],
@@ -113,7 +119,7 @@ def junit_tree(result: BatchResult) -> ET.ElementTree[ET.Element]:
     })
     root.attrib.update({k: suite.attrib[k] for k in ("tests", "failures", "errors", "time")})
     for conversation in result.conversations:
-        case = _testcase(suite, conversation.job, conversation.seconds)
+        case = _testcase(suite, conversation.job, conversation.seconds, conversation)
         if conversation.status == "passed":
             continue
         first = _first_problem(conversation)
@@ -131,7 +137,8 @@ def junit_tree(result: BatchResult) -> ET.ElementTree[ET.Element]:
     return ET.ElementTree(root)
 
 
-def _testcase(suite: ET.Element, job: Job, seconds: float) -> ET.Element:
+def _testcase(suite: ET.Element, job: Job, seconds: float,
+              conversation: ConversationResult | None = None) -> ET.Element:
     transcript = job.transcript
     name = transcript.name + (f" [run {job.repeat}]" if job.repeats > 1 else "")
     classname = Path(transcript.location.file).with_suffix("").as_posix().strip("./")
@@ -142,6 +149,8 @@ def _testcase(suite: ET.Element, job: Job, seconds: float) -> ET.Element:
     })
     properties = ET.SubElement(case, "properties")
     ET.SubElement(properties, "property", name="session_id", value=job.session_id)
+    for name, value in usage_properties(conversation):
+        ET.SubElement(properties, "property", name=name, value=value)
     return case
 
 

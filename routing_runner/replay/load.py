@@ -263,7 +263,8 @@ class _TranscriptBuilder:
             model_calls=self.count(raw.get("model_calls"), (*path, "model_calls")),
             tool_calls=self.count(raw.get("tool_calls"), (*path, "tool_calls")),
             json=self.json_checks(raw.get("json"), (*path, "json")),
-            guardrail=raw.get("guardrail"))
+            guardrail=raw.get("guardrail"),
+            max_tokens=raw.get("max_tokens"), max_cost=raw.get("max_cost"))
         if expect.guardrail is not None and expect.guardrail not in self.config.guardrails:
             hint = did_you_mean(expect.guardrail, self.config.guardrails)
             self.fail((*path, "guardrail"), f"{expect.guardrail!r} is not a guardrail of "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from routing_runner.config.model import Config
@@ -13,6 +13,7 @@ from routing_runner.errors import (
     EXIT_OK,
     EXIT_RUN_FAILURE,
 )
+from routing_runner.runtime.usage import Tokens
 
 from .plan import Job
 from .script import Transcript, Turn
@@ -34,6 +35,9 @@ class Observed:
     # A structured answer, parsed (agents with an output schema).
     output: Mapping[str, Any] | None = None
     guardrail: str | None = None  # the guardrail that stopped the turn
+    # Tokens per agent (runtime.usage) and their cost by the config's prices (None: unpriced).
+    usage: Mapping[str, Tokens] = field(default_factory=dict)
+    cost: float | None = None
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from routing_runner.runtime.graph import (
 from routing_runner.runtime.offline.language_id import detect
 from routing_runner.runtime.providers import ResolvedProvider
 from routing_runner.runtime.turns import TurnRunner
+from routing_runner.runtime.usage import turn_cost
 from routing_runner.stores import open_store
 from routing_runner.stores.base import SessionStore, settle
 from routing_runner.stores.conversation import Conversation
@@ -343,7 +344,8 @@ class _ConversationRun:
         if turn.expect.language is not None:
             language = detect(ended.text, self.languages).language
         observed = Observed(ended.agent, route_of(ended), ended.text, ended.model_calls,
-                            ended.tool_calls, retries, language, ended.output, ended.guardrail)
+                            ended.tool_calls, retries, language, ended.output, ended.guardrail,
+                            ended.usage, turn_cost(self.config, ended.usage))
         missed = check(turn.expect, observed)
         return TurnResult(number, turn, "failed" if missed else "passed", seconds, observed,
                           missed, first_text_seconds=first_text, after_restart=after_restart)

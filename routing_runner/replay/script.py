@@ -43,7 +43,7 @@ RESTART = "restart"
 TextKind = Literal["contains", "not_contains", "matches"]
 TEXT_KINDS: tuple[TextKind, ...] = ("contains", "not_contains", "matches")
 EXPECTATION_KEYS = ("agent", "route", *TEXT_KINDS, "language", "model_calls", "tool_calls",
-                    "json", "guardrail")
+                    "json", "guardrail", "max_tokens", "max_cost")
 
 
 @dataclass(frozen=True)
@@ -117,11 +117,14 @@ class Expectations:
     # expect.json: checks on a structured answer (replay.json_checks.JsonCheck).
     json: tuple[JsonCheck, ...] = ()
     guardrail: str | None = None  # the guardrail that stops the turn
+    max_tokens: int | None = None
+    max_cost: float | None = None
 
     def __bool__(self) -> bool:
         return any((self.agent is not None, self.route is not None, self.text,
                     self.language is not None, self.model_calls is not None,
-                    self.tool_calls is not None, self.json, self.guardrail is not None))
+                    self.tool_calls is not None, self.json, self.guardrail is not None,
+                    self.max_tokens is not None, self.max_cost is not None))
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ that turns the SDK's stream events into them, so an SDK upgrade touches that fil
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from .usage import Tokens
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class TurnEnded:
     output: Mapping[str, Any] | None = None
     # The guardrail that tripped: `text` is then its message, and the stored note.
     guardrail: str | None = None
+    # Tokens per agent, in the order the agents were called (runtime.usage).
+    usage: Mapping[str, Tokens] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

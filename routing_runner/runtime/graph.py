@@ -27,6 +27,7 @@ from routing_runner.config.model import Config, ModelSettingsConfig
 from routing_runner.errors import ProviderError
 
 from .guardrails import ClassifierModel, sdk_guardrails
+from .handoff_history import history_filter
 from .history import history_window
 from .instructions import sdk_instructions
 from .offline.model import AgentProfile, OfflineModel
@@ -192,11 +193,20 @@ def _litellm_model(resolved: ResolvedModel) -> Model:
 _LITELLM_NO_RETRIES = ModelSettings(extra_args={"num_retries": 0, "max_retries": 0})
 
 
+_STREAM_USAGE = ModelSettings(include_usage=True)
+
+
 def _model_settings(config: Config, agent: str, resolved: ResolvedModel,
                     retry: ModelRetrySettings) -> ModelSettings:
     settings = sdk_model_settings(config.settings_for(agent),
                                   None if resolved.provider == "offline" else retry)
-    return settings.resolve(_LITELLM_NO_RETRIES) if resolved.provider == "litellm" else settings
+    if resolved.provider == "litellm":
+        return settings.resolve(_LITELLM_NO_RETRIES)
+    if resolved.provider != "offline" and resolved.spec.resolved_api == "chat_completions":
+        # The SDK asks only api.openai.com for a stream's usage; other servers would leave
+        # every turn's tokens (runtime.usage) at zero.
+        return settings.resolve(_STREAM_USAGE)
+    return settings
 
 
 def _classifier_models(factory: _ModelFactory, provider: ResolvedProvider,
@@ -240,7 +250,7 @@ def build_graph(config: Config, provider: ResolvedProvider, *,
     for name, spec in config.agents.items():
         agents[name].handoffs = [
             handoff(agents[h.agent], tool_name_override=h.tool_name,
-                    tool_description_override=h.description)
+                    tool_description_override=h.description, input_filter=history_filter(h))
             for h in spec.handoffs
         ]
         agents[name].input_guardrails, agents[name].output_guardrails = sdk_guardrails(

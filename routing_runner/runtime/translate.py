@@ -13,9 +13,11 @@ from routing_runner.errors import RoutingRunnerError
 from routing_runner.wording import count, redact_url, redact_urls
 
 from .events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded
+from .offline.model import OFFLINE_MODEL_NAME
 from .providers import endpoint_hint
 from .retries import error_chain, error_code, provider_error, quota_exhausted
 from .structured import JsonSchemaOutput
+from .usage import Tokens, response_tokens
 
 
 @dataclass
@@ -34,6 +36,7 @@ class StreamTranslator:
     json_answer: bool = False
     # The speaking agent's answer is checked by output guardrails: shown once they passed.
     hold_text: bool = False
+    usage: dict[str, Tokens] = field(default_factory=dict)
 
     def translate(self, event: Any) -> list[Event]:
         """Our events for one SDK `StreamEvent` (often none)."""
@@ -51,6 +54,7 @@ class StreamTranslator:
                 self.text_parts.clear()
             elif data_type in ("response.completed", "response.incomplete", "response.failed"):
                 self.response_open = False
+                self._count_usage(event.data.response)
             elif data_type == "error":
                 self.stream_error = f"{event.data.code}: {event.data.message}"
             return []
@@ -80,11 +84,17 @@ class StreamTranslator:
         return [TextDelta(self.agent, text)] if self.hold_text and not self.json_answer \
             and text else []
 
+    def _count_usage(self, response: Any) -> None:
+        words = getattr(response, "model", None) == OFFLINE_MODEL_NAME
+        tokens = response_tokens(getattr(response, "usage", None), words=words)
+        self.usage[self.agent] = self.usage.get(self.agent, Tokens()) + tokens
+
     def ended(self) -> TurnEnded:
         """The TurnEnded event for what was seen."""
         text = "".join(self.text_parts)
         return TurnEnded(self.agent, text, tuple(self.handoffs), self.model_calls,
-                         self.tool_calls, json.loads(text) if self.json_answer else None)
+                         self.tool_calls, json.loads(text) if self.json_answer else None,
+                         usage=dict(self.usage))
 
 
 def _tool_name(raw_item: Any) -> str:

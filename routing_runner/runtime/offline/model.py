@@ -53,6 +53,7 @@ from routing_runner.stores.items import is_user_message, message_text
 
 from .answers import example, verdict
 from .language_id import detect, prepare, primary_subtag
+from .nested import nested_user_messages
 from .phrases import PHRASES, language_name, phrases_for
 
 OFFLINE_MODEL_NAME = "offline"
@@ -74,7 +75,14 @@ def preload(config: Config, providers: Iterable[ResolvedProvider]) -> None:
 
 
 def _user_messages(items: Sequence[TResponseInputItem]) -> list[str]:
-    return [message_text(item) for item in items if is_user_message(item)]
+    messages: list[str] = []
+    for item in items:
+        nested = nested_user_messages(item)
+        if nested is not None:
+            messages += nested
+        elif is_user_message(item):
+            messages.append(message_text(item))
+    return messages
 
 
 def _quote(text: str) -> str:
