@@ -69,10 +69,7 @@ class TurnRunner:
         """
         max_turns = self.graph.config.max_turns
         try:
-            await conversation.check_readable()
-            agent = self.graph.agents[first_agent] if first_agent else \
-                await self.agent_for(conversation)
-            context = context_values(self.graph.config.context, conversation.context)
+            agent, context = await self._starting(conversation, first_agent)
         except (StoreError, UserInputError) as exc:
             yield TurnFailed(self.graph.config.entry, describe_failure(exc, max_turns)
                              + "; your message was not stored")
@@ -120,6 +117,15 @@ class TurnRunner:
         for event in translator.held():
             yield event
         yield await self._finish(conversation, message, translator.ended())
+
+    async def _starting(self, conversation: Conversation,
+                        first_agent: str | None) -> tuple[Agent[Any], Any]:
+        """The agent that answers and the run's context; StoreError or UserInputError when
+        the turn cannot start (the store unreadable, a context value missing)."""
+        await conversation.check_readable()
+        agent = self.graph.agents[first_agent] if first_agent else \
+            await self.agent_for(conversation)
+        return agent, context_values(self.graph.config.context, conversation.context)
 
     async def _failed(self, exc: Exception, result: RunResultStreaming,
                       pump: asyncio.Future[None], conversation: Conversation, message: str,
