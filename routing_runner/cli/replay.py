@@ -23,7 +23,9 @@ from routing_runner.wording import Style, count, inert, use_colour
 from .common import ConfigArg, fail, load, usage
 
 if TYPE_CHECKING:
+    from routing_runner.replay.cassettes import Cassettes
     from routing_runner.replay.results import BatchResult
+    from routing_runner.replay.script import Transcript
 
 Transcripts = Annotated[list[str], typer.Argument(
     help="Transcript files, folders (searched for *.yaml) or globs.", show_default=False)]
@@ -49,6 +51,14 @@ JUnitReport = Annotated[Path | None, typer.Option(
     "--junit", metavar="FILE", help="Write a JUnit XML report.")]
 Verbose = Annotated[bool, typer.Option(
     "--verbose", "-v", help="Show each conversation as chat would.")]
+CassetteDir = Annotated[Path | None, typer.Option(
+    "--cassettes", metavar="DIR",
+    help="Record each transcript's model calls into DIR, or replay them from it.")]
+RecordMode = Annotated[str | None, typer.Option(
+    "--record-mode", metavar="MODE",
+    help="With --cassettes: once (record what has no cassette, the default), new_episodes "
+         "(record what is missing), none (replay only; a call not recorded fails its turn), "
+         "all (record everything again).")]
 
 
 def _check_writable(target: str | Path | None, option: str) -> None:
@@ -79,7 +89,8 @@ def _report_problem(option: str, target: object, error: Exception) -> str:
 def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency = 4,
            workers: Workers = 1, keyword: Keywords = None, tag: Tags = None,
            fail_fast: FailFast = False, repeat: Repeat = 1, json_report: JsonReport = None,
-           junit: JUnitReport = None, verbose: Verbose = False) -> None:
+           junit: JUnitReport = None, verbose: Verbose = False,
+           cassettes: CassetteDir = None, record_mode: RecordMode = None) -> None:
     """Replay scripted conversations (transcripts) and check every reply; 1 if any fails."""
     from routing_runner.replay.batch import check_batch_options
     from routing_runner.replay.load import choose, load_transcripts
@@ -100,7 +111,8 @@ def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency
     from routing_runner.replay.plan import check_stores, plan
     from routing_runner.replay.report import Progress
 
-    jobs = plan(chosen, repeat, os.environ)
+    shelf, environment = _cassettes(cassettes, record_mode, chosen)
+    jobs = plan(chosen, repeat, environment)
     check_stores(jobs)
     workers, fitted = batch_shape(jobs, workers=workers, concurrency=concurrency)
     if fitted.notice is not None:
@@ -117,15 +129,52 @@ def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency
                f"(-j {concurrency}" + (f", {workers} workers)" if workers > 1 else ")"),
                err=True)
     typer.echo(f"model: {inert(jobs[0].provider.label)}", err=True)
+    if shelf is not None:
+        typer.echo(inert(shelf.describe()), err=True)
     progress = Progress(sys.stderr, len(jobs), live=sys.stderr.isatty() and not verbose)
     try:
         result = run_batch(jobs, cfg, workers=workers, concurrency=concurrency,
                            fail_fast=fail_fast, progress=progress,
-                           show=out if verbose else None, style=Style(enabled=styled))
+                           show=out if verbose else None, style=Style(enabled=styled),
+                           cassettes=shelf)
     finally:
         progress.close()
+    if shelf is not None:
+        _cassette_report(result, out)
     _report(result, out, Style(styled), verbose=verbose, json_report=json_report, junit=junit)
     raise typer.Exit(result.exit_code)
+
+
+def _cassettes(folder: Path | None, record_mode: str | None,
+               transcripts: list[Transcript]) -> tuple[Cassettes | None, dict[str, str]]:
+    """The cassettes of the run (None without --cassettes) and the environment providers are
+    resolved in: with replay only, a key variable left unset gets a placeholder."""
+    from routing_runner.replay.cassettes import (
+        RECORD_MODES,
+        plan_cassettes,
+        replay_environment,
+    )
+
+    if folder is None:
+        if record_mode is not None:
+            usage("--record-mode needs --cassettes DIR")
+        return None, dict(os.environ)
+    mode = record_mode or "once"
+    if mode not in RECORD_MODES:
+        usage(f"--record-mode {mode}: choose one of {', '.join(RECORD_MODES)}")
+    try:
+        shelf = plan_cassettes(folder, mode, transcripts)
+    except RoutingRunnerError as error:
+        fail(error)
+    return shelf, replay_environment(os.environ, shelf, transcripts)
+
+
+def _cassette_report(result: BatchResult, out: TextIO) -> None:
+    from routing_runner.replay.cassettes import cassette_lines
+
+    lines = cassette_lines(result.conversations)
+    if lines:
+        out.write("cassettes (model calls):\n" + "\n".join(inert(line) for line in lines) + "\n")
 
 
 def _report(result: BatchResult, out: TextIO, style: Style, *, verbose: bool,

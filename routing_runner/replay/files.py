@@ -66,6 +66,7 @@ def _conversation_json(conversation: ConversationResult) -> dict[str, Any]:
         "seconds": round(conversation.seconds, 4),
         "error": conversation.error,
         "turns": [_turn_json(t) for t in conversation.turns],
+        "cassette": None if conversation.cassette is None else vars(conversation.cassette),
     }
 
 

@@ -62,6 +62,22 @@ class TurnResult:
 
 
 @dataclass(frozen=True)
+class CassetteCounts:
+    """A conversation's model calls recorded into, replayed from and missing from cassettes."""
+
+    recorded: int = 0
+    replayed: int = 0
+    missed: int = 0
+
+    def __add__(self, other: CassetteCounts) -> CassetteCounts:
+        return CassetteCounts(self.recorded + other.recorded, self.replayed + other.replayed,
+                              self.missed + other.missed)
+
+    def __str__(self) -> str:
+        return f"{self.recorded} recorded, {self.replayed} replayed, {self.missed} missed"
+
+
+@dataclass(frozen=True)
 class ConversationResult:
     """One finished conversation: its turns and the run failure that stopped it, if any."""
 
@@ -70,6 +86,7 @@ class ConversationResult:
     turns: tuple[TurnResult, ...]
     seconds: float
     error: str | None = None
+    cassette: CassetteCounts | None = None
 
     @property
     def transcript(self) -> Transcript:

@@ -36,6 +36,7 @@ from routing_runner.errors import (
     RoutingRunnerError,
 )
 from routing_runner.render import TurnRenderer
+from routing_runner.runtime.cassettes import Tape
 from routing_runner.runtime.events import Retrying, TextDelta, TurnEnded, TurnFailed
 from routing_runner.runtime.gate import RateLimitGate
 from routing_runner.runtime.graph import (
@@ -53,11 +54,14 @@ from routing_runner.stores.base import SessionStore, settle
 from routing_runner.stores.conversation import Conversation
 from routing_runner.wording import Style, inert
 
+from .cassettes import Cassettes
 from .expect import check
 from .plan import SESSION_THREADS, Job
 from .results import (
     BatchResult,
+    CassetteCounts,
     ConversationResult,
+    Mismatch,
     Observed,
     Status,
     TurnResult,
@@ -102,7 +106,8 @@ class Replayer:
                  on_finish: Callable[[ConversationResult], None] | None = None,
                  show: TextIO | None = None, style: Style | None = None,
                  gate: RateLimitGate | None = None,
-                 build: GraphBuilder | None = None) -> None:
+                 build: GraphBuilder | None = None,
+                 cassettes: Cassettes | None = None) -> None:
         self.jobs = tuple(jobs)
         self.config = config
         self.concurrency = max(1, concurrency)
@@ -114,6 +119,7 @@ class Replayer:
         retry = config.model.retry
         self.gate = gate or RateLimitGate(retry.initial_delay, retry.max_delay)
         self.build = build
+        self.cassettes = cassettes
         self._http: HttpClient | None = None
         self.results: dict[int, ConversationResult] = {}
         self.stopped: Literal["interrupted", "fail_fast"] | None = None
@@ -151,13 +157,17 @@ class Replayer:
             self._crashed.append(task)
             self._cancel_running()
 
-    def build_graph(self, config: Config, provider: ResolvedProvider) -> AgentGraph:
-        """A conversation's graph; by default on the batch's one HTTP client."""
+    def build_graph(self, config: Config, provider: ResolvedProvider,
+                    tape: Tape | None = None) -> AgentGraph:
+        """A conversation's graph; by default on the batch's one HTTP client. With a tape,
+        each model sits behind it (the cassette), inside the rate-limit gate."""
+        wrap: ModelHook = self.gate.wrap if tape is None else \
+            lambda agent, model: self.gate.wrap(agent, tape.wrap(agent, model))
         if self.build is not None:
-            return self.build(config, provider, self.gate.wrap)
+            return self.build(config, provider, wrap)
         if self._http is None:
             self._http = new_http_client()
-        return build_graph(config, provider, http_client=self._http, wrap_model=self.gate.wrap)
+        return build_graph(config, provider, http_client=self._http, wrap_model=wrap)
 
     async def run(self, *, handle_signals: bool = False) -> BatchResult:
         """Run every job (until interrupted, or the first failure with fail_fast)."""
@@ -238,6 +248,7 @@ class _ConversationRun:
         self.config = job.transcript.config
         self.out = out
         self.languages = [a.language for a in self.config.agents.values() if a.language]
+        self.tape: Tape | None = None
 
     def say(self, text: str) -> None:
         if self.out is not None:
@@ -287,10 +298,26 @@ class _ConversationRun:
                     await opened.close()
                 except (RoutingRunnerError, OSError, RuntimeError) as exc:
                     error = error or f"closing the session: {exc}"
+            error = error or self._save_tape()
         status: Status = "error" if error else (
             "failed" if any(t.status == "failed" for t in turns) else "passed")
         return ConversationResult(self.job, status, tuple(turns), time.monotonic() - started,
-                                  error)
+                                  error, self._tape_counts())
+
+    def _save_tape(self) -> str | None:
+        """Write what the conversation recorded into its cassette; what failed, if it did."""
+        if self.tape is None:
+            return None
+        try:
+            self.tape.save()
+        except (RoutingRunnerError, OSError) as exc:
+            return f"saving the cassette {self.tape.path}: {exc}"
+        return None
+
+    def _tape_counts(self) -> CassetteCounts | None:
+        tape = self.tape
+        return None if tape is None else \
+            CassetteCounts(tape.recorded, tape.replayed, tape.missed)
 
     async def open(self, *, fresh: bool) -> _Open:
         """The conversation's session in a new store, with a new graph and runner."""
@@ -301,7 +328,9 @@ class _ConversationRun:
                 # Settled: a conversation emptied but still naming its old last agent would
                 # send the next chat on it to the wrong agent.
                 await settle(self._start_over(conversation))
-            graph = self.replayer.build_graph(self.config, self.job.provider)
+            if self.tape is None and self.replayer.cassettes is not None:
+                self.tape = self.replayer.cassettes.tape(self.job)
+            graph = self.replayer.build_graph(self.config, self.job.provider, self.tape)
         except BaseException:
             await store.close()
             raise
@@ -334,6 +363,12 @@ class _ConversationRun:
             elif isinstance(event, TurnFailed):
                 failure = event.message
         seconds = time.monotonic() - started
+        no_recording = self.tape.take_miss() if self.tape is not None else None
+        if ended is None and no_recording is not None:
+            # Not a run failure: the conversation asked the model something not recorded.
+            return TurnResult(number, turn, "failed", seconds, mismatches=(
+                Mismatch("cassette", "a recorded model call", no_recording),),
+                first_text_seconds=first_text, after_restart=after_restart)
         if ended is None:
             return TurnResult(number, turn, "error", seconds,
                               error=failure or "the turn ended without a reply",
