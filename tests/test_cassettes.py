@@ -238,3 +238,27 @@ def test_a_damaged_cassette_fails_its_conversation_in_one_line(
     assert result.exit_code == 3, result.output
     assert "not a routing-runner cassette" in result.stdout
     assert "re-record it with --record-mode all" in result.stdout
+
+
+def test_a_chat_recorded_with_cassettes_replays_as_its_transcript_without_the_server(
+        cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    transcript = tmp_path / "transcripts.yaml"
+    with WireServer(responder=_answer, latency=0.01) as server:
+        config = _config(tmp_path, server.base_url)
+        chatted = cli.invoke(app, ["chat", str(config), "--record", str(transcript),
+                                   "--cassettes", str(tmp_path / "cassettes"),
+                                   "-m", "Hola, necesito ayuda.", "-m", "Gracias."])
+        port = server.port
+    assert chatted.exit_code == 0, chatted.output
+    assert "3 recorded, 0 replayed, 0 missed" in chatted.stderr
+    monkeypatch.delenv("OPENAI_API_KEY")
+    with _nothing_may_connect(port):
+        replayed = _replay(cli, config, tmp_path, "--record-mode", "none")
+        again = cli.invoke(app, ["chat", str(config), "--cassettes", str(tmp_path / "cassettes"),
+                                 "--record-mode", "none", "-m", "Hola, necesito ayuda."])
+    assert replayed.exit_code == 0, replayed.output
+    assert "transcripts: 0 recorded, 3 replayed, 0 missed" in replayed.stdout
+    # A new chat has a cassette of its own, empty: only recordings may answer, so it fails.
+    assert again.exit_code == 3
+    assert "no cassette chat-" in again.stdout + again.stderr

@@ -166,7 +166,8 @@ def _cassettes(folder: Path | None, record_mode: str | None,
         shelf = plan_cassettes(folder, mode, transcripts)
     except RoutingRunnerError as error:
         fail(error)
-    return shelf, replay_environment(os.environ, shelf, transcripts)
+    return shelf, replay_environment(os.environ, shelf.replay_only,
+                                     [t.config for t in transcripts])
 
 
 def _cassette_report(result: BatchResult, out: TextIO) -> None:

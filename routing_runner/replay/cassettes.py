@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from routing_runner.config.model import Config
 from routing_runner.errors import UserInputError
 from routing_runner.runtime.cassettes import Tape, TapeMode
-from routing_runner.runtime.providers import NO_KEY, key_variable
+from routing_runner.runtime.providers import NO_KEY, ResolvedProvider, key_variable
 
-from .plan import SESSION_PREFIX, Job, session_id_for
+from .plan import Job, name_slug
 from .results import CassetteCounts, ConversationResult
 from .script import Transcript
 
@@ -35,9 +36,18 @@ _TAPE_MODES: Mapping[RecordMode, TapeMode] = {"new_episodes": "fill", "none": "r
                                               "all": "record"}
 
 
-def cassette_path(folder: Path, transcript: Transcript) -> Path:
-    """Where the cassette of `transcript` is kept."""
-    return folder / f"{session_id_for(transcript).removeprefix(SESSION_PREFIX)}.yaml"
+def cassette_path(folder: Path, name: str) -> Path:
+    """Where the cassette of the transcript called `name` is kept."""
+    return folder / f"{name_slug(name)}.yaml"
+
+
+def new_tape(path: Path, mode: TapeMode, config: Config, provider: ResolvedProvider,
+             sample: int = 1, samples: int = 1) -> Tape:
+    """A tape for a conversation on `config`; the provider's keys are kept out of its file."""
+    models = {name: config.model_for(name).name for name in config.agents}
+    secrets = [m.api_key for m in provider.models.values()
+               if m.api_key and m.api_key not in (NO_KEY, REPLAY_ONLY_KEY)]
+    return Tape(path, mode, models, sample=sample, samples=samples, secrets=secrets)
 
 
 @dataclass(frozen=True)
@@ -56,11 +66,9 @@ class Cassettes:
     def tape(self, job: Job) -> Tape:
         """The tape one job's conversation records into or replays from."""
         transcript = job.transcript
-        models = {name: transcript.config.model_for(name).name for name in transcript.config.agents}
-        secrets = [m.api_key for m in job.provider.models.values()
-                   if m.api_key not in (None, NO_KEY, REPLAY_ONLY_KEY)]
-        return Tape(cassette_path(self.folder, transcript), self.modes[transcript.name], models,
-                    sample=job.repeat, samples=job.repeats, secrets=[s for s in secrets if s])
+        return new_tape(cassette_path(self.folder, transcript.name),
+                        self.modes[transcript.name], transcript.config, job.provider,
+                        job.repeat, job.repeats)
 
     def describe(self) -> str:
         """The banner line: where the cassettes are and what this run does with them."""
@@ -70,35 +78,41 @@ class Cassettes:
         return f"cassettes: {self.folder} (--record-mode {self.record_mode}): {what}"
 
 
-def plan_cassettes(folder: Path, record_mode: RecordMode,
-                   transcripts: Iterable[Transcript]) -> Cassettes:
-    """Each transcript's mode; UserInputError when the folder cannot hold cassettes."""
+def check_folder(folder: Path, record_mode: RecordMode) -> None:
+    """UserInputError when `folder` cannot hold cassettes for `record_mode`."""
     if folder.exists() and not folder.is_dir():
         raise UserInputError(f"--cassettes {folder}: not a folder")
     if record_mode == "none" and not folder.is_dir():
         raise UserInputError(f"--cassettes {folder}: the folder does not exist, and "
                              "--record-mode none only replays; record first "
                              "(--record-mode once)")
-    modes: dict[str, TapeMode] = {}
-    for transcript in transcripts:
-        if record_mode == "once":
-            exists = cassette_path(folder, transcript).is_file()
-            modes[transcript.name] = "replay" if exists else "record"
-        else:
-            modes[transcript.name] = _TAPE_MODES[record_mode]
-    return Cassettes(folder, record_mode, modes)
 
 
-def replay_environment(env: Mapping[str, str], cassettes: Cassettes,
-                       transcripts: Iterable[Transcript]) -> dict[str, str]:
+def plan_cassettes(folder: Path, record_mode: RecordMode,
+                   transcripts: Iterable[Transcript]) -> Cassettes:
+    """Each transcript's mode; UserInputError when the folder cannot hold cassettes."""
+    check_folder(folder, record_mode)
+    return Cassettes(folder, record_mode, {
+        t.name: tape_mode(record_mode, cassette_path(folder, t.name)) for t in transcripts})
+
+
+def tape_mode(record_mode: RecordMode, path: Path) -> TapeMode:
+    """What a conversation does with the cassette at `path` under `record_mode`."""
+    if record_mode == "once":
+        return "replay" if path.is_file() else "record"
+    return _TAPE_MODES[record_mode]
+
+
+def replay_environment(env: Mapping[str, str], replay_only: bool,
+                       configs: Iterable[Config]) -> dict[str, str]:
     """`env` with a placeholder for each unset key variable when only cassettes answer: the
     providers resolve as when recording (a CI job has no key), and no request is ever sent."""
     environment = dict(env)
-    if not cassettes.replay_only:
+    if not replay_only:
         return environment
-    for transcript in transcripts:
-        for name in transcript.config.agents:
-            variable = key_variable(transcript.config.model_for(name))
+    for config in configs:
+        for name in config.agents:
+            variable = key_variable(config.model_for(name))
             if variable and not environment.get(variable):
                 environment[variable] = REPLAY_ONLY_KEY
     return environment

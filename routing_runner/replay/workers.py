@@ -49,6 +49,11 @@ class _Finished:
     error: str | None
     cassette: CassetteCounts | None = None
 
+    def result(self, job: Job) -> ConversationResult:
+        """The conversation's result, in the parent that planned `job`."""
+        return ConversationResult(job, self.status, self.turns, self.seconds, self.error,
+                                  self.cassette)
+
 
 @dataclass(frozen=True)
 class _Done:
@@ -147,9 +152,7 @@ def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurr
             if isinstance(message, _Done):
                 done.append(message)
             elif isinstance(message, _Finished):
-                result = ConversationResult(by_index[message.index], message.status,
-                                            message.turns, message.seconds, message.error,
-                                            message.cassette)
+                result = message.result(by_index[message.index])
                 results[message.index] = result
                 if on_finish is not None:
                     on_finish(result)

@@ -179,11 +179,23 @@ def _parse(text: str) -> Any:
         loader.dispose()
 
 
+class _Dumper(yaml.CSafeDumper):
+    """Multi-line strings (instructions, long replies) as literal blocks, one line each."""
+
+
+def _string(dumper: yaml.CSafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _string)
+
+
 def render(episodes: Iterable[Episode], secrets: Iterable[str] = ()) -> str:
     """The file's text: episodes sorted by agent, key, sample and occurrence; every secret
     replaced, should a provider have echoed one."""
     ordered = sorted(episodes, key=lambda e: (e.agent, e.key, e.sample, e.occurrence))
-    body = yaml.dump({"episodes": [e.as_dict() for e in ordered]}, Dumper=yaml.CSafeDumper,
+    body = yaml.dump({"episodes": [e.as_dict() for e in ordered]}, Dumper=_Dumper,
                      sort_keys=True, allow_unicode=True, width=100, default_flow_style=False)
     for secret in secrets:
         if secret:
