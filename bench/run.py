@@ -6,7 +6,8 @@
 
 Sections: overhead (1, per turn, against a hand-written SDK loop), throughput (2, batches
 against the model and CPU limits), startup (3), long (4, conversations with long histories),
-offline (5, the embedded offline model's routing). Every model call goes to a loopback server
+offline (5, the embedded offline model's routing), cassettes (6, replaying recorded model calls
+against the offline model's CPU). Every model call goes to a loopback server
 speaking the OpenAI wire format (routing_runner_testing/wire_server.py) in its own process, with
 a simulated latency and token rate, so the model's share of every figure is known exactly.
 """
@@ -30,11 +31,11 @@ if __package__ in (None, ""):
     # installed package: routing_runner_testing).
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import cassettes, offline, overhead, startup, throughput
 from bench import long_history as long
-from bench import offline, overhead, startup, throughput
 from bench.common import CORES, BenchError, Row, Section
 
-SECTIONS = ("overhead", "throughput", "startup", "long", "offline")
+SECTIONS = ("overhead", "throughput", "startup", "long", "offline", "cassettes")
 
 
 def _number(value: float | str | None) -> str:
@@ -147,6 +148,8 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Section]]]:
             history_limit=args.history_limit, turns=1 if quick else 3, quick=quick)),
         "offline": lambda: offline.run(offline.OfflineSettings(
             limit=args.offline_limit or (5 if quick else None))),
+        "cassettes": lambda: cassettes.run(cassettes.CassetteSettings(
+            repetitions=repetitions, conversations=1 if quick else 8)),
     }
     chosen = args.only.split(",")
     return [(name, steps[name]) for name in SECTIONS if name in chosen]

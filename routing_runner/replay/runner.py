@@ -311,7 +311,7 @@ class _ConversationRun:
         try:
             self.tape.save()
         except (RoutingRunnerError, OSError) as exc:
-            return f"saving the cassette {self.tape.path}: {exc}"
+            return f"saving the cassette: {exc}"
         return None
 
     def _tape_counts(self) -> CassetteCounts | None:

@@ -5,13 +5,24 @@ nothing changes no line, and a pull request shows a changed model call as a smal
 
     # routing-runner cassette ...
     episodes:
-    - key: 5f0c9e2a41b7d3e8          # hash of the request below (agent, model, request)
-      sample: 1                      # the --repeat run that recorded it
-      occurrence: 1                  # the same request again in one conversation: 2, 3, ...
-      agent: spanish
+    - agent: spanish
+      key: 5f0c9e2a41b7d3e8          # hash of the request below (agent, model, request)
       model: gpt-4.1-mini
-      request: {instructions: ..., settings: ..., tools: ..., handoffs: ..., input: [...]}
-      stream: [...]                  # the response's stream events, in the Responses format
+      occurrence: 1                  # the same request again in one conversation: 2, 3, ...
+      request:
+        instructions: |
+          You only speak Spanish. ...
+        settings: {temperature: 0.3}
+        handoffs: ['{"agent":"triage","description":...}']
+        input:                       # one JSON line per item
+        - '{"content":"Hola","role":"user"}'
+      sample: 1                      # the --repeat run that recorded it
+      stream:                        # the response's stream events, in the Responses format
+      - '{"sequence_number":0,"type":"response.created",...}'
+
+Tools, handoffs, input items and stream events are JSON lines: a diff shows the one that
+changed, and reading a cassette back decodes only the events it replays (a YAML node per field
+of every event would cost more than the offline model answering).
 
 The request is what decides the reply: ids the provider made up (item ids, tool call ids) are
 renumbered in order of appearance, so recording the same conversation twice gives the same
@@ -39,6 +50,8 @@ HEADER = ("# routing-runner cassette: the model calls of one transcript, replaye
           "# `routing-runner replay --cassettes`. Generated; review its diff, do not edit.\n")
 # The parts of a request the key covers, in the order a difference is reported.
 REQUEST_FIELDS = ("instructions", "settings", "tools", "handoffs", "output_schema", "input")
+# Wide enough that no JSON line is folded: one event or item, one line of the file.
+_WIDTH = 1 << 20
 # Settings that carry transport or retry policy, not what the model is asked.
 _TRANSPORT_SETTINGS = ("retry", "extra_headers", "extra_query", "extra_body")
 _RETRY_ARGS = ("num_retries", "max_retries")
@@ -60,13 +73,19 @@ class Episode:
     agent: str
     model: str
     request: Mapping[str, Any]
-    stream: tuple[Mapping[str, Any], ...]
+    stream: tuple[str, ...]
 
     def as_dict(self) -> dict[str, Any]:
         """The episode as written in the file."""
         return {"key": self.key, "sample": self.sample, "occurrence": self.occurrence,
                 "agent": self.agent, "model": self.model, "request": dict(self.request),
                 "stream": list(self.stream)}
+
+
+def json_line(value: Any) -> str:
+    """`value` as one line of canonical JSON (sorted keys, text kept readable)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                      default=str)
 
 
 def canonical_input(items: Sequence[Any]) -> list[Any]:
@@ -104,9 +123,7 @@ def canonical_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 def request_key(agent: str, model: str, request: Mapping[str, Any]) -> str:
     """A stable hash of what decides a reply."""
-    text = json.dumps([agent, model, request], sort_keys=True, ensure_ascii=False,
-                      separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(json_line([agent, model, request]).encode()).hexdigest()[:16]
 
 
 def difference(agent: str, request: Mapping[str, Any],
@@ -196,7 +213,7 @@ def render(episodes: Iterable[Episode], secrets: Iterable[str] = ()) -> str:
     replaced, should a provider have echoed one."""
     ordered = sorted(episodes, key=lambda e: (e.agent, e.key, e.sample, e.occurrence))
     body = yaml.dump({"episodes": [e.as_dict() for e in ordered]}, Dumper=_Dumper,
-                     sort_keys=True, allow_unicode=True, width=100, default_flow_style=False)
+                     sort_keys=True, allow_unicode=True, width=_WIDTH, default_flow_style=False)
     for secret in secrets:
         if secret:
             body = body.replace(secret, "[redacted]")

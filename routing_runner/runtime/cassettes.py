@@ -24,20 +24,22 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from agents import Model, ModelResponse, ModelSettings, Usage
 from agents.items import TResponseOutputItem, TResponseStreamEvent
 from openai.types.responses import ResponseOutputItem, ResponseStreamEvent
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from routing_runner.errors import RoutingRunnerError
 
 from .cassette_file import (
+    CassetteError,
     Episode,
     canonical_input,
     canonical_settings,
     difference,
+    json_line,
     locked,
     read_episodes,
     render,
@@ -50,8 +52,21 @@ TapeMode = Literal["record", "fill", "replay"]
 # The fields a response object in a stream leaves out (see the module's docstring).
 _LEFT_OUT: dict[str, Any] = {"instructions": None, "tools": []}
 _EVENTS: TypeAdapter[TResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
+
+
+def _event_classes() -> dict[str, type[BaseModel]]:
+    """Each stream event's class by its `type`: pydantic validates the union by trying every
+    member (30 times slower than the class itself; the union is not declared discriminated)."""
+    (union, *_) = get_args(ResponseStreamEvent)
+    return {value: member for member in get_args(union)
+            for value in get_args(member.model_fields["type"].annotation)}
+
+
+_EVENT_CLASSES = _event_classes()
 _OUTPUT: TypeAdapter[TResponseOutputItem] = TypeAdapter(ResponseOutputItem)
 _USAGE: TypeAdapter[Usage] = TypeAdapter(Usage)
+# Built once: `ModelSettings.to_json_dict` builds a TypeAdapter, and its schema, on every call.
+_SETTINGS: TypeAdapter[ModelSettings] = TypeAdapter(ModelSettings)
 
 
 class CassetteMiss(RoutingRunnerError):
@@ -103,17 +118,17 @@ class Tape:
         items = [input] if isinstance(input, str) else input
         request = {
             "instructions": instructions,
-            "settings": canonical_settings(settings.to_json_dict()),
-            "tools": [_tool(t) for t in tools],
-            "handoffs": [{"tool": h.tool_name, "description": h.tool_description,
-                          "agent": h.agent_name, "parameters": h.input_json_schema}
+            "settings": json.loads(json_line(canonical_settings(
+                _SETTINGS.dump_python(settings, mode="json")))),
+            "tools": [json_line(_tool(t)) for t in tools],
+            "handoffs": [json_line({"tool": h.tool_name, "description": h.tool_description,
+                                    "agent": h.agent_name, "parameters": h.input_json_schema})
                          for h in handoffs],
             "output_schema": None if output_schema is None or output_schema.is_plain_text()
-            else output_schema.json_schema(),
-            "input": canonical_input(items),
+            else json_line(output_schema.json_schema()),
+            "input": [json_line(item) for item in canonical_input(items)],
         }
-        request = json.loads(json.dumps({k: v for k, v in request.items() if v not in (None, [])},
-                                        default=str, ensure_ascii=False))
+        request = {k: v for k, v in request.items() if v not in (None, [], {})}
         key = request_key(agent, self.models.get(agent, ""), request)
         self.seen[key] = self.seen.get(key, 0) + 1
         return key, self.seen[key], request
@@ -153,11 +168,20 @@ class Tape:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with locked(self.path.parent):
             fresh = {(e.key, e.sample, e.occurrence) for e in self.new}
-            kept = [e for e in read_episodes(self.path)
+            kept = [e for e in self._existing()
                     if (e.key, e.sample, e.occurrence) not in fresh
                     and not (self.mode == "record"
                              and (e.sample == self.sample or e.sample > self.samples))]
             write_atomically(self.path, render([*kept, *self.new], self.secrets))
+
+
+    def _existing(self) -> list[Episode]:
+        try:
+            return read_episodes(self.path)
+        except CassetteError:
+            if self.mode == "record":
+                return []  # recorded again from scratch: what it held cannot be read anyway
+            raise
 
 
 def _index(episodes: Sequence[Episode]) -> dict[str, dict[int, list[Episode]]]:
@@ -174,20 +198,24 @@ def _tool(tool: Any) -> dict[str, Any]:
     return {k: v for k, v in described.items() if v is not None}
 
 
-def _event_record(event: Any) -> dict[str, Any]:
+def _event_record(event: Any) -> str:
     record: dict[str, Any] = event.model_dump(mode="json", exclude_unset=True)
     response = record.get("response")
     if isinstance(response, dict):
         for name in _LEFT_OUT:
             response.pop(name, None)
-    return record
+    return json_line(record)
 
 
-def _event(record: Mapping[str, Any]) -> TResponseStreamEvent:
+def _event(line: str) -> TResponseStreamEvent:
+    record = json.loads(line)
     response = record.get("response")
     if isinstance(response, dict):
         record = {**record, "response": {**_LEFT_OUT, **response}}
-    return _EVENTS.validate_python(record)
+    known = _EVENT_CLASSES.get(record.get("type"))
+    if known is None:
+        return _EVENTS.validate_python(record)
+    return known.model_validate(record)  # type: ignore[return-value]
 
 
 class CassetteModel(WrappedModel):
@@ -206,7 +234,7 @@ class CassetteModel(WrappedModel):
         return key, occurrence, request, found
 
     def _episode(self, key: str, occurrence: int, request: dict[str, Any],
-                 stream: list[dict[str, Any]]) -> Episode:
+                 stream: list[str]) -> Episode:
         return Episode(key, self.tape.sample, occurrence, self.agent,
                        self.tape.models.get(self.agent, ""), request, tuple(stream))
 
@@ -221,7 +249,7 @@ class CassetteModel(WrappedModel):
                 await asyncio.sleep(0)
                 yield _event(record)
             return
-        stream: list[dict[str, Any]] = []
+        stream: list[str] = []
         async for event in self.inner.stream_response(*args, **kwargs):
             stream.append(_event_record(event))
             yield event
@@ -232,7 +260,7 @@ class CassetteModel(WrappedModel):
         key, occurrence, request, found = self._lookup(_positional(args, kwargs))
         if found is not None:
             self.tape.replayed += 1
-            done = found.stream[-1]
+            done = json.loads(found.stream[-1])
             return ModelResponse(output=[_OUTPUT.validate_python(o) for o in done["output"]],
                                  usage=_USAGE.validate_python(done["usage"]),
                                  response_id=done.get("response_id"))
@@ -241,7 +269,7 @@ class CassetteModel(WrappedModel):
                 "usage": _USAGE.dump_python(response.usage, mode="json"),
                 "output": [item.model_dump(mode="json", exclude_unset=True)
                            for item in response.output]}
-        self.tape.keep(self._episode(key, occurrence, request, [done]))
+        self.tape.keep(self._episode(key, occurrence, request, [json_line(done)]))
         return response
 
 
