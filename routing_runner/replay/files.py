@@ -15,7 +15,7 @@ from routing_runner.wording import count, inert
 from .plan import Job
 from .report import _label, failure_details
 from .results import BatchResult, ConversationResult, TurnResult
-from .stats import coverage, pass_rates
+from .stats import PassRate, coverage, pass_rates
 
 REPORT_VERSION = 1
 
@@ -112,8 +112,12 @@ def junit_tree(result: BatchResult) -> ET.ElementTree[ET.Element]:
         "skipped": str(len(result.not_run)), "time": f"{result.seconds:.3f}",
     })
     root.attrib.update({k: suite.attrib[k] for k in ("tests", "failures", "errors", "time")})
+    rates: dict[str, list[PassRate]] = {}
+    for rate in pass_rates(result):
+        rates.setdefault(rate.transcript, []).append(rate)
     for conversation in result.conversations:
         case = _testcase(suite, conversation.job, conversation.seconds)
+        _pass_rate_properties(case, rates.get(conversation.transcript.name, []))
         if conversation.status == "passed":
             continue
         first = _first_problem(conversation)
@@ -143,6 +147,15 @@ def _testcase(suite: ET.Element, job: Job, seconds: float) -> ET.Element:
     properties = ET.SubElement(case, "properties")
     ET.SubElement(properties, "property", name="session_id", value=job.session_id)
     return case
+
+
+def _pass_rate_properties(case: ET.Element, rates: list[PassRate]) -> None:
+    """Each turn's pass rate over its transcript's runs, for CI dashboards that chart them."""
+    properties = case.find("properties")
+    assert properties is not None  # every test case has its session id
+    for rate in rates:
+        ET.SubElement(properties, "property", name=f"pass_rate.turn_{rate.turn}",
+                      value=f"{rate.passed}/{rate.runs}")
 
 
 def _first_problem(conversation: ConversationResult) -> str:
