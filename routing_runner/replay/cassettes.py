@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Literal
 
 from routing_runner.config.model import Config
-from routing_runner.errors import UserInputError
+from routing_runner.errors import RoutingRunnerError, UserInputError
 from routing_runner.runtime.cassettes import Tape, TapeMode
 from routing_runner.runtime.providers import NO_KEY, ResolvedProvider, key_variable
 
 from .plan import Job, name_slug
-from .results import CassetteCounts, ConversationResult
+from .results import CassetteCounts, ConversationResult, Mismatch
 from .script import Transcript
 
 RecordMode = Literal["once", "new_episodes", "none", "all"]
@@ -116,6 +116,29 @@ def replay_environment(env: Mapping[str, str], replay_only: bool,
             if variable and not environment.get(variable):
                 environment[variable] = REPLAY_ONLY_KEY
     return environment
+
+
+def save_tape(tape: Tape | None) -> str | None:
+    """Write what a conversation recorded into its cassette; what failed, if it did."""
+    if tape is None:
+        return None
+    try:
+        tape.save()
+    except (RoutingRunnerError, OSError) as exc:
+        return f"saving the cassette: {exc}"
+    return None
+
+
+def tape_counts(tape: Tape | None) -> CassetteCounts | None:
+    """A conversation's model calls recorded, replayed and missed."""
+    return None if tape is None else CassetteCounts(tape.recorded, tape.replayed, tape.missed)
+
+
+def cassette_miss(tape: Tape | None) -> Mismatch | None:
+    """The failed expectation of a turn that asked something not recorded (not a run
+    failure: the conversation went where the cassette has not been)."""
+    missed = tape.take_miss() if tape is not None else None
+    return None if missed is None else Mismatch("cassette", "a recorded model call", missed)
 
 
 def cassette_lines(results: Sequence[ConversationResult]) -> list[str]:

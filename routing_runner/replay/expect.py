@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from routing_runner.runtime.offline.language_id import primary_subtag
 
+from .handoff_checks import handoff_checks
 from .results import Mismatch, Observed
 from .script import Expectations, TextCheck
 
 EXCERPT = 120
 
 
-def check(expect: Expectations, observed: Observed) -> tuple[Mismatch, ...]:
-    """Every expectation `observed` misses, in the order the transcript format lists them."""
+def check(expect: Expectations, observed: Observed,
+          languages: Sequence[str] = ()) -> tuple[Mismatch, ...]:
+    """Every expectation `observed` misses, in the order the transcript format lists them
+    (`languages`: the config's, whose phrases `no_announced_handoff` looks for)."""
     missed: list[Mismatch] = []
     if expect.agent is not None and observed.agent != expect.agent:
         missed.append(Mismatch("agent", expect.agent, observed.agent))
@@ -29,6 +34,7 @@ def check(expect: Expectations, observed: Observed) -> tuple[Mismatch, ...]:
                                ("tool_calls", expect.tool_calls, observed.tool_calls)):
         if count is not None and not count.allows(value):
             missed.append(Mismatch(name, str(count), str(value)))
+    missed.extend(handoff_checks(expect, observed, languages))
     return tuple(missed)
 
 

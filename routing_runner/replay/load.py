@@ -32,6 +32,7 @@ from .script import (
     TRANSCRIPT_SUFFIXES,
     Count,
     Expectations,
+    HistorySeen,
     Location,
     Restart,
     Step,
@@ -242,7 +243,9 @@ class _TranscriptBuilder:
         expect = Expectations(
             agent=agent, route=route, text=tuple(checks), language=raw.get("language"),
             model_calls=self.count(raw.get("model_calls"), (*path, "model_calls")),
-            tool_calls=self.count(raw.get("tool_calls"), (*path, "tool_calls")))
+            tool_calls=self.count(raw.get("tool_calls"), (*path, "tool_calls")),
+            no_announced_handoff=bool(raw.get("no_announced_handoff", False)),
+            history_seen=self.history_seen(raw.get("history_seen"), (*path, "history_seen")))
         if not expect:
             self.fail(path, "expects nothing; give at least one of "
                             f"{', '.join(EXPECTATION_KEYS)}", key=True)
@@ -275,6 +278,11 @@ class _TranscriptBuilder:
                     return
         if agent in self.config.agents and route[-1] != agent:
             self.fail(path, f"the route ends at {route[-1]!r} but 'agent' expects {agent!r}")
+
+    def history_seen(self, raw: dict[str, Any] | None, path: PathKey) -> HistorySeen | None:
+        if raw is None:
+            return None
+        return HistorySeen(self.count(raw.get("items"), (*path, "items")), raw.get("tool_calls"))
 
     def count(self, raw: int | dict[str, int] | None, path: PathKey) -> Count | None:
         if raw is None:

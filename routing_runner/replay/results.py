@@ -30,6 +30,8 @@ class Observed:
     tool_calls: int
     retries: int = 0
     language: str | None = None
+    seen_items: int | None = None  # what the last model call was given (history_seen only)
+    seen_tool_items: int | None = None
 
 
 @dataclass(frozen=True)

@@ -47,21 +47,21 @@ from routing_runner.runtime.graph import (
     new_http_client,
 )
 from routing_runner.runtime.offline.language_id import detect
+from routing_runner.runtime.probe import InputProbe
 from routing_runner.runtime.providers import ResolvedProvider
 from routing_runner.runtime.turns import TurnRunner
+from routing_runner.runtime.wrapped import chain
 from routing_runner.stores import open_store
 from routing_runner.stores.base import SessionStore, settle
 from routing_runner.stores.conversation import Conversation
 from routing_runner.wording import Style, inert
 
-from .cassettes import Cassettes
+from .cassettes import Cassettes, cassette_miss, save_tape, tape_counts
 from .expect import check
 from .plan import SESSION_THREADS, Job
 from .results import (
     BatchResult,
-    CassetteCounts,
     ConversationResult,
-    Mismatch,
     Observed,
     Status,
     TurnResult,
@@ -158,11 +158,10 @@ class Replayer:
             self._cancel_running()
 
     def build_graph(self, config: Config, provider: ResolvedProvider,
-                    tape: Tape | None = None) -> AgentGraph:
-        """A conversation's graph; by default on the batch's one HTTP client. With a tape,
-        each model sits behind it (the cassette), inside the rate-limit gate."""
-        wrap: ModelHook = self.gate.wrap if tape is None else \
-            lambda agent, model: self.gate.wrap(agent, tape.wrap(agent, model))
+                    inner: ModelHook | None = None) -> AgentGraph:
+        """A conversation's graph; by default on the batch's one HTTP client. `inner` wraps
+        each model inside the rate-limit gate (the cassette, the input probe)."""
+        wrap = chain(inner, self.gate.wrap)
         if self.build is not None:
             return self.build(config, provider, wrap)
         if self._http is None:
@@ -249,6 +248,8 @@ class _ConversationRun:
         self.out = out
         self.languages = [a.language for a in self.config.agents.values() if a.language]
         self.tape: Tape | None = None
+        self.probe = InputProbe() if any(
+            t.expect.history_seen for t in job.transcript.turns) else None
 
     def say(self, text: str) -> None:
         if self.out is not None:
@@ -298,26 +299,11 @@ class _ConversationRun:
                     await opened.close()
                 except (RoutingRunnerError, OSError, RuntimeError) as exc:
                     error = error or f"closing the session: {exc}"
-            error = error or self._save_tape()
+            error = error or save_tape(self.tape)
         status: Status = "error" if error else (
             "failed" if any(t.status == "failed" for t in turns) else "passed")
         return ConversationResult(self.job, status, tuple(turns), time.monotonic() - started,
-                                  error, self._tape_counts())
-
-    def _save_tape(self) -> str | None:
-        """Write what the conversation recorded into its cassette; what failed, if it did."""
-        if self.tape is None:
-            return None
-        try:
-            self.tape.save()
-        except (RoutingRunnerError, OSError) as exc:
-            return f"saving the cassette: {exc}"
-        return None
-
-    def _tape_counts(self) -> CassetteCounts | None:
-        tape = self.tape
-        return None if tape is None else \
-            CassetteCounts(tape.recorded, tape.replayed, tape.missed)
+                                  error, tape_counts(self.tape))
 
     async def open(self, *, fresh: bool) -> _Open:
         """The conversation's session in a new store, with a new graph and runner."""
@@ -330,11 +316,16 @@ class _ConversationRun:
                 await settle(self._start_over(conversation))
             if self.tape is None and self.replayer.cassettes is not None:
                 self.tape = self.replayer.cassettes.tape(self.job)
-            graph = self.replayer.build_graph(self.config, self.job.provider, self.tape)
+            graph = self.replayer.build_graph(self.config, self.job.provider, self.wrap())
         except BaseException:
             await store.close()
             raise
         return _Open(store, conversation, graph, TurnRunner(graph))
+
+    def wrap(self) -> ModelHook:
+        """Each agent's model behind the conversation's cassette and input probe, if any."""
+        return chain(self.tape.wrap if self.tape is not None else None,
+                     self.probe.wrap if self.probe is not None else None)
 
     async def _start_over(self, conversation: Conversation) -> None:
         await conversation.reset()
@@ -363,12 +354,10 @@ class _ConversationRun:
             elif isinstance(event, TurnFailed):
                 failure = event.message
         seconds = time.monotonic() - started
-        no_recording = self.tape.take_miss() if self.tape is not None else None
-        if ended is None and no_recording is not None:
-            # Not a run failure: the conversation asked the model something not recorded.
-            return TurnResult(number, turn, "failed", seconds, mismatches=(
-                Mismatch("cassette", "a recorded model call", no_recording),),
-                first_text_seconds=first_text, after_restart=after_restart)
+        not_recorded = cassette_miss(self.tape)
+        if ended is None and not_recorded is not None:
+            return TurnResult(number, turn, "failed", seconds, mismatches=(not_recorded,),
+                              first_text_seconds=first_text, after_restart=after_restart)
         if ended is None:
             return TurnResult(number, turn, "error", seconds,
                               error=failure or "the turn ended without a reply",
@@ -376,9 +365,11 @@ class _ConversationRun:
         language = None
         if turn.expect.language is not None:
             language = detect(ended.text, self.languages).language
+        seen = self.probe.take()[-1:] if self.probe is not None else []
         observed = Observed(ended.agent, route_of(ended), ended.text, ended.model_calls,
-                            ended.tool_calls, retries, language)
-        missed = check(turn.expect, observed)
+                            ended.tool_calls, retries, language,
+                            *((seen[0].items, seen[0].tool_items) if seen else ()))
+        missed = check(turn.expect, observed, self.languages)
         return TurnResult(number, turn, "failed" if missed else "passed", seconds, observed,
                           missed, first_text_seconds=first_text, after_restart=after_restart)
 

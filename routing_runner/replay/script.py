@@ -39,7 +39,8 @@ TRANSCRIPT_SUFFIXES = (".yaml", ".yml")
 RESTART = "restart"
 TextKind = Literal["contains", "not_contains", "matches"]
 TEXT_KINDS: tuple[TextKind, ...] = ("contains", "not_contains", "matches")
-EXPECTATION_KEYS = ("agent", "route", *TEXT_KINDS, "language", "model_calls", "tool_calls")
+EXPECTATION_KEYS = ("agent", "route", *TEXT_KINDS, "language", "model_calls", "tool_calls",
+                    "no_announced_handoff", "history_seen")
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,14 @@ class TextCheck:
 
 
 @dataclass(frozen=True)
+class HistorySeen:
+    """What the answering agent's model call must have received."""
+
+    items: Count | None = None
+    tool_calls: bool | None = None
+
+
+@dataclass(frozen=True)
 class Expectations:
     """What the reply to one message must look like; None / empty means "not checked"."""
 
@@ -110,11 +119,14 @@ class Expectations:
     language: str | None = None
     model_calls: Count | None = None
     tool_calls: Count | None = None
+    no_announced_handoff: bool = False
+    history_seen: HistorySeen | None = None
 
     def __bool__(self) -> bool:
         return any((self.agent is not None, self.route is not None, self.text,
                     self.language is not None, self.model_calls is not None,
-                    self.tool_calls is not None))
+                    self.tool_calls is not None, self.no_announced_handoff,
+                    self.history_seen is not None))
 
 
 @dataclass(frozen=True)

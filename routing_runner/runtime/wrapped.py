@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from agents import Model
@@ -25,3 +26,16 @@ class WrappedModel(Model):
     # release per-run state in it); a wrapper must forward it, and there is no public name.
     async def _cleanup_on_run_end(self, owner: object) -> None:
         await self.inner._cleanup_on_run_end(owner)
+
+
+def chain(*hooks: Callable[[str, Model], Model] | None) -> Callable[[str, Model], Model]:
+    """`build_graph` model hooks applied in order (None skipped): the first wraps the model,
+    the next wraps that, so the last is outermost."""
+    present = [hook for hook in hooks if hook is not None]
+
+    def wrap(agent: str, model: Model) -> Model:
+        for hook in present:
+            model = hook(agent, model)
+        return model
+
+    return wrap
