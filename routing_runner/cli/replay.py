@@ -68,6 +68,9 @@ FailOn = Annotated[str | None, typer.Option(
     "--fail-on", metavar="any|new",
     help="With --baseline: any (the default) exits 1 for any failure or regression; new only "
          "for what got worse since the baseline.")]
+RequireJudge = Annotated[bool, typer.Option(
+    "--require-judge", help="Fail expect.judge checks that cannot run (no judge model) "
+                            "instead of reporting them as not run.")]
 OnlyFailing = Annotated[Path | None, typer.Option(
     "--only-failing", metavar="FILE",
     help="Run only the transcripts that failed in an earlier --json report.")]
@@ -104,7 +107,7 @@ def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency
            junit: JUnitReport = None, verbose: Verbose = False,
            cassettes: CassetteDir = None, record_mode: RecordMode = None,
            baseline: Baseline = None, fail_on: FailOn = None,
-           only_failing: OnlyFailing = None) -> None:
+           only_failing: OnlyFailing = None, require_judge: RequireJudge = False) -> None:
     """Replay scripted conversations (transcripts) and check every reply; 1 if any fails."""
     from routing_runner.replay.batch import check_batch_options
     from routing_runner.replay.load import choose, load_transcripts
@@ -150,7 +153,7 @@ def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency
         result = run_batch(jobs, cfg, workers=workers, concurrency=concurrency,
                            fail_fast=fail_fast, progress=progress,
                            show=out if verbose else None, style=Style(enabled=styled),
-                           cassettes=shelf)
+                           cassettes=shelf, require_judge=require_judge)
     finally:
         progress.close()
     _cassette_report(result, out)
@@ -244,11 +247,14 @@ def _verdict(result: BatchResult, compared: Comparison | None, out: TextIO,
 
 
 def _cassette_report(result: BatchResult, out: TextIO) -> None:
+    """Model calls per transcript from cassettes, and the judged turns not judged."""
     from routing_runner.replay.cassettes import cassette_lines
+    from routing_runner.replay.judge import not_run_lines
 
-    lines = cassette_lines(result.conversations)
-    if lines:
-        out.write("cassettes (model calls):\n" + "\n".join(inert(line) for line in lines) + "\n")
+    for title, lines in (("cassettes (model calls):", cassette_lines(result.conversations)),
+                         ("not run (not passed either):", not_run_lines(result.conversations))):
+        if lines:
+            out.write(title + "\n" + "\n".join(inert(line) for line in lines) + "\n")
 
 
 def _report(result: BatchResult, out: TextIO, style: Style, *, verbose: bool,

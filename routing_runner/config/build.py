@@ -91,6 +91,7 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         max_turns=raw.get("run", {}).get("max_turns", DEFAULT_MAX_TURNS),
         workflow_name=raw.get("run", {}).get("workflow_name"),
         tracing=raw.get("run", {}).get("tracing", False),
+        judge=ModelSpec().overridden_by(raw["judge"]) if "judge" in raw else None,
     )
     return config, problems
 

@@ -212,6 +212,7 @@ class Config:
     max_turns: int = DEFAULT_MAX_TURNS
     workflow_name: str | None = None
     tracing: bool = False
+    judge: ModelSpec | None = None  # the model `expect.judge` asks
 
     @property
     def title(self) -> str:

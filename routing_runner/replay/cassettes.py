@@ -111,8 +111,9 @@ def replay_environment(env: Mapping[str, str], replay_only: bool,
     if not replay_only:
         return environment
     for config in configs:
-        for name in config.agents:
-            variable = key_variable(config.model_for(name))
+        specs = [config.model_for(name) for name in config.agents]
+        for spec in specs + ([config.judge] if config.judge is not None else []):
+            variable = key_variable(spec)
             if variable and not environment.get(variable):
                 environment[variable] = REPLAY_ONLY_KEY
     return environment

@@ -89,6 +89,7 @@ def _turn_json(turn: TurnResult) -> dict[str, Any]:
         "failures": [{"check": m.check, "expected": m.expected, "got": m.got}
                      for m in turn.mismatches],
         "error": turn.error,
+        "notes": list(turn.notes),
     }
 
 

@@ -33,6 +33,7 @@ from .script import (
     Count,
     Expectations,
     HistorySeen,
+    JudgeCheck,
     Location,
     Restart,
     Step,
@@ -245,7 +246,9 @@ class _TranscriptBuilder:
             model_calls=self.count(raw.get("model_calls"), (*path, "model_calls")),
             tool_calls=self.count(raw.get("tool_calls"), (*path, "tool_calls")),
             no_announced_handoff=bool(raw.get("no_announced_handoff", False)),
-            history_seen=self.history_seen(raw.get("history_seen"), (*path, "history_seen")))
+            history_seen=self.history_seen(raw.get("history_seen"), (*path, "history_seen")),
+            judge=JudgeCheck(raw["judge"]["rubric"], raw["judge"].get("threshold", 0.7))
+            if "judge" in raw else None)
         if not expect:
             self.fail(path, "expects nothing; give at least one of "
                             f"{', '.join(EXPECTATION_KEYS)}", key=True)

@@ -61,6 +61,7 @@ class TurnResult:
     error: str | None = None
     first_text_seconds: float | None = None
     after_restart: bool = False
+    notes: tuple[str, ...] = ()  # checks not run (a judge with no model)
 
 
 @dataclass(frozen=True)

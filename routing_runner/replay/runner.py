@@ -58,6 +58,7 @@ from routing_runner.wording import Style, inert
 
 from .cassettes import Cassettes, cassette_miss, save_tape, tape_counts
 from .expect import check
+from .judge import TurnJudge
 from .plan import SESSION_THREADS, Job
 from .results import (
     BatchResult,
@@ -107,7 +108,7 @@ class Replayer:
                  show: TextIO | None = None, style: Style | None = None,
                  gate: RateLimitGate | None = None,
                  build: GraphBuilder | None = None,
-                 cassettes: Cassettes | None = None) -> None:
+                 cassettes: Cassettes | None = None, require_judge: bool = False) -> None:
         self.jobs = tuple(jobs)
         self.config = config
         self.concurrency = max(1, concurrency)
@@ -120,6 +121,7 @@ class Replayer:
         self.gate = gate or RateLimitGate(retry.initial_delay, retry.max_delay)
         self.build = build
         self.cassettes = cassettes
+        self.require_judge = require_judge
         self._http: HttpClient | None = None
         self.results: dict[int, ConversationResult] = {}
         self.stopped: Literal["interrupted", "fail_fast"] | None = None
@@ -248,6 +250,8 @@ class _ConversationRun:
         self.out = out
         self.languages = [a.language for a in self.config.agents.values() if a.language]
         self.tape: Tape | None = None
+        self.judge = TurnJudge(job.provider.judge, self.config, replayer.require_judge,
+                               lambda: self.tape)
         self.probe = InputProbe() if any(
             t.expect.history_seen for t in job.transcript.turns) else None
 
@@ -299,6 +303,7 @@ class _ConversationRun:
                     await opened.close()
                 except (RoutingRunnerError, OSError, RuntimeError) as exc:
                     error = error or f"closing the session: {exc}"
+            await self.judge.aclose()
             error = error or save_tape(self.tape)
         status: Status = "error" if error else (
             "failed" if any(t.status == "failed" for t in turns) else "passed")
@@ -369,9 +374,11 @@ class _ConversationRun:
         observed = Observed(ended.agent, route_of(ended), ended.text, ended.model_calls,
                             ended.tool_calls, retries, language,
                             *((seen[0].items, seen[0].tool_items) if seen else ()))
-        missed = check(turn.expect, observed, self.languages)
+        judged, notes = await self.judge.check(turn, ended.text)
+        missed = (*check(turn.expect, observed, self.languages), *judged)
         return TurnResult(number, turn, "failed" if missed else "passed", seconds, observed,
-                          missed, first_text_seconds=first_text, after_restart=after_restart)
+                          missed, first_text_seconds=first_text, after_restart=after_restart,
+                          notes=tuple(notes))
 
 
 def run_replay(replayer: Replayer, *, handle_signals: bool = True,

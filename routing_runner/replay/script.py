@@ -40,7 +40,7 @@ RESTART = "restart"
 TextKind = Literal["contains", "not_contains", "matches"]
 TEXT_KINDS: tuple[TextKind, ...] = ("contains", "not_contains", "matches")
 EXPECTATION_KEYS = ("agent", "route", *TEXT_KINDS, "language", "model_calls", "tool_calls",
-                    "no_announced_handoff", "history_seen")
+                    "no_announced_handoff", "history_seen", "judge")
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,14 @@ class HistorySeen:
 
 
 @dataclass(frozen=True)
+class JudgeCheck:
+    """A rubric the judge model grades the reply against, and the score that passes."""
+
+    rubric: str
+    threshold: float = 0.7
+
+
+@dataclass(frozen=True)
 class Expectations:
     """What the reply to one message must look like; None / empty means "not checked"."""
 
@@ -121,12 +129,13 @@ class Expectations:
     tool_calls: Count | None = None
     no_announced_handoff: bool = False
     history_seen: HistorySeen | None = None
+    judge: JudgeCheck | None = None
 
     def __bool__(self) -> bool:
         return any((self.agent is not None, self.route is not None, self.text,
                     self.language is not None, self.model_calls is not None,
                     self.tool_calls is not None, self.no_announced_handoff,
-                    self.history_seen is not None))
+                    self.history_seen is not None, self.judge is not None))
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def available() -> bool:
 
 def _worker(shard: Sequence[Job], config: Config, concurrency: int, fail_fast: bool,
             outbox: Any, interrupt: Any, stop_fast: Any,
-            cassettes: Cassettes | None = None) -> None:
+            cassettes: Cassettes | None = None, require_judge: bool = False) -> None:
     os.setpgrp()
     # The parent decides when to stop and says so through events the worker polls: a signal
     # could arrive before the worker's event loop exists or after it closed, and kill it.
@@ -79,7 +79,7 @@ def _worker(shard: Sequence[Job], config: Config, concurrency: int, fail_fast: b
         on_start=lambda job: outbox.put(("start", job.index)),
         on_finish=lambda r: outbox.put(_Finished(r.job.index, r.status, r.turns, r.seconds,
                                                  r.error, r.cassette)),
-        cassettes=cassettes,
+        cassettes=cassettes, require_judge=require_judge,
     )
 
     async def watch() -> None:
@@ -114,7 +114,7 @@ def _preload(config: Config, jobs: Sequence[Job]) -> None:
 def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurrency: int,
                    fail_fast: bool = False, on_start: Callable[[Job], None] | None = None,
                    on_finish: Callable[[ConversationResult], None] | None = None,
-                   cassettes: Cassettes | None = None) -> BatchResult:
+                   cassettes: Cassettes | None = None, require_judge: bool = False) -> BatchResult:
     """Run `jobs` in `workers` processes sharing `concurrency` conversations at once."""
     context = multiprocessing.get_context("fork")
     _preload(config, jobs)
@@ -126,7 +126,7 @@ def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurr
     sys.stderr.flush()
     processes = [context.Process(target=_worker, name=f"replay-worker-{n}", daemon=True,
                                  args=(jobs[n::count], config, share, fail_fast, outbox,
-                                       interrupt, stop_fast, cassettes))
+                                       interrupt, stop_fast, cassettes, require_judge))
                  for n, share in enumerate(_shares(concurrency, count))]
     by_index = {job.index: job for job in jobs}
     results: dict[int, ConversationResult] = {}

@@ -94,6 +94,8 @@ class ResolvedProvider:
     """The resolved model of every agent."""
 
     models: Mapping[str, ResolvedModel]
+    # The config's judge model, or why there is none to use (None: the config declares none).
+    judge: ResolvedModel | str | None = None
 
     @property
     def all_offline(self) -> bool:
@@ -146,4 +148,17 @@ def resolve_provider(config: Config, env: Mapping[str, str]) -> ResolvedProvider
     return ResolvedProvider(MappingProxyType({
         name: _resolve(name, config.model_for(name), env, str(config.source))
         for name in config.agents
-    }))
+    }), _resolve_judge(config, env))
+
+
+def _resolve_judge(config: Config, env: Mapping[str, str]) -> ResolvedModel | str | None:
+    """The judge's model; why it cannot judge (no key, the offline model) as text."""
+    if config.judge is None:
+        return None
+    try:
+        judge = _resolve("judge", config.judge, env, str(config.source))
+    except ProviderError as error:
+        return str(error)
+    if judge.provider == "offline":
+        return f"the judge is the offline model ({judge.reason}), which cannot judge"
+    return judge
