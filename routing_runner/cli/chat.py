@@ -86,6 +86,13 @@ def _tape(folder: Path | None, record_mode: str | None, cfg: Config, name: str,
 
 def _open_tape(folder: Path | None, record_mode: str | None, cfg: Config, name: str,
                ) -> tuple[Tape | None, ResolvedProvider]:
+    from routing_runner.runtime.providers import resolve_provider
+
+    if folder is None:
+        if record_mode is not None:
+            raise UserInputError("--record-mode needs --cassettes DIR")
+        return None, resolve_provider(cfg, os.environ)
+    # Only now: the cassettes load the SDK, which a chat otherwise loads behind its prompt.
     from routing_runner.replay.cassettes import (
         RECORD_MODES,
         cassette_path,
@@ -94,12 +101,7 @@ def _open_tape(folder: Path | None, record_mode: str | None, cfg: Config, name: 
         replay_environment,
         tape_mode,
     )
-    from routing_runner.runtime.providers import resolve_provider
 
-    if folder is None:
-        if record_mode is not None:
-            raise UserInputError("--record-mode needs --cassettes DIR")
-        return None, resolve_provider(cfg, os.environ)
     mode = record_mode or "new_episodes"
     if mode not in RECORD_MODES:
         raise UserInputError(f"--record-mode {mode}: choose one of {', '.join(RECORD_MODES)}")
