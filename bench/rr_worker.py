@@ -1,6 +1,7 @@
 """routing-runner's side of the in-process measurements, one fresh process per measurement.
 
     python -m bench.rr_worker replay CONFIG TRANSCRIPTS --warmup-prefix warmup
+    python -m bench.rr_worker replay CONFIG TRANSCRIPTS --cassettes DIR --record-mode none
     python -m bench.rr_worker long CONFIG --items 1000 --turns 5
 
 `replay` runs transcripts through the library path of `routing-runner replay` (load the config
@@ -25,23 +26,30 @@ from routing_runner.config import load_config
 from routing_runner.replay.load import load_transcripts
 
 
-def replay(config_path: Path, transcripts: Path, warmup_prefix: str) -> dict[str, Any]:
-    """Warm-up transcripts first, then the measured ones, each batch one `run_replay`."""
+def replay(config_path: Path, transcripts: Path, warmup_prefix: str,
+           cassettes: Path | None = None, record_mode: str = "none") -> dict[str, Any]:
+    """Warm-up transcripts first, then the measured ones, each batch one `run_replay`; with
+    `cassettes`, every model call goes through them in `record_mode`."""
+    from routing_runner.replay.cassettes import plan_cassettes
     from routing_runner.replay.plan import check_stores, plan
     from routing_runner.replay.runner import Replayer, run_replay
 
     config = load_config(config_path).config
     every = load_transcripts([str(transcripts)], config)
+    shelf = None if cassettes is None else \
+        plan_cassettes(cassettes, record_mode, every)  # type: ignore[arg-type]
     warm = [t for t in every if t.name.startswith(warmup_prefix)]
     measured = [t for t in every if not t.name.startswith(warmup_prefix)]
     if warm:
         jobs = plan(warm, 1, os.environ)
         check_stores(jobs)
-        _passed(run_replay(Replayer(jobs, config, concurrency=1), handle_signals=False))
+        _passed(run_replay(Replayer(jobs, config, concurrency=1, cassettes=shelf),
+                           handle_signals=False))
     jobs = plan(measured, 1, os.environ)
     cpu = time.process_time()
     wall = time.perf_counter()
-    result = run_replay(Replayer(jobs, config, concurrency=1), handle_signals=False)
+    result = run_replay(Replayer(jobs, config, concurrency=1, cassettes=shelf),
+                        handle_signals=False)
     wall = time.perf_counter() - wall
     cpu = time.process_time() - cpu
     _passed(result)
@@ -125,13 +133,16 @@ def main(argv: list[str] | None = None) -> None:
     replay_parser.add_argument("config", type=Path)
     replay_parser.add_argument("transcripts", type=Path)
     replay_parser.add_argument("--warmup-prefix", default="warmup")
+    replay_parser.add_argument("--cassettes", type=Path)
+    replay_parser.add_argument("--record-mode", default="none")
     long_parser = commands.add_parser("long")
     long_parser.add_argument("config", type=Path)
     long_parser.add_argument("--items", type=int, required=True)
     long_parser.add_argument("--turns", type=int, default=5)
     args = parser.parse_args(argv)
     if args.command == "replay":
-        result = replay(args.config, args.transcripts, args.warmup_prefix)
+        result = replay(args.config, args.transcripts, args.warmup_prefix, args.cassettes,
+                        args.record_mode)
     else:
         result = asyncio.run(_long(args.config, args.items, args.turns))
     sys.stdout.write(json.dumps(result) + "\n")

@@ -16,7 +16,7 @@ from routing_runner.config.model import Config
 from routing_runner.config.schema import load_schema
 from routing_runner.errors import ConfigError
 from routing_runner.replay.load import find_transcript_files, load_transcripts
-from routing_runner.replay.script import Count, Restart, TextCheck, Turn
+from routing_runner.replay.script import Count, HistorySeen, Restart, TextCheck, Turn
 
 from .conftest import FIXTURES, REPO
 
@@ -75,6 +75,8 @@ def test_every_expectation_kind_is_read_into_typed_objects(config: Config) -> No
         TextCheck("matches", "mensaje de nuestra conversaci.n", True),
         TextCheck("matches", r"^\[offline model\]", True))
     assert (expect.model_calls, expect.tool_calls) == (Count(1, 2), Count(0, 0))
+    assert expect.no_announced_handoff
+    assert expect.history_seen == HistorySeen(Count(3, None), True)
     assert transcript.tags == ("corpus", "all-kinds")
     assert turn.location.line == 6
 

@@ -14,15 +14,23 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from routing_runner.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILURE, UserInputError
+from routing_runner.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_RUN_FAILURE,
+    RoutingRunnerError,
+    UserInputError,
+)
 from routing_runner.user_text import check_messages, decode_leniently, read_piped_line
 from routing_runner.wording import Style, count, inert, use_colour
 
-from .common import ConfigArg, load
+from .common import ConfigArg, fail, load
+from .replay import CassetteDir, RecordMode
 
 if TYPE_CHECKING:
     from routing_runner.config.model import Config
+    from routing_runner.runtime.cassettes import Tape
     from routing_runner.runtime.graph import AgentGraph
+    from routing_runner.runtime.providers import ResolvedProvider
 
 
 def _piped_reader() -> Callable[[str], str | None]:
@@ -82,12 +90,62 @@ def _context_of(cfg: Config, context: list[str] | None) -> dict[str, str]:
     return parse_assignments(context or [], cfg.context)
 
 
+def _tape(folder: Path | None, record_mode: str | None, cfg: Config, name: str,
+          ) -> tuple[Tape | None, ResolvedProvider]:
+    """The chat's cassette (`DIR/<name>.yaml`; new_episodes unless told) and the provider,
+    resolved with a placeholder key when only the cassette answers (no request is sent)."""
+    try:
+        return _open_tape(folder, record_mode, cfg, name)
+    except RoutingRunnerError as error:
+        fail(error)
+
+
+def _open_tape(folder: Path | None, record_mode: str | None, cfg: Config, name: str,
+               ) -> tuple[Tape | None, ResolvedProvider]:
+    from routing_runner.runtime.providers import resolve_provider
+
+    if folder is None:
+        if record_mode is not None:
+            raise UserInputError("--record-mode needs --cassettes DIR")
+        return None, resolve_provider(cfg, os.environ)
+    # Only now: the cassettes load the SDK, which a chat otherwise loads behind its prompt.
+    from routing_runner.replay.cassettes import (
+        RECORD_MODES,
+        cassette_path,
+        check_folder,
+        new_tape,
+        replay_environment,
+        tape_mode,
+    )
+
+    mode = record_mode or "new_episodes"
+    if mode not in RECORD_MODES:
+        raise UserInputError(f"--record-mode {mode}: choose one of {', '.join(RECORD_MODES)}")
+    check_folder(folder, mode)
+    path = cassette_path(folder, name)
+    kind = tape_mode(mode, path)
+    provider = resolve_provider(cfg, replay_environment(os.environ, kind == "replay", [cfg]))
+    return new_tape(path, kind, cfg, provider), provider
+
+
+def _save_tape(tape: Tape | None) -> None:
+    if tape is None:
+        return
+    try:
+        tape.save()
+    except (RoutingRunnerError, OSError) as error:
+        typer.echo(f"error: cassette {tape.path}: {error}", err=True)
+        return
+    typer.echo(f"cassette {tape.path}: {tape.recorded} recorded, {tape.replayed} replayed, "
+               f"{tape.missed} missed", err=True)
+
+
 def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = None,
-         record: Record = None, context: Context = None, usage: ShowUsage = False) -> None:
+         record: Record = None, context: Context = None, usage: ShowUsage = False,
+         cassettes: CassetteDir = None, record_mode: RecordMode = None) -> None:
     """Chat with the bot in the terminal, streaming replies; the conversation is stored."""
     from routing_runner.chat import HELP, ChatLoop
     from routing_runner.replay.record import TranscriptRecorder
-    from routing_runner.runtime.providers import resolve_provider
     from routing_runner.stores import open_store
     from routing_runner.stores.base import Reservation, check_session_id, new_session_id
 
@@ -96,15 +154,16 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
     given = _context_of(cfg, context)
     if session_id is not None:
         check_session_id(session_id)
-    provider = resolve_provider(cfg, os.environ)
+    chosen_id = session_id or new_session_id()
+    # With --record, the cassette is the transcript's: replay finds it by that name.
+    tape, provider = _tape(cassettes, record_mode, cfg,
+                           record.stem if record is not None else f"chat {chosen_id}")
     store = open_store(cfg.session)
     interactive = sys.stdin.isatty() and not message
     decode_leniently(sys.stdin)
     style = Style(enabled=use_colour(sys.stdout, os.environ))
     typer.echo(inert(f"{cfg.title} - {config}"), err=True)
     typer.echo(f"model: {inert(provider.label)}", err=True)
-
-    chosen_id = session_id or new_session_id()
     recorder = None if record is None else TranscriptRecorder(record, record.stem, config,
                                                               chosen_id, context=given)
 
@@ -116,7 +175,7 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
     def build() -> AgentGraph:
         from routing_runner.runtime.graph import build_graph
 
-        return build_graph(cfg, provider)
+        return build_graph(cfg, provider, wrap_model=None if tape is None else tape.wrap)
 
     reader = _list_reader(message) if message else \
         _terminal_reader(config) if interactive else _piped_reader()
@@ -130,6 +189,7 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
         loop.run()
     except KeyboardInterrupt:
         interrupted = True  # Ctrl-C at the prompt, a second one, SIGTERM
+    _save_tape(tape)
     if cfg.session.backend != "memory":
         typer.echo(f"resume with: routing-runner chat {shlex.quote(str(config))} "
                    f"--session-id {chosen_id}", err=True)

@@ -23,7 +23,10 @@ from routing_runner.wording import Style, count, inert, use_colour
 from .common import ConfigArg, fail, load, usage
 
 if TYPE_CHECKING:
+    from routing_runner.replay.baseline import Comparison
+    from routing_runner.replay.cassettes import Cassettes
     from routing_runner.replay.results import BatchResult
+    from routing_runner.replay.script import Transcript
 
 Transcripts = Annotated[list[str], typer.Argument(
     help="Transcript files, folders (searched for *.yaml) or globs.", show_default=False)]
@@ -49,6 +52,28 @@ JUnitReport = Annotated[Path | None, typer.Option(
     "--junit", metavar="FILE", help="Write a JUnit XML report.")]
 Verbose = Annotated[bool, typer.Option(
     "--verbose", "-v", help="Show each conversation as chat would.")]
+CassetteDir = Annotated[Path | None, typer.Option(
+    "--cassettes", metavar="DIR",
+    help="Record each transcript's model calls into DIR, or replay them from it.")]
+RecordMode = Annotated[str | None, typer.Option(
+    "--record-mode", metavar="MODE",
+    help="With --cassettes: once (record what has no cassette, the default), new_episodes "
+         "(record what is missing), none (replay only; a call not recorded fails its turn), "
+         "all (record everything again).")]
+Baseline = Annotated[Path | None, typer.Option(
+    "--baseline", metavar="FILE",
+    help="Compare with an earlier --json report: route drift, new failures, fixed turns, "
+         "significant pass-rate drops.")]
+FailOn = Annotated[str | None, typer.Option(
+    "--fail-on", metavar="any|new",
+    help="With --baseline: any (the default) exits 1 for any failure or regression; new only "
+         "for what got worse since the baseline.")]
+RequireJudge = Annotated[bool, typer.Option(
+    "--require-judge", help="Fail expect.judge checks that cannot run (no judge model) "
+                            "instead of reporting them as not run.")]
+OnlyFailing = Annotated[Path | None, typer.Option(
+    "--only-failing", metavar="FILE",
+    help="Run only the transcripts that failed in an earlier --json report.")]
 
 
 def _check_writable(target: str | Path | None, option: str) -> None:
@@ -79,7 +104,10 @@ def _report_problem(option: str, target: object, error: Exception) -> str:
 def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency = 4,
            workers: Workers = 1, keyword: Keywords = None, tag: Tags = None,
            fail_fast: FailFast = False, repeat: Repeat = 1, json_report: JsonReport = None,
-           junit: JUnitReport = None, verbose: Verbose = False) -> None:
+           junit: JUnitReport = None, verbose: Verbose = False,
+           cassettes: CassetteDir = None, record_mode: RecordMode = None,
+           baseline: Baseline = None, fail_on: FailOn = None,
+           only_failing: OnlyFailing = None, require_judge: RequireJudge = False) -> None:
     """Replay scripted conversations (transcripts) and check every reply; 1 if any fails."""
     from routing_runner.config.guardrails import check_guardrail_imports
     from routing_runner.replay.batch import check_batch_options
@@ -91,8 +119,9 @@ def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency
         every = load_transcripts(transcripts, loaded)
     except ConfigError as error:
         fail(error, " in the transcripts")
-    chosen = choose(every, keyword or (), tag or ())
+    chosen = _only_failing(choose(every, keyword or (), tag or ()), only_failing)
     check_guardrail_imports([cfg, *(t.config for t in chosen)])
+    previous = _read_baseline(baseline, fail_on)
     workers = workers or os.cpu_count() or 1
     check_batch_options(workers=workers, verbose=verbose)
     _check_writable(json_report, "--json")
@@ -102,7 +131,8 @@ def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency
     from routing_runner.replay.plan import check_stores, plan
     from routing_runner.replay.report import Progress
 
-    jobs = plan(chosen, repeat, os.environ)
+    shelf, environment = _cassettes(cassettes, record_mode, chosen)
+    jobs = plan(chosen, repeat, environment)
     check_stores(jobs)
     workers, fitted = batch_shape(jobs, workers=workers, concurrency=concurrency)
     if fitted.notice is not None:
@@ -119,15 +149,114 @@ def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency
                f"(-j {concurrency}" + (f", {workers} workers)" if workers > 1 else ")"),
                err=True)
     typer.echo(f"model: {inert(jobs[0].provider.label)}", err=True)
+    _describe(shelf)
     progress = Progress(sys.stderr, len(jobs), live=sys.stderr.isatty() and not verbose)
     try:
         result = run_batch(jobs, cfg, workers=workers, concurrency=concurrency,
                            fail_fast=fail_fast, progress=progress,
-                           show=out if verbose else None, style=Style(enabled=styled))
+                           show=out if verbose else None, style=Style(enabled=styled),
+                           cassettes=shelf, require_judge=require_judge)
     finally:
         progress.close()
+    _cassette_report(result, out)
+    compared = _compare(result, previous, baseline)
     _report(result, out, Style(styled), verbose=verbose, json_report=json_report, junit=junit)
-    raise typer.Exit(result.exit_code)
+    raise typer.Exit(_verdict(result, compared, out, fail_on))
+
+
+def _cassettes(folder: Path | None, record_mode: str | None,
+               transcripts: list[Transcript]) -> tuple[Cassettes | None, dict[str, str]]:
+    """The cassettes of the run (None without --cassettes) and the environment providers are
+    resolved in: with replay only, a key variable left unset gets a placeholder."""
+    from routing_runner.replay.cassettes import (
+        RECORD_MODES,
+        plan_cassettes,
+        replay_environment,
+    )
+
+    if folder is None:
+        if record_mode is not None:
+            usage("--record-mode needs --cassettes DIR")
+        return None, dict(os.environ)
+    mode = record_mode or "once"
+    if mode not in RECORD_MODES:
+        usage(f"--record-mode {mode}: choose one of {', '.join(RECORD_MODES)}")
+    try:
+        shelf = plan_cassettes(folder, mode, transcripts)
+    except RoutingRunnerError as error:
+        fail(error)
+    return shelf, replay_environment(os.environ, shelf.replay_only,
+                                     [t.config for t in transcripts])
+
+
+def _describe(shelf: Cassettes | None) -> None:
+    if shelf is not None:
+        typer.echo(inert(shelf.describe()), err=True)
+
+
+def _only_failing(chosen: list[Transcript], report: Path | None) -> list[Transcript]:
+    """The chosen transcripts that failed in `report` (all of them without one); exit 0 when
+    none did: there is nothing to re-run."""
+    if report is None:
+        return chosen
+    from routing_runner.replay.baseline import only_failing, read_report
+
+    try:
+        failing = only_failing(chosen, read_report(report, "--only-failing"))
+    except RoutingRunnerError as error:
+        fail(error)
+    if not failing:
+        typer.echo(f"replay: no chosen transcript failed in {inert(str(report))}; "
+                   "nothing to run", err=True)
+        raise typer.Exit(0)
+    return failing
+
+
+def _read_baseline(baseline: Path | None, fail_on: str | None) -> dict[str, object] | None:
+    if fail_on is not None and fail_on not in ("any", "new"):
+        usage(f"--fail-on {fail_on}: choose any or new")
+    if baseline is None:
+        if fail_on is not None:
+            usage("--fail-on needs --baseline FILE")
+        return None
+    from routing_runner.replay.baseline import read_report
+
+    try:
+        return read_report(baseline, "--baseline")
+    except RoutingRunnerError as error:
+        fail(error)
+
+
+def _compare(result: BatchResult, previous: dict[str, object] | None,
+             baseline: Path | None) -> Comparison | None:
+    if previous is None:
+        return None
+    from routing_runner.replay.baseline import compare
+    from routing_runner.replay.files import to_json
+
+    return compare(previous, to_json(result), str(baseline))
+
+
+def _verdict(result: BatchResult, compared: Comparison | None, out: TextIO,
+             fail_on: str | None) -> int:
+    """Print the comparison with the baseline; the exit code it leads to."""
+    from routing_runner.replay.baseline import exit_code
+
+    if compared is not None:
+        out.write("\n".join(inert(line) for line in compared.lines()) + "\n")
+        out.flush()
+    return exit_code(result.exit_code, compared, fail_on or "any")
+
+
+def _cassette_report(result: BatchResult, out: TextIO) -> None:
+    """Model calls per transcript from cassettes, and the judged turns not judged."""
+    from routing_runner.replay.cassettes import cassette_lines
+    from routing_runner.replay.judge import not_run_lines
+
+    for title, lines in (("cassettes (model calls):", cassette_lines(result.conversations)),
+                         ("not run (not passed either):", not_run_lines(result.conversations))):
+        if lines:
+            out.write(title + "\n" + "\n".join(inert(line) for line in lines) + "\n")
 
 
 def _report(result: BatchResult, out: TextIO, style: Style, *, verbose: bool,

@@ -107,6 +107,7 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         guardrails=MappingProxyType(guardrails),
         prices=MappingProxyType({name: Price(**_notes_free(price)) for name, price
                                  in _notes_free(raw.get("prices", {})).items()}),
+        judge=ModelSpec().overridden_by(raw["judge"]) if "judge" in raw else None,
     )
     return config, problems
 

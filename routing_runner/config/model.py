@@ -244,6 +244,7 @@ class Config:
         default_factory=lambda: MappingProxyType({}))
     # Per model name (runtime.usage prices each agent's tokens by its model).
     prices: Mapping[str, Price] = field(default_factory=lambda: MappingProxyType({}))
+    judge: ModelSpec | None = None  # the model `expect.judge` asks
 
     @property
     def title(self) -> str:

@@ -13,6 +13,7 @@ from routing_runner.config.model import Config
 from routing_runner.errors import UserInputError
 from routing_runner.wording import Style
 
+from .cassettes import Cassettes
 from .plan import Concurrency, Job, fit_concurrency
 from .report import Progress
 from .results import BatchResult
@@ -38,7 +39,8 @@ def batch_shape(jobs: Sequence[Job], *, workers: int,
 
 def run_batch(jobs: Sequence[Job], config: Config, *, workers: int, concurrency: int,
               fail_fast: bool, progress: Progress, show: TextIO | None = None,
-              style: Style | None = None) -> BatchResult:
+              style: Style | None = None, cassettes: Cassettes | None = None,
+              require_judge: bool = False) -> BatchResult:
     """Run `jobs`: across `workers` forked processes when more than one is asked for and the
     platform can fork, else on one event loop here (`show` renders each conversation live).
 
@@ -49,9 +51,11 @@ def run_batch(jobs: Sequence[Job], config: Config, *, workers: int, concurrency:
     if workers > 1 and available():
         return run_in_workers(jobs, config, workers=workers, concurrency=concurrency,
                               fail_fast=fail_fast, on_start=progress.started,
-                              on_finish=progress.finished)
+                              on_finish=progress.finished, cassettes=cassettes,
+                              require_judge=require_judge)
     replayer = Replayer(jobs, config, concurrency=concurrency, fail_fast=fail_fast,
                         on_start=progress.started,
                         on_finish=None if show is not None else progress.finished,
-                        show=show, style=style)
+                        show=show, style=style, cassettes=cassettes,
+                        require_judge=require_judge)
     return run_replay(replayer)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from routing_runner.runtime.offline.language_id import primary_subtag
 
 from .budgets import budget_misses
+from .handoff_checks import handoff_checks
 from .json_checks import check_json
 from .results import Mismatch, Observed
 from .script import Expectations, TextCheck
@@ -12,8 +15,10 @@ from .script import Expectations, TextCheck
 EXCERPT = 120
 
 
-def check(expect: Expectations, observed: Observed) -> tuple[Mismatch, ...]:
-    """Every expectation `observed` misses, in the order the transcript format lists them."""
+def check(expect: Expectations, observed: Observed,
+          languages: Sequence[str] = ()) -> tuple[Mismatch, ...]:
+    """Every expectation `observed` misses, in the order the transcript format lists them
+    (`languages`: the config's, whose phrases `no_announced_handoff` looks for)."""
     missed: list[Mismatch] = []
     if expect.agent is not None and observed.agent != expect.agent:
         missed.append(Mismatch("agent", expect.agent, observed.agent))
@@ -36,6 +41,7 @@ def check(expect: Expectations, observed: Observed) -> tuple[Mismatch, ...]:
                                observed.guardrail or "none tripped"))
     missed += [Mismatch("json", expected, got)
                for expected, got in check_json(expect.json, observed.output, observed.text)]
+    missed.extend(handoff_checks(expect, observed, languages))
     return tuple(missed) + budget_misses(expect, observed)
 
 

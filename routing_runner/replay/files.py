@@ -17,7 +17,7 @@ from routing_runner.wording import count, inert
 from .plan import Job
 from .report import _label, failure_details
 from .results import BatchResult, ConversationResult, TurnResult
-from .stats import coverage, pass_rates
+from .stats import PassRate, coverage, pass_rates
 from .usage_report import batch_usage, conversation_usage, usage_properties
 
 REPORT_VERSION = 1
@@ -71,6 +71,7 @@ def _conversation_json(conversation: ConversationResult) -> dict[str, Any]:
         "error": conversation.error,
         "usage": conversation_usage(conversation),
         "turns": [_turn_json(t, conversation.job.transcript.config) for t in conversation.turns],
+        "cassette": None if conversation.cassette is None else vars(conversation.cassette),
     }
 
 
@@ -95,6 +96,7 @@ def _turn_json(turn: TurnResult, config: Config) -> dict[str, Any]:
         "failures": [{"check": m.check, "expected": m.expected, "got": m.got}
                      for m in turn.mismatches],
         "error": turn.error,
+        "notes": list(turn.notes),
     }
 
 
@@ -118,8 +120,12 @@ def junit_tree(result: BatchResult) -> ET.ElementTree[ET.Element]:
         "skipped": str(len(result.not_run)), "time": f"{result.seconds:.3f}",
     })
     root.attrib.update({k: suite.attrib[k] for k in ("tests", "failures", "errors", "time")})
+    rates: dict[str, list[PassRate]] = {}
+    for rate in pass_rates(result):
+        rates.setdefault(rate.transcript, []).append(rate)
     for conversation in result.conversations:
         case = _testcase(suite, conversation.job, conversation.seconds, conversation)
+        _pass_rate_properties(case, rates.get(conversation.transcript.name, []))
         if conversation.status == "passed":
             continue
         first = _first_problem(conversation)
@@ -152,6 +158,15 @@ def _testcase(suite: ET.Element, job: Job, seconds: float,
     for name, value in usage_properties(conversation):
         ET.SubElement(properties, "property", name=name, value=value)
     return case
+
+
+def _pass_rate_properties(case: ET.Element, rates: list[PassRate]) -> None:
+    """Each turn's pass rate over its transcript's runs, for CI dashboards that chart them."""
+    properties = case.find("properties")
+    assert properties is not None  # every test case has its session id
+    for rate in rates:
+        ET.SubElement(properties, "property", name=f"pass_rate.turn_{rate.turn}",
+                      value=f"{rate.passed}/{rate.runs}")
 
 
 def _first_problem(conversation: ConversationResult) -> str:

@@ -34,6 +34,8 @@ from .script import (
     TRANSCRIPT_SUFFIXES,
     Count,
     Expectations,
+    HistorySeen,
+    JudgeCheck,
     Location,
     Restart,
     Step,
@@ -264,7 +266,11 @@ class _TranscriptBuilder:
             tool_calls=self.count(raw.get("tool_calls"), (*path, "tool_calls")),
             json=self.json_checks(raw.get("json"), (*path, "json")),
             guardrail=raw.get("guardrail"),
-            max_tokens=raw.get("max_tokens"), max_cost=raw.get("max_cost"))
+            max_tokens=raw.get("max_tokens"), max_cost=raw.get("max_cost"),
+            no_announced_handoff=bool(raw.get("no_announced_handoff", False)),
+            history_seen=self.history_seen(raw.get("history_seen"), (*path, "history_seen")),
+            judge=JudgeCheck(raw["judge"]["rubric"], raw["judge"].get("threshold", 0.7))
+            if "judge" in raw else None)
         if expect.guardrail is not None and expect.guardrail not in self.config.guardrails:
             hint = did_you_mean(expect.guardrail, self.config.guardrails)
             self.fail((*path, "guardrail"), f"{expect.guardrail!r} is not a guardrail of "
@@ -310,6 +316,11 @@ class _TranscriptBuilder:
                     return
         if agent in self.config.agents and route[-1] != agent:
             self.fail(path, f"the route ends at {route[-1]!r} but 'agent' expects {agent!r}")
+
+    def history_seen(self, raw: dict[str, Any] | None, path: PathKey) -> HistorySeen | None:
+        if raw is None:
+            return None
+        return HistorySeen(self.count(raw.get("items"), (*path, "items")), raw.get("tool_calls"))
 
     def count(self, raw: int | dict[str, int] | None, path: PathKey) -> Count | None:
         if raw is None:

@@ -30,11 +30,16 @@ def session_id_for(transcript: Transcript, repeat: int = 1, repeats: int = 1) ->
     Stable across runs and machines, so a run can be found again; the hash keeps names whose
     slugs collide (`Español`, `espanol`) apart.
     """
-    ascii_name = unicodedata.normalize("NFKD", transcript.name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:48].strip("-")
-    digest = hashlib.sha256(transcript.name.encode()).hexdigest()[:8]
     suffix = f"-r{repeat}" if repeats > 1 else ""
-    return f"{SESSION_PREFIX}{slug or 'transcript'}-{digest}{suffix}"
+    return f"{SESSION_PREFIX}{name_slug(transcript.name)}{suffix}"
+
+
+def name_slug(name: str) -> str:
+    """`<slug of the name>-<hash of the name>`: a transcript's name as a file or id part."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:48].strip("-")
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{slug or 'transcript'}-{digest}"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ class Observed:
     # Tokens per agent (runtime.usage) and their cost by the config's prices (None: unpriced).
     usage: Mapping[str, Tokens] = field(default_factory=dict)
     cost: float | None = None
+    seen_items: int | None = None  # what the last model call was given (history_seen only)
+    seen_tool_items: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,23 @@ class TurnResult:
     error: str | None = None
     first_text_seconds: float | None = None
     after_restart: bool = False
+    notes: tuple[str, ...] = ()  # checks not run (a judge with no model)
+
+
+@dataclass(frozen=True)
+class CassetteCounts:
+    """A conversation's model calls recorded into, replayed from and missing from cassettes."""
+
+    recorded: int = 0
+    replayed: int = 0
+    missed: int = 0
+
+    def __add__(self, other: CassetteCounts) -> CassetteCounts:
+        return CassetteCounts(self.recorded + other.recorded, self.replayed + other.replayed,
+                              self.missed + other.missed)
+
+    def __str__(self) -> str:
+        return f"{self.recorded} recorded, {self.replayed} replayed, {self.missed} missed"
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,7 @@ class ConversationResult:
     turns: tuple[TurnResult, ...]
     seconds: float
     error: str | None = None
+    cassette: CassetteCounts | None = None
 
     @property
     def transcript(self) -> Transcript:

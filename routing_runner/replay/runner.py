@@ -36,6 +36,7 @@ from routing_runner.errors import (
     RoutingRunnerError,
 )
 from routing_runner.render import TurnRenderer
+from routing_runner.runtime.cassettes import Tape
 from routing_runner.runtime.events import Retrying, TextDelta, TurnEnded, TurnFailed
 from routing_runner.runtime.gate import RateLimitGate
 from routing_runner.runtime.graph import (
@@ -46,15 +47,19 @@ from routing_runner.runtime.graph import (
     new_http_client,
 )
 from routing_runner.runtime.offline.language_id import detect
+from routing_runner.runtime.probe import InputProbe
 from routing_runner.runtime.providers import ResolvedProvider
 from routing_runner.runtime.turns import TurnRunner
 from routing_runner.runtime.usage import turn_cost
+from routing_runner.runtime.wrapped import chain
 from routing_runner.stores import open_store
 from routing_runner.stores.base import SessionStore, settle
 from routing_runner.stores.conversation import Conversation
 from routing_runner.wording import Style, inert
 
+from .cassettes import Cassettes, cassette_miss, save_tape, tape_counts
 from .expect import check
+from .judge import TurnJudge
 from .plan import SESSION_THREADS, Job
 from .results import (
     BatchResult,
@@ -103,7 +108,8 @@ class Replayer:
                  on_finish: Callable[[ConversationResult], None] | None = None,
                  show: TextIO | None = None, style: Style | None = None,
                  gate: RateLimitGate | None = None,
-                 build: GraphBuilder | None = None) -> None:
+                 build: GraphBuilder | None = None,
+                 cassettes: Cassettes | None = None, require_judge: bool = False) -> None:
         self.jobs = tuple(jobs)
         self.config = config
         self.concurrency = max(1, concurrency)
@@ -115,6 +121,8 @@ class Replayer:
         retry = config.model.retry
         self.gate = gate or RateLimitGate(retry.initial_delay, retry.max_delay)
         self.build = build
+        self.cassettes = cassettes
+        self.require_judge = require_judge
         self._http: HttpClient | None = None
         self.results: dict[int, ConversationResult] = {}
         self.stopped: Literal["interrupted", "fail_fast"] | None = None
@@ -152,13 +160,16 @@ class Replayer:
             self._crashed.append(task)
             self._cancel_running()
 
-    def build_graph(self, config: Config, provider: ResolvedProvider) -> AgentGraph:
-        """A conversation's graph; by default on the batch's one HTTP client."""
+    def build_graph(self, config: Config, provider: ResolvedProvider,
+                    inner: ModelHook | None = None) -> AgentGraph:
+        """A conversation's graph; by default on the batch's one HTTP client. `inner` wraps
+        each model inside the rate-limit gate (the cassette, the input probe)."""
+        wrap = chain(inner, self.gate.wrap)
         if self.build is not None:
-            return self.build(config, provider, self.gate.wrap)
+            return self.build(config, provider, wrap)
         if self._http is None:
             self._http = new_http_client()
-        return build_graph(config, provider, http_client=self._http, wrap_model=self.gate.wrap)
+        return build_graph(config, provider, http_client=self._http, wrap_model=wrap)
 
     async def run(self, *, handle_signals: bool = False) -> BatchResult:
         """Run every job (until interrupted, or the first failure with fail_fast)."""
@@ -239,6 +250,11 @@ class _ConversationRun:
         self.config = job.transcript.config
         self.out = out
         self.languages = [a.language for a in self.config.agents.values() if a.language]
+        self.tape: Tape | None = None
+        self.judge = TurnJudge(job.provider.judge, self.config, replayer.require_judge,
+                               lambda: self.tape)
+        self.probe = InputProbe() if any(
+            t.expect.history_seen for t in job.transcript.turns) else None
 
     def say(self, text: str) -> None:
         if self.out is not None:
@@ -288,10 +304,12 @@ class _ConversationRun:
                     await opened.close()
                 except (RoutingRunnerError, OSError, RuntimeError) as exc:
                     error = error or f"closing the session: {exc}"
+            await self.judge.aclose()
+            error = error or save_tape(self.tape)
         status: Status = "error" if error else (
             "failed" if any(t.status == "failed" for t in turns) else "passed")
         return ConversationResult(self.job, status, tuple(turns), time.monotonic() - started,
-                                  error)
+                                  error, tape_counts(self.tape))
 
     async def open(self, *, fresh: bool) -> _Open:
         """The conversation's session in a new store, with a new graph and runner."""
@@ -303,11 +321,18 @@ class _ConversationRun:
                 # send the next chat on it to the wrong agent.
                 await settle(self._start_over(conversation))
                 await conversation.set_context(self.job.transcript.context, keep_others=False)
-            graph = self.replayer.build_graph(self.config, self.job.provider)
+            if self.tape is None and self.replayer.cassettes is not None:
+                self.tape = self.replayer.cassettes.tape(self.job)
+            graph = self.replayer.build_graph(self.config, self.job.provider, self.wrap())
         except BaseException:
             await store.close()
             raise
         return _Open(store, conversation, graph, TurnRunner(graph))
+
+    def wrap(self) -> ModelHook:
+        """Each agent's model behind the conversation's cassette and input probe, if any."""
+        return chain(self.tape.wrap if self.tape is not None else None,
+                     self.probe.wrap if self.probe is not None else None)
 
     async def _start_over(self, conversation: Conversation) -> None:
         await conversation.reset()
@@ -336,6 +361,10 @@ class _ConversationRun:
             elif isinstance(event, TurnFailed):
                 failure = event.message
         seconds = time.monotonic() - started
+        not_recorded = cassette_miss(self.tape)
+        if ended is None and not_recorded is not None:
+            return TurnResult(number, turn, "failed", seconds, mismatches=(not_recorded,),
+                              first_text_seconds=first_text, after_restart=after_restart)
         if ended is None:
             return TurnResult(number, turn, "error", seconds,
                               error=failure or "the turn ended without a reply",
@@ -343,12 +372,16 @@ class _ConversationRun:
         language = None
         if turn.expect.language is not None:
             language = detect(ended.text, self.languages).language
+        seen = self.probe.take()[-1:] if self.probe is not None else []
         observed = Observed(ended.agent, route_of(ended), ended.text, ended.model_calls,
                             ended.tool_calls, retries, language, ended.output, ended.guardrail,
-                            ended.usage, turn_cost(self.config, ended.usage))
-        missed = check(turn.expect, observed)
+                            ended.usage, turn_cost(self.config, ended.usage),
+                            *((seen[0].items, seen[0].tool_items) if seen else ()))
+        judged, notes = await self.judge.check(turn, ended.text)
+        missed = (*check(turn.expect, observed, self.languages), *judged)
         return TurnResult(number, turn, "failed" if missed else "passed", seconds, observed,
-                          missed, first_text_seconds=first_text, after_restart=after_restart)
+                          missed, first_text_seconds=first_text, after_restart=after_restart,
+                          notes=tuple(notes))
 
 
 def run_replay(replayer: Replayer, *, handle_signals: bool = True,

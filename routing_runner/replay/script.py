@@ -43,7 +43,8 @@ RESTART = "restart"
 TextKind = Literal["contains", "not_contains", "matches"]
 TEXT_KINDS: tuple[TextKind, ...] = ("contains", "not_contains", "matches")
 EXPECTATION_KEYS = ("agent", "route", *TEXT_KINDS, "language", "model_calls", "tool_calls",
-                    "json", "guardrail", "max_tokens", "max_cost")
+                    "json", "guardrail", "max_tokens", "max_cost",
+                    "no_announced_handoff", "history_seen", "judge")
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,22 @@ class TextCheck:
 
 
 @dataclass(frozen=True)
+class HistorySeen:
+    """What the answering agent's model call must have received."""
+
+    items: Count | None = None
+    tool_calls: bool | None = None
+
+
+@dataclass(frozen=True)
+class JudgeCheck:
+    """A rubric the judge model grades the reply against, and the score that passes."""
+
+    rubric: str
+    threshold: float = 0.7
+
+
+@dataclass(frozen=True)
 class Expectations:
     """What the reply to one message must look like; None / empty means "not checked"."""
 
@@ -119,12 +136,17 @@ class Expectations:
     guardrail: str | None = None  # the guardrail that stops the turn
     max_tokens: int | None = None
     max_cost: float | None = None
+    no_announced_handoff: bool = False
+    history_seen: HistorySeen | None = None
+    judge: JudgeCheck | None = None
 
     def __bool__(self) -> bool:
         return any((self.agent is not None, self.route is not None, self.text,
                     self.language is not None, self.model_calls is not None,
                     self.tool_calls is not None, self.json, self.guardrail is not None,
-                    self.max_tokens is not None, self.max_cost is not None))
+                    self.max_tokens is not None, self.max_cost is not None,
+                    self.no_announced_handoff, self.history_seen is not None,
+                    self.judge is not None))
 
 
 @dataclass(frozen=True)

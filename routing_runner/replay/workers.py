@@ -30,8 +30,9 @@ from routing_runner.config.model import Config
 from routing_runner.errors import RunFailure
 from routing_runner.runtime.offline.model import preload
 
+from .cassettes import Cassettes
 from .plan import Job
-from .results import BatchResult, ConversationResult, TurnResult
+from .results import BatchResult, CassetteCounts, ConversationResult, TurnResult
 from .runner import Replayer, run_replay
 
 # Workers report "a conversation started/finished" messages; the parent polls at this period
@@ -46,6 +47,12 @@ class _Finished:
     turns: tuple[TurnResult, ...]
     seconds: float
     error: str | None
+    cassette: CassetteCounts | None = None
+
+    def result(self, job: Job) -> ConversationResult:
+        """The conversation's result, in the parent that planned `job`."""
+        return ConversationResult(job, self.status, self.turns, self.seconds, self.error,
+                                  self.cassette)
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,8 @@ def available() -> bool:
 
 
 def _worker(shard: Sequence[Job], config: Config, concurrency: int, fail_fast: bool,
-            outbox: Any, interrupt: Any, stop_fast: Any) -> None:
+            outbox: Any, interrupt: Any, stop_fast: Any,
+            cassettes: Cassettes | None = None, require_judge: bool = False) -> None:
     os.setpgrp()
     # The parent decides when to stop and says so through events the worker polls: a signal
     # could arrive before the worker's event loop exists or after it closed, and kill it.
@@ -70,7 +78,8 @@ def _worker(shard: Sequence[Job], config: Config, concurrency: int, fail_fast: b
         shard, config, concurrency=concurrency, fail_fast=fail_fast,
         on_start=lambda job: outbox.put(("start", job.index)),
         on_finish=lambda r: outbox.put(_Finished(r.job.index, r.status, r.turns, r.seconds,
-                                                 r.error)),
+                                                 r.error, r.cassette)),
+        cassettes=cassettes, require_judge=require_judge,
     )
 
     async def watch() -> None:
@@ -104,7 +113,8 @@ def _preload(config: Config, jobs: Sequence[Job]) -> None:
 
 def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurrency: int,
                    fail_fast: bool = False, on_start: Callable[[Job], None] | None = None,
-                   on_finish: Callable[[ConversationResult], None] | None = None) -> BatchResult:
+                   on_finish: Callable[[ConversationResult], None] | None = None,
+                   cassettes: Cassettes | None = None, require_judge: bool = False) -> BatchResult:
     """Run `jobs` in `workers` processes sharing `concurrency` conversations at once."""
     context = multiprocessing.get_context("fork")
     _preload(config, jobs)
@@ -116,7 +126,7 @@ def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurr
     sys.stderr.flush()
     processes = [context.Process(target=_worker, name=f"replay-worker-{n}", daemon=True,
                                  args=(jobs[n::count], config, share, fail_fast, outbox,
-                                       interrupt, stop_fast))
+                                       interrupt, stop_fast, cassettes, require_judge))
                  for n, share in enumerate(_shares(concurrency, count))]
     by_index = {job.index: job for job in jobs}
     results: dict[int, ConversationResult] = {}
@@ -142,8 +152,7 @@ def run_in_workers(jobs: Sequence[Job], config: Config, *, workers: int, concurr
             if isinstance(message, _Done):
                 done.append(message)
             elif isinstance(message, _Finished):
-                result = ConversationResult(by_index[message.index], message.status,
-                                            message.turns, message.seconds, message.error)
+                result = message.result(by_index[message.index])
                 results[message.index] = result
                 if on_finish is not None:
                     on_finish(result)

@@ -13,6 +13,7 @@ from agents.items import TResponseStreamEvent
 
 from .retries import quota_exhausted
 from .translate import retry_after
+from .wrapped import WrappedModel
 
 # Longest Retry-After the gate honours; the SDK's retry policy gives up beyond it anyway.
 MAX_GATE_DELAY = 60.0
@@ -72,11 +73,11 @@ def _closes_gate(error: BaseException) -> bool:
     return isinstance(error, openai.RateLimitError) and not quota_exhausted(error)
 
 
-class GatedModel(Model):
+class GatedModel(WrappedModel):
     """A model whose calls wait at a shared gate, and close it when rate-limited."""
 
     def __init__(self, inner: Model, gate: RateLimitGate) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.gate = gate
 
     def _rate_limited(self, error: BaseException) -> None:
@@ -106,16 +107,3 @@ class GatedModel(Model):
             self._rate_limited(error)
             raise
         self.gate.passed()
-
-    def get_retry_advice(self, request: Any) -> Any:
-        """The inner model's advice: the SDK's retry loop decides, not this wrapper."""
-        return self.inner.get_retry_advice(request)
-
-    async def close(self) -> None:
-        """Close the inner model."""
-        await self.inner.close()
-
-    # The SDK's run loop calls this private hook of `Model` after each run (the hosted models
-    # release per-run state in it); a wrapper must forward it, and there is no public name.
-    async def _cleanup_on_run_end(self, owner: object) -> None:
-        await self.inner._cleanup_on_run_end(owner)

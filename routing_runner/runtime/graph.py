@@ -257,3 +257,12 @@ def build_graph(config: Config, provider: ResolvedProvider, *,
             config, name, _classifier_models(factory, provider, wrap_model))
     return AgentGraph(config=config, provider=provider, agents=agents,
                       clients=factory.owned_clients())
+
+
+def standalone_model(config: Config, resolved: ResolvedModel, *,
+                     http_client: DefaultAsyncHttpxClient | None = None,
+                     ) -> tuple[Model, tuple[AsyncOpenAI, ...]]:
+    """One model outside the graph (the judge), built as an agent's is; and the API clients
+    its owner closes (none on a caller's HTTP client)."""
+    factory = _ModelFactory(config, http_client)
+    return factory.model("", resolved), factory.owned_clients()

@@ -94,6 +94,8 @@ class ResolvedProvider:
     """The resolved model of every agent."""
 
     models: Mapping[str, ResolvedModel]
+    # The config's judge model, or why there is none to use (None: the config declares none).
+    judge: ResolvedModel | str | None = None
 
     @property
     def all_offline(self) -> bool:
@@ -112,27 +114,32 @@ class ResolvedProvider:
         return "; ".join(f"{d} for {', '.join(a)} - {r}" for (d, r), a in groups.items())
 
 
-def _resolve(agent: str, spec: ModelSpec, env: Mapping[str, str], source: str) -> ResolvedModel:
-    key_variable = spec.api_key_env or (
+def key_variable(spec: ModelSpec) -> str | None:
+    """The environment variable holding the key of `spec`'s provider (None: it needs none)."""
+    return spec.api_key_env or (
         OPENAI_KEY_VARIABLE if spec.provider in ("auto", "openai") else None)
-    key = env.get(key_variable) if key_variable else None
+
+
+def _resolve(agent: str, spec: ModelSpec, env: Mapping[str, str], source: str) -> ResolvedModel:
+    variable = key_variable(spec)
+    key = env.get(variable) if variable else None
     if spec.provider == "offline":
         return ResolvedModel("offline", spec, None, "selected by the config")
     # The openai client falls back on OPENAI_BASE_URL; LiteLLM has variables of its own.
     env_url = None if spec.provider == "litellm" else env.get(OPENAI_URL_VARIABLE) or None
     if spec.provider == "auto":
         if key:
-            return ResolvedModel("openai", spec, key, f"auto: {key_variable} is set", env_url)
-        return ResolvedModel("offline", spec, None, f"auto: {key_variable} is not set")
+            return ResolvedModel("openai", spec, key, f"auto: {variable} is set", env_url)
+        return ResolvedModel("offline", spec, None, f"auto: {variable} is not set")
     if spec.provider == "litellm" and not litellm_installed():
         raise ProviderError(f"{source}: agent {agent!r} uses provider 'litellm', which needs "
                             f"the LiteLLM extra, not installed: {LITELLM_EXTRA}")
-    if key_variable and not key:
+    if variable and not key:
         raise ProviderError(
             f"{source}: agent {agent!r} uses provider {spec.provider!r}, which needs the API key "
-            f"in {key_variable}, but it is not set; export it, or use provider: offline to try "
+            f"in {variable}, but it is not set; export it, or use provider: offline to try "
             "the config without a model")
-    reason = f"key from {key_variable}" if key_variable else "no key"
+    reason = f"key from {variable}" if variable else "no key"
     return ResolvedModel(spec.provider, spec, key or NO_KEY, reason, env_url)
 
 
@@ -141,4 +148,17 @@ def resolve_provider(config: Config, env: Mapping[str, str]) -> ResolvedProvider
     return ResolvedProvider(MappingProxyType({
         name: _resolve(name, config.model_for(name), env, str(config.source))
         for name in config.agents
-    }))
+    }), _resolve_judge(config, env))
+
+
+def _resolve_judge(config: Config, env: Mapping[str, str]) -> ResolvedModel | str | None:
+    """The judge's model; why it cannot judge (no key, the offline model) as text."""
+    if config.judge is None:
+        return None
+    try:
+        judge = _resolve("judge", config.judge, env, str(config.source))
+    except ProviderError as error:
+        return str(error)
+    if judge.provider == "offline":
+        return f"the judge is the offline model ({judge.reason}), which cannot judge"
+    return judge
