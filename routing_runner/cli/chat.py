@@ -28,6 +28,7 @@ from .replay import CassetteDir, RecordMode
 
 if TYPE_CHECKING:
     from routing_runner.config.model import Config
+    from routing_runner.replay.record import TranscriptRecorder
     from routing_runner.runtime.cassettes import Tape
     from routing_runner.runtime.graph import AgentGraph
     from routing_runner.runtime.providers import ResolvedProvider
@@ -140,6 +141,18 @@ def _save_tape(tape: Tape | None) -> None:
                f"{tape.missed} missed", err=True)
 
 
+def _farewell(cfg: Config, config: Path, chosen_id: str, record: Path | None,
+              recorder: TranscriptRecorder | None) -> None:
+    """What a chat says as it ends: how to resume it, and what it recorded."""
+    if cfg.session.backend != "memory":
+        typer.echo(f"resume with: routing-runner chat {shlex.quote(str(config))} "
+                   f"--session-id {chosen_id}", err=True)
+    if recorder is not None:
+        typer.echo(f"recorded {count(len(recorder.turns), 'turn')} to {record}; check it with: "
+                   f"routing-runner replay {config} {record}" if recorder.turns
+                   else "nothing recorded: no turn completed", err=True)
+
+
 def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = None,
          record: Record = None, context: Context = None, usage: ShowUsage = False,
          cassettes: CassetteDir = None, record_mode: RecordMode = None) -> None:
@@ -190,13 +203,7 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
     except KeyboardInterrupt:
         interrupted = True  # Ctrl-C at the prompt, a second one, SIGTERM
     _save_tape(tape)
-    if cfg.session.backend != "memory":
-        typer.echo(f"resume with: routing-runner chat {shlex.quote(str(config))} "
-                   f"--session-id {chosen_id}", err=True)
-    if recorder is not None:
-        typer.echo(f"recorded {count(len(recorder.turns), 'turn')} to {record}; check it with: "
-                   f"routing-runner replay {config} {record}" if recorder.turns
-                   else "nothing recorded: no turn completed", err=True)
+    _farewell(cfg, config, chosen_id, record, recorder)
     if interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     if message and loop.failed_turns:

@@ -23,6 +23,7 @@ from routing_runner.wording import Style, count, inert, use_colour
 from .common import ConfigArg, fail, load, usage
 
 if TYPE_CHECKING:
+    from routing_runner.config.model import Config
     from routing_runner.replay.baseline import Comparison
     from routing_runner.replay.cassettes import Cassettes
     from routing_runner.replay.results import BatchResult
@@ -109,18 +110,9 @@ def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency
            baseline: Baseline = None, fail_on: FailOn = None,
            only_failing: OnlyFailing = None, require_judge: RequireJudge = False) -> None:
     """Replay scripted conversations (transcripts) and check every reply; 1 if any fails."""
-    from routing_runner.config.guardrails import check_guardrail_imports
     from routing_runner.replay.batch import check_batch_options
-    from routing_runner.replay.load import choose, load_transcripts
 
-    loaded = load(config)
-    cfg = loaded.config
-    try:
-        every = load_transcripts(transcripts, loaded)
-    except ConfigError as error:
-        fail(error, " in the transcripts")
-    chosen = _only_failing(choose(every, keyword or (), tag or ()), only_failing)
-    check_guardrail_imports([cfg, *(t.config for t in chosen)])
+    cfg, chosen = _transcripts(config, transcripts, keyword, tag, only_failing)
     previous = _read_baseline(baseline, fail_on)
     workers = workers or os.cpu_count() or 1
     check_batch_options(workers=workers, verbose=verbose)
@@ -192,6 +184,23 @@ def _cassettes(folder: Path | None, record_mode: str | None,
 def _describe(shelf: Cassettes | None) -> None:
     if shelf is not None:
         typer.echo(inert(shelf.describe()), err=True)
+
+
+def _transcripts(config: Path, arguments: list[str], keyword: list[str] | None,
+                 tag: list[str] | None, only_failing: Path | None,
+                 ) -> tuple[Config, list[Transcript]]:
+    """The config and the transcripts chosen to run, their guardrail functions imported."""
+    from routing_runner.config.guardrails import check_guardrail_imports
+    from routing_runner.replay.load import choose, load_transcripts
+
+    loaded = load(config)
+    try:
+        every = load_transcripts(arguments, loaded)
+    except ConfigError as error:
+        fail(error, " in the transcripts")
+    chosen = _only_failing(choose(every, keyword or (), tag or ()), only_failing)
+    check_guardrail_imports([loaded.config, *(t.config for t in chosen)])
+    return loaded.config, chosen
 
 
 def _only_failing(chosen: list[Transcript], report: Path | None) -> list[Transcript]:
