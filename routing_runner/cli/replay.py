@@ -84,7 +84,7 @@ def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency
     from routing_runner.replay.batch import check_batch_options
     from routing_runner.replay.load import choose, load_transcripts
 
-    loaded = load(config)
+    loaded = load(config, imports=True)
     cfg = loaded.config
     try:
         every = load_transcripts(transcripts, loaded)

@@ -35,6 +35,7 @@ from .model import (
     duration_seconds,
     handoff_tool_name,
 )
+from .tools import ToolConfig, build_tools, check_agent_tools, python_path
 
 
 def _notes_free(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,9 +54,12 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
     base = path.resolve().parent
     problems: list[Problem] = []
     agents_raw = _notes_free(raw["agents"])
+    tools = build_tools(document, base, problems)
+    folders = python_path(document, base, problems)
 
     agents = {name: _agent_config(document, base, agents_raw, name, spec, problems)
               for name, spec in agents_raw.items()}
+    _check_tool_lists(document, raw, agents, tools, problems)
 
     session = replace(_session_config(document, raw.get("session", {}), base, problems),
                       owner=raw.get("name") or path.stem)
@@ -91,6 +95,8 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         max_turns=raw.get("run", {}).get("max_turns", DEFAULT_MAX_TURNS),
         workflow_name=raw.get("run", {}).get("workflow_name"),
         tracing=raw.get("run", {}).get("tracing", False),
+        tools=MappingProxyType(tools),
+        python_path=folders,
     )
     return config, problems
 
@@ -122,7 +128,18 @@ def _agent_config(document: Document, base: Path, agents_raw: Mapping[str, Any],
         language=spec.get("language"),
         model=MappingProxyType(_model_override(spec.get("model"))),
         model_settings=ModelSettingsConfig.from_dict(spec.get("model_settings")),
+        tools=tuple(spec.get("tools", ())),
     )
+
+
+def _check_tool_lists(document: Document, raw: Mapping[str, Any],
+                      agents: Mapping[str, AgentConfig], tools: Mapping[str, ToolConfig],
+                      problems: list[Problem]) -> None:
+    default = ModelSpec().overridden_by(raw.get("model", {}))
+    for agent in agents.values():
+        spec = default.overridden_by(agent.model)
+        responses = spec.provider in ("auto", "openai") and spec.resolved_api == "responses"
+        check_agent_tools(document, agent.name, list(agent.tools), tools, responses, problems)
 
 
 def _check_base_urls(document: Document, raw: Mapping[str, Any],

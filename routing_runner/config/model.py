@@ -10,6 +10,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
+from .tools import ToolConfig
+
 Provider = Literal["auto", "openai", "openai-compatible", "litellm", "offline"]
 Api = Literal["responses", "chat_completions"]
 NextTurn = Literal["last_agent", "entry"]
@@ -108,6 +110,7 @@ class AgentConfig:
     language: str | None = None
     model: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     model_settings: ModelSettingsConfig = field(default_factory=ModelSettingsConfig)
+    tools: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,8 @@ class Config:
     max_turns: int = DEFAULT_MAX_TURNS
     workflow_name: str | None = None
     tracing: bool = False
+    tools: Mapping[str, ToolConfig] = field(default_factory=lambda: MappingProxyType({}))
+    python_path: tuple[Path, ...] = ()
 
     @property
     def title(self) -> str:

@@ -305,6 +305,11 @@ class _ConversationRun:
         except BaseException:
             await store.close()
             raise
+        try:
+            await graph.start()
+        except BaseException:
+            await _Open(store, conversation, graph, TurnRunner(graph)).close()
+            raise
         return _Open(store, conversation, graph, TurnRunner(graph))
 
     async def _start_over(self, conversation: Conversation) -> None:

@@ -35,10 +35,16 @@ class AgentChanged:
 
 @dataclass(frozen=True)
 class ToolCalled:
-    """`agent` called a (non-handoff) tool."""
+    """`agent` called a (non-handoff) tool with `arguments` (JSON text), which gave `output`.
+
+    A function or MCP tool is reported once its output is back; a hosted tool, whose output
+    stays on the provider's side, when it is called (`output` None).
+    """
 
     agent: str
     tool: str
+    arguments: str = ""
+    output: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class TurnEnded:
     handoffs: tuple[AgentChanged, ...] = ()
     model_calls: int = 0
     tool_calls: int = 0
+    tools: tuple[ToolCalled, ...] = ()
 
 
 @dataclass(frozen=True)

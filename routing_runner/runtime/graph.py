@@ -27,9 +27,11 @@ from routing_runner.config.model import Config, ModelSettingsConfig
 from routing_runner.errors import ProviderError
 
 from .history import history_window
+from .mcp import McpServers
 from .offline.model import AgentProfile, OfflineModel
 from .providers import ResolvedModel, ResolvedProvider, not_streamed, not_the_api
 from .retries import retry_settings
+from .tools import build_tools
 
 # Called with each agent's name and the model built for it; returns the model the agent runs
 # on. The batch's rate-limit gate wraps models this way (`RateLimitGate.wrap`), so nothing
@@ -47,6 +49,7 @@ class AgentGraph:
     provider: ResolvedProvider
     agents: dict[str, Agent[Any]]
     clients: tuple[AsyncOpenAI, ...] = ()
+    mcp: McpServers | None = None
 
     @property
     def entry(self) -> Agent[Any]:
@@ -60,8 +63,15 @@ class AgentGraph:
                 agent.model.warm_up()  # the detectors are shared: one agent is enough
                 return
 
+    async def start(self) -> None:
+        """Start the MCP servers the agents use, before the first turn (McpStartError)."""
+        if self.mcp:
+            await self.mcp.start()
+
     async def aclose(self) -> None:
-        """Close the HTTP clients, on the event loop that used them."""
+        """Stop the MCP servers and close the HTTP clients, on the event loop that used them."""
+        if self.mcp:
+            await self.mcp.stop()
         for client in self.clients:
             await client.close()
 
@@ -209,6 +219,8 @@ def build_graph(config: Config, provider: ResolvedProvider, *,
     factory = _ModelFactory(config, http_client)
     retry = retry_settings(config.model.retry)
     agents: dict[str, Agent[Any]] = {}
+    tools = build_tools(config)
+    servers = McpServers(config)
     for name, spec in config.agents.items():
         resolved = provider.models[name]
         model = factory.model(name, resolved)
@@ -218,6 +230,8 @@ def build_graph(config: Config, provider: ResolvedProvider, *,
             handoff_description=spec.handoff_description,
             model=wrap_model(name, model) if wrap_model is not None else model,
             model_settings=_model_settings(config, name, resolved, retry),
+            tools=[tools[t] for t in spec.tools if t in tools],
+            mcp_servers=servers.for_agent(spec.tools),
         )
     # Handoffs are attached once every agent exists, so cycles need no special case.
     for name, spec in config.agents.items():
@@ -227,4 +241,4 @@ def build_graph(config: Config, provider: ResolvedProvider, *,
             for h in spec.handoffs
         ]
     return AgentGraph(config=config, provider=provider, agents=agents,
-                      clients=factory.owned_clients())
+                      clients=factory.owned_clients(), mcp=servers)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import openai
@@ -29,6 +29,8 @@ class StreamTranslator:
     pending_handoff_tool: str = ""
     response_open: bool = False
     stream_error: str | None = None
+    tools: list[ToolCalled] = field(default_factory=list)
+    pending_tools: dict[str, ToolCalled] = field(default_factory=dict)
 
     def translate(self, event: Any) -> list[Event]:
         """Our events for one SDK `StreamEvent` (often none)."""
@@ -63,18 +65,41 @@ class StreamTranslator:
                 return [changed]
             if event.name == "tool_called":
                 self.tool_calls += 1
-                return [ToolCalled(self.agent, _tool_name(event.item.raw_item))]
+                return self._tool_called(event.item.raw_item)
+            if event.name == "tool_output":
+                return self._tool_output(event.item.raw_item, event.item.output)
         return []
+
+    def _tool_called(self, raw_item: Any) -> list[Event]:
+        called = ToolCalled(self.agent, _tool_name(raw_item), str(_field(raw_item, "arguments")))
+        call_id = _field(raw_item, "call_id")
+        if _field(raw_item, "type") == "function_call" and call_id:
+            self.pending_tools[str(call_id)] = called  # shown with its output
+            return []
+        self.tools.append(called)
+        return [called]
+
+    def _tool_output(self, raw_item: Any, output: Any) -> list[Event]:
+        called = self.pending_tools.pop(str(_field(raw_item, "call_id")), None)
+        if called is None:
+            return []
+        done = replace(called, output=str(output))
+        self.tools.append(done)
+        return [done]
 
     def ended(self) -> TurnEnded:
         """The TurnEnded event for what was seen."""
         return TurnEnded(self.agent, "".join(self.text_parts), tuple(self.handoffs),
-                         self.model_calls, self.tool_calls)
+                         self.model_calls, self.tool_calls, tuple(self.tools))
+
+
+def _field(raw_item: Any, name: str) -> Any:
+    value = raw_item.get(name) if isinstance(raw_item, dict) else getattr(raw_item, name, None)
+    return "" if value is None else value
 
 
 def _tool_name(raw_item: Any) -> str:
-    name = raw_item.get("name") if isinstance(raw_item, dict) else getattr(raw_item, "name", None)
-    return str(name or "")
+    return str(_field(raw_item, "name") or _field(raw_item, "type"))
 
 
 def describe_failure(exc: BaseException, max_turns: int, retries: int = 0,

@@ -1,0 +1,148 @@
+"""MCP servers of the config's `tools:`: built, started before the first turn, stopped on exit.
+
+One server per tool entry and graph, shared by every agent that lists it. `McpServers.start`
+connects them all (a server that does not start is one line naming the tool entry and the tail
+of what it wrote to stderr); `stop` ends them, and the graph's owner calls it however the run
+ends - a normal exit, Ctrl-C, SIGTERM, a replay worker stopping - so no server process is left
+behind. A transcript's `mocks:` answer in place of a server's tool (`runtime.tools.mocked_answer`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from typing import IO, Any
+
+from agents.mcp import (
+    MCPServer,
+    MCPServerStdio,
+    MCPServerStreamableHttp,
+    create_static_tool_filter,
+)
+from mcp.client.stdio import stdio_client
+from mcp.types import CallToolResult, TextContent
+
+from routing_runner.config.model import Config
+from routing_runner.config.tools import McpToolConfig, ToolConfig
+from routing_runner.errors import RunFailure
+
+from .tools import mocked_answer
+
+STDERR_TAIL = 300
+
+
+class McpStartError(RunFailure):
+    """An MCP server did not start or stopped answering."""
+
+
+class _Mocked:
+    """Answers a mocked tool's call itself; every other call goes to the server."""
+
+    async def call_tool(self, tool_name: str, arguments: dict[str, Any] | None,
+                        meta: dict[str, Any] | None = None) -> CallToolResult:
+        from agents import RunContextWrapper
+
+        canned = mocked_answer(tool_name, RunContextWrapper(context=None))
+        if canned is not None:
+            return CallToolResult(content=[TextContent(type="text", text=canned)])
+        result: CallToolResult = await super().call_tool(  # type: ignore[misc]
+            tool_name, arguments, meta)
+        return result
+
+
+class _Stdio(_Mocked, MCPServerStdio):
+    """A stdio server whose stderr goes to a file, so a failure can show its tail."""
+
+    errlog: IO[str] | None = None
+
+    def create_streams(self) -> Any:
+        self.errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+        return stdio_client(self.params, errlog=self.errlog)
+
+    def stderr_tail(self) -> str:
+        if self.errlog is None:
+            return ""
+        with contextlib.suppress(OSError, ValueError):
+            self.errlog.seek(0)
+            text = " ".join(self.errlog.read().split())
+            return text[-STDERR_TAIL:]
+        return ""
+
+
+class _Http(_Mocked, MCPServerStreamableHttp):
+    """A streamable HTTP server."""
+
+
+def _server(entry: ToolConfig, spec: McpToolConfig) -> MCPServer:
+    tool_filter = None
+    if spec.allowed_tools is not None or spec.blocked_tools is not None:
+        tool_filter = create_static_tool_filter(
+            allowed_tool_names=list(spec.allowed_tools) if spec.allowed_tools else None,
+            blocked_tool_names=list(spec.blocked_tools) if spec.blocked_tools else None)
+    common: dict[str, Any] = {
+        "name": entry.name, "cache_tools_list": spec.cache_tools_list,
+        "client_session_timeout_seconds": spec.timeout, "tool_filter": tool_filter}
+    if spec.url is not None:
+        return _Http(params={"url": spec.url, "headers": dict(spec.headers),
+                             "timeout": spec.timeout}, **common)
+    env = {**os.environ, **spec.env}
+    params: dict[str, Any] = {"command": spec.command[0], "args": list(spec.command[1:]),
+                              "env": env}
+    if spec.cwd is not None:
+        params["cwd"] = str(spec.cwd)
+    return _Stdio(params=params, **common)  # type: ignore[arg-type]
+
+
+class McpServers:
+    """The MCP servers of one graph, by tool entry name."""
+
+    def __init__(self, config: Config) -> None:
+        self.entries: dict[str, ToolConfig] = {}
+        self.servers: dict[str, MCPServer] = {}
+        for name, entry in config.tools.items():
+            if isinstance(entry.spec, McpToolConfig):
+                self.entries[name] = entry
+                self.servers[name] = _server(entry, entry.spec)
+        self.started: list[MCPServer] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.servers)
+
+    async def start(self) -> None:
+        """Connect every server not yet connected; McpStartError for the first that fails."""
+        for name, server in self.servers.items():
+            if server in self.started:
+                continue
+            spec = self.entries[name].spec
+            assert isinstance(spec, McpToolConfig)
+            self.started.append(server)
+            try:
+                await asyncio.wait_for(server.connect(), spec.timeout)  # type: ignore[no-untyped-call]
+            except (Exception, TimeoutError) as exc:
+                raise McpStartError(self._failure(name, server, exc)) from None
+
+    def _failure(self, name: str, server: MCPServer, exc: BaseException) -> str:
+        entry = self.entries[name]
+        while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]  # the transport's task group wraps the real failure
+        what = "did not start within its timeout" if isinstance(exc, TimeoutError) \
+            else f"failed to start: {exc}"
+        tail = server.stderr_tail() if isinstance(server, _Stdio) else ""
+        stderr = f"; its stderr ends: {tail}" if tail else ""
+        return f"{entry.where}: tools.{name}: MCP server {what}{stderr}"
+
+    async def stop(self) -> None:
+        """Stop every started server (their processes end); never raises."""
+        started, self.started = self.started, []
+        for server in reversed(started):
+            with contextlib.suppress(Exception):
+                await server.cleanup()  # type: ignore[no-untyped-call]
+            if isinstance(server, _Stdio) and server.errlog is not None:
+                server.errlog.close()
+
+    def for_agent(self, tools: tuple[str, ...]) -> list[MCPServer]:
+        """The servers an agent's `tools:` list names."""
+        return [self.servers[name] for name in tools if name in self.servers]
+

@@ -1,0 +1,111 @@
+"""The config's `tools:` as SDK tools: function tools, hosted tools, and canned (mocked) results.
+
+A function tool is the SDK's own (`function_tool`: name, docstring, JSON schema from the
+signature); it is wrapped once more so that a transcript's `mocks:` can answer in its place
+(`mocking`). A failing function reaches the model as the SDK's error output, not as a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents import (
+    CodeInterpreterTool,
+    FileSearchTool,
+    FunctionTool,
+    RunContextWrapper,
+    Tool,
+    WebSearchTool,
+    function_tool,
+)
+from agents.tool import default_tool_error_function
+from agents.tool_context import ToolContext
+
+from routing_runner.config.imports import import_callable
+from routing_runner.config.model import Config
+from routing_runner.config.tools import FunctionToolConfig, HostedToolConfig, ToolMock
+
+
+@dataclass
+class _MockCursor:
+    """The canned results of one conversation's mocks, and how many of each were used."""
+
+    mocks: Mapping[str, ToolMock]
+    used: dict[str, int] = field(default_factory=dict)
+
+    def answer(self, tool: str, context: RunContextWrapper[Any]) -> str | None:
+        mock = self.mocks.get(tool)
+        if mock is None:
+            return None
+        index = self.used.get(tool, 0)
+        self.used[tool] = index + 1
+        if mock.error is not None:
+            return default_tool_error_function(context, RuntimeError(mock.error))
+        # The last result answers every call after the list runs out.
+        return mock.results[min(index, len(mock.results) - 1)]
+
+
+_active: ContextVar[_MockCursor | None] = ContextVar("routing_runner_tool_mocks", default=None)
+
+
+@contextlib.contextmanager
+def mocking(mocks: Mapping[str, ToolMock]) -> Iterator[None]:
+    """Within this block, runs started answer calls of the `mocks` tools with canned results.
+
+    The SDK copies the context into the tasks of a run, so the run must start in the block.
+    """
+    token = _active.set(_MockCursor(mocks) if mocks else None)
+    try:
+        yield
+    finally:
+        _active.reset(token)
+
+
+def mocked_answer(tool: str, context: RunContextWrapper[Any]) -> str | None:
+    """The canned result for a call of `tool`, when a transcript mocks it; else None."""
+    cursor = _active.get()
+    return None if cursor is None else cursor.answer(tool, context)
+
+
+def _function_tool(spec: FunctionToolConfig, config: Config) -> FunctionTool:
+    real = function_tool(import_callable(spec, config.python_path),
+                         name_override=spec.tool_name, description_override=spec.description)
+
+    async def invoke(context: ToolContext[Any], arguments: str) -> Any:
+        canned = mocked_answer(real.name, context)
+        if canned is not None:
+            return canned
+        return await real.on_invoke_tool(context, arguments)
+
+    return FunctionTool(name=real.name, description=real.description,
+                        params_json_schema=real.params_json_schema, on_invoke_tool=invoke,
+                        strict_json_schema=real.strict_json_schema,
+                        timeout_seconds=spec.timeout)
+
+
+def _hosted_tool(spec: HostedToolConfig) -> Tool:
+    options = dict(spec.options)
+    if spec.kind == "web_search":
+        return WebSearchTool(**options)
+    if spec.kind == "file_search":
+        return FileSearchTool(**options)
+    container = options.get("container", "auto")
+    return CodeInterpreterTool(tool_config={
+        "type": "code_interpreter",
+        "container": {"type": "auto"} if container == "auto" else container})
+
+
+def build_tools(config: Config) -> dict[str, Tool]:
+    """The SDK tool of every function and hosted entry of `config.tools`, by entry name."""
+    built: dict[str, Tool] = {}
+    for name, entry in config.tools.items():
+        if isinstance(entry.spec, FunctionToolConfig):
+            built[name] = _function_tool(entry.spec, config)
+        elif isinstance(entry.spec, HostedToolConfig):
+            built[name] = _hosted_tool(entry.spec)
+    return built
+
