@@ -6,6 +6,7 @@ from routing_runner.runtime.offline.language_id import primary_subtag
 
 from .results import Mismatch, Observed
 from .script import Expectations, TextCheck
+from .tool_checks import describe_calls
 
 EXCERPT = 120
 
@@ -29,6 +30,10 @@ def check(expect: Expectations, observed: Observed) -> tuple[Mismatch, ...]:
                                ("tool_calls", expect.tool_calls, observed.tool_calls)):
         if count is not None and not count.allows(value):
             missed.append(Mismatch(name, str(count), str(value)))
+    if expect.tools is not None:
+        wrong = expect.tools.missed(observed.tools)
+        if wrong is not None:
+            missed.append(Mismatch("tools", wrong, describe_calls(observed.tools)))
     return tuple(missed)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from routing_runner.private_files import write_private
+from routing_runner.render import tool_line
 from routing_runner.wording import count, inert
 
 from .plan import Job
@@ -84,6 +85,8 @@ def _turn_json(turn: TurnResult) -> dict[str, Any]:
             "agent": observed.agent, "route": list(observed.route), "text": observed.text,
             "model_calls": observed.model_calls, "tool_calls": observed.tool_calls,
             "retries": observed.retries, "language": observed.language,
+            "tools": [{"agent": c.agent, "name": c.tool, "arguments": c.arguments,
+                       "output": c.output} for c in observed.tools],
         },
         "failures": [{"check": m.check, "expected": m.expected, "got": m.got}
                      for m in turn.mismatches],
@@ -114,6 +117,7 @@ def junit_tree(result: BatchResult) -> ET.ElementTree[ET.Element]:
     for conversation in result.conversations:
         case = _testcase(suite, conversation.job, conversation.seconds)
         if conversation.status == "passed":
+            _tool_calls(case, conversation)
             continue
         first = _first_problem(conversation)
         kind = "error" if conversation.status == "error" else "failure"
@@ -122,6 +126,7 @@ def junit_tree(result: BatchResult) -> ET.ElementTree[ET.Element]:
             "type": "RunFailure" if kind == "error" else "ExpectationFailed",
         })
         element.text = _xml_safe("\n".join(failure_details(conversation)))
+        _tool_calls(case, conversation)  # JUnit puts the output after the failure
     for job in result.not_run:
         case = _testcase(suite, job, 0.0)
         why = "interrupted" if result.stopped == "interrupted" else "stopped by --fail-fast"
@@ -142,6 +147,14 @@ def _testcase(suite: ET.Element, job: Job, seconds: float) -> ET.Element:
     properties = ET.SubElement(case, "properties")
     ET.SubElement(properties, "property", name="session_id", value=job.session_id)
     return case
+
+
+def _tool_calls(case: ET.Element, conversation: ConversationResult) -> None:
+    """The turns' tool calls, one line each, as the test case's output."""
+    lines = [f"turn {turn.number}:{tool_line(call)}" for turn in conversation.turns
+             if turn.observed for call in turn.observed.tools]
+    if lines:
+        ET.SubElement(case, "system-out").text = _xml_safe("\n".join(lines))
 
 
 def _first_problem(conversation: ConversationResult) -> str:

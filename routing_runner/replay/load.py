@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from routing_runner.config import LoadedConfig
@@ -21,6 +22,7 @@ from routing_runner.config.files import MAX_TRANSCRIPT_BYTES, UnreadableFile, re
 from routing_runner.config.interpolate import interpolate
 from routing_runner.config.model import Config
 from routing_runner.config.schema import validate
+from routing_runner.config.tools import ToolMock
 from routing_runner.errors import ConfigError, Problem, UserInputError
 from routing_runner.user_text import message_problem
 from routing_runner.wording import did_you_mean
@@ -39,6 +41,7 @@ from .script import (
     Transcript,
     Turn,
 )
+from .tool_checks import ToolsExpectation, known_tool_names
 
 
 def find_transcript_files(arguments: Sequence[str]) -> tuple[list[Path], list[Problem]]:
@@ -208,7 +211,7 @@ class _TranscriptBuilder:
                 if problem is not None:
                     self.fail((*path, "user"), problem)
                 steps.append(Turn(item["user"], self.expectations(item.get("expect"), path),
-                                  self.where(path)))
+                                  self.where(path), self.mocks(item.get("mocks"), path)))
         if not any(isinstance(s, Turn) for s in steps):
             self.fail(("turns",), "a transcript needs at least one turn with a 'user' message",
                       key=True)
@@ -216,12 +219,13 @@ class _TranscriptBuilder:
             self.fail(("turns",), "no turn expects anything, so this transcript would pass "
                                   "whatever happened; give at least one turn an 'expect' "
                                   f"({', '.join(EXPECTATION_KEYS)})", key=True)
+        mocks = self.mocks(raw.get("mocks"), ())
         if self.problems:
             return None
         return Transcript(
             name=raw["name"], steps=tuple(steps), location=self.where(()), config=self.config,
             tags=tuple(raw.get("tags", ())), description=raw.get("description"),
-            overridden="config" in raw)
+            overridden="config" in raw, mocks=mocks)
 
     def expectations(self, raw: dict[str, Any] | None, turn: PathKey) -> Expectations:
         if raw is None:
@@ -242,11 +246,36 @@ class _TranscriptBuilder:
         expect = Expectations(
             agent=agent, route=route, text=tuple(checks), language=raw.get("language"),
             model_calls=self.count(raw.get("model_calls"), (*path, "model_calls")),
-            tool_calls=self.count(raw.get("tool_calls"), (*path, "tool_calls")))
+            tool_calls=self.count(raw.get("tool_calls"), (*path, "tool_calls")),
+            tools=self.tools(raw.get("tools"), (*path, "tools")))
         if not expect:
             self.fail(path, "expects nothing; give at least one of "
                             f"{', '.join(EXPECTATION_KEYS)}", key=True)
         return expect
+
+    def mocks(self, raw: dict[str, Any] | None, at: PathKey) -> Mapping[str, ToolMock]:
+        """A `mocks:` block, every tool it names checked against the config."""
+        for name in raw or {}:
+            self.check_tool(name, (*at, "mocks", name), key=True)
+        return MappingProxyType({name: ToolMock.from_raw(value)
+                                 for name, value in (raw or {}).items()})
+
+    def tools(self, raw: Any, path: PathKey) -> ToolsExpectation | None:
+        """An `expect.tools` check, every tool it names checked against the config."""
+        if raw is None:
+            return None
+        expected = ToolsExpectation.from_raw(raw)
+        for name in expected.names():
+            self.check_tool(name, path)
+        return expected
+
+    def check_tool(self, name: str, path: PathKey, *, key: bool = False) -> None:
+        known = known_tool_names(self.config)
+        if known is not None and name not in known:
+            declared = ", ".join(sorted(known)) or "none"
+            self.fail(path, f"{name!r} is not a tool of {self.config.source}"
+                            f"{did_you_mean(name, known) or f' (its tools: {declared})'}",
+                      key=key)
 
     def check_pattern(self, check: TextCheck, path: PathKey) -> None:
         try:

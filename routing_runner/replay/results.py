@@ -12,6 +12,7 @@ from routing_runner.errors import (
     EXIT_OK,
     EXIT_RUN_FAILURE,
 )
+from routing_runner.runtime.events import ToolCalled
 
 from .plan import Job
 from .script import Transcript, Turn
@@ -30,6 +31,7 @@ class Observed:
     tool_calls: int
     retries: int = 0
     language: str | None = None
+    tools: tuple[ToolCalled, ...] = ()
 
 
 @dataclass(frozen=True)

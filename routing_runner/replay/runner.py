@@ -26,7 +26,7 @@ import contextlib
 import io
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, TextIO
@@ -36,7 +36,7 @@ from routing_runner.errors import (
     RoutingRunnerError,
 )
 from routing_runner.render import TurnRenderer
-from routing_runner.runtime.events import Retrying, TextDelta, TurnEnded, TurnFailed
+from routing_runner.runtime.events import Event, Retrying, TextDelta, TurnEnded, TurnFailed
 from routing_runner.runtime.gate import RateLimitGate
 from routing_runner.runtime.graph import (
     AgentGraph,
@@ -47,6 +47,7 @@ from routing_runner.runtime.graph import (
 )
 from routing_runner.runtime.offline.language_id import detect
 from routing_runner.runtime.providers import ResolvedProvider
+from routing_runner.runtime.tools import ToolMocks, mocking
 from routing_runner.runtime.turns import TurnRunner
 from routing_runner.stores import open_store
 from routing_runner.stores.base import SessionStore, settle
@@ -238,6 +239,14 @@ class _ConversationRun:
         self.config = job.transcript.config
         self.out = out
         self.languages = [a.language for a in self.config.agents.values() if a.language]
+        # A list of canned results is used in order over the whole conversation.
+        self.mocks = ToolMocks(job.transcript.mocks)
+
+    async def mocked(self, events: AsyncIterator[Event], turn: Turn) -> AsyncIterator[Event]:
+        """`events` of a turn run with the turn's mocks, then the transcript's, answering."""
+        with mocking(ToolMocks(turn.mocks), self.mocks):
+            async for event in events:
+                yield event
 
     def say(self, text: str) -> None:
         if self.out is not None:
@@ -327,7 +336,7 @@ class _ConversationRun:
         ended: TurnEnded | None = None
         failure: str | None = None
         retries = 0
-        async for event in opened.runner.run(opened.conversation, turn.user):
+        async for event in self.mocked(opened.runner.run(opened.conversation, turn.user), turn):
             if renderer is not None:
                 renderer.render(event)
             if isinstance(event, TextDelta) and first_text is None:
@@ -347,7 +356,7 @@ class _ConversationRun:
         if turn.expect.language is not None:
             language = detect(ended.text, self.languages).language
         observed = Observed(ended.agent, route_of(ended), ended.text, ended.model_calls,
-                            ended.tool_calls, retries, language)
+                            ended.tool_calls, retries, language, ended.tools)
         missed = check(turn.expect, observed)
         return TurnResult(number, turn, "failed" if missed else "passed", seconds, observed,
                           missed, first_text_seconds=first_text, after_restart=after_restart)

@@ -29,17 +29,23 @@ override is reported at its line in the transcript.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 from routing_runner.config.model import Config
+from routing_runner.config.tools import ToolMock
 from routing_runner.runtime.events import TurnEnded
+
+from .tool_checks import ToolsExpectation
 
 TRANSCRIPT_SUFFIXES = (".yaml", ".yml")
 RESTART = "restart"
 TextKind = Literal["contains", "not_contains", "matches"]
 TEXT_KINDS: tuple[TextKind, ...] = ("contains", "not_contains", "matches")
-EXPECTATION_KEYS = ("agent", "route", *TEXT_KINDS, "language", "model_calls", "tool_calls")
+EXPECTATION_KEYS = ("agent", "route", *TEXT_KINDS, "language", "model_calls", "tool_calls",
+                    "tools")
 
 
 @dataclass(frozen=True)
@@ -110,11 +116,12 @@ class Expectations:
     language: str | None = None
     model_calls: Count | None = None
     tool_calls: Count | None = None
+    tools: ToolsExpectation | None = None
 
     def __bool__(self) -> bool:
         return any((self.agent is not None, self.route is not None, self.text,
                     self.language is not None, self.model_calls is not None,
-                    self.tool_calls is not None))
+                    self.tool_calls is not None, self.tools is not None))
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,8 @@ class Turn:
     user: str
     expect: Expectations
     location: Location
+    # This turn's canned tool results; they take the place of the transcript's for these tools.
+    mocks: Mapping[str, ToolMock] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,7 @@ class Transcript:
     tags: tuple[str, ...] = ()
     description: str | None = None
     overridden: bool = False
+    mocks: Mapping[str, ToolMock] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def turns(self) -> tuple[Turn, ...]:

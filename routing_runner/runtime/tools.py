@@ -31,13 +31,14 @@ from routing_runner.config.tools import FunctionToolConfig, HostedToolConfig, To
 
 
 @dataclass
-class _MockCursor:
-    """The canned results of one conversation's mocks, and how many of each were used."""
+class ToolMocks:
+    """Canned tool results (a transcript's or a turn's), and how many of each were used."""
 
     mocks: Mapping[str, ToolMock]
     used: dict[str, int] = field(default_factory=dict)
 
     def answer(self, tool: str, context: RunContextWrapper[Any]) -> str | None:
+        """The next canned result of `tool` (its error output for an error), None if unmocked."""
         mock = self.mocks.get(tool)
         if mock is None:
             return None
@@ -49,16 +50,16 @@ class _MockCursor:
         return mock.results[min(index, len(mock.results) - 1)]
 
 
-_active: ContextVar[_MockCursor | None] = ContextVar("routing_runner_tool_mocks", default=None)
+_active: ContextVar[tuple[ToolMocks, ...]] = ContextVar("routing_runner_tool_mocks", default=())
 
 
 @contextlib.contextmanager
-def mocking(mocks: Mapping[str, ToolMock]) -> Iterator[None]:
-    """Within this block, runs started answer calls of the `mocks` tools with canned results.
+def mocking(*layers: ToolMocks) -> Iterator[None]:
+    """Within this block, runs answer a mocked tool's calls from the first layer mocking it.
 
     The SDK copies the context into the tasks of a run, so the run must start in the block.
     """
-    token = _active.set(_MockCursor(mocks) if mocks else None)
+    token = _active.set(tuple(layer for layer in layers if layer.mocks))
     try:
         yield
     finally:
@@ -67,8 +68,10 @@ def mocking(mocks: Mapping[str, ToolMock]) -> Iterator[None]:
 
 def mocked_answer(tool: str, context: RunContextWrapper[Any]) -> str | None:
     """The canned result for a call of `tool`, when a transcript mocks it; else None."""
-    cursor = _active.get()
-    return None if cursor is None else cursor.answer(tool, context)
+    for layer in _active.get():
+        if tool in layer.mocks:
+            return layer.answer(tool, context)
+    return None
 
 
 def _function_tool(spec: FunctionToolConfig, config: Config) -> FunctionTool:
