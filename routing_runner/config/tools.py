@@ -154,7 +154,14 @@ def _mcp_config(document: Document, base: Path, name: str, raw: Mapping[str, Any
         timeout=raw.get("timeout", DEFAULT_MCP_TIMEOUT))
 
 
+# `python` in an MCP command means the interpreter running routing-runner: a server written in
+# Python finds the `mcp` package there, whether or not a virtual environment is activated.
+PYTHON_NAMES = ("python", "python3")
+
+
 def _runnable(program: str, folder: Path) -> bool:
+    if program in PYTHON_NAMES:
+        return True
     if os.sep in program:
         candidate = folder / program
         return candidate.is_file() and os.access(candidate, os.X_OK)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import tempfile
 from typing import IO, Any
 
@@ -25,7 +26,7 @@ from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult, TextContent
 
 from routing_runner.config.model import Config
-from routing_runner.config.tools import McpToolConfig, ToolConfig
+from routing_runner.config.tools import PYTHON_NAMES, McpToolConfig, ToolConfig
 from routing_runner.errors import RunFailure
 
 from .tools import mocked_answer
@@ -88,8 +89,8 @@ def _server(entry: ToolConfig, spec: McpToolConfig) -> MCPServer:
         return _Http(params={"url": spec.url, "headers": dict(spec.headers),
                              "timeout": spec.timeout}, **common)
     env = {**os.environ, **spec.env}
-    params: dict[str, Any] = {"command": spec.command[0], "args": list(spec.command[1:]),
-                              "env": env}
+    program = sys.executable if spec.command[0] in PYTHON_NAMES else spec.command[0]
+    params: dict[str, Any] = {"command": program, "args": list(spec.command[1:]), "env": env}
     if spec.cwd is not None:
         params["cwd"] = str(spec.cwd)
     return _Stdio(params=params, **common)  # type: ignore[arg-type]

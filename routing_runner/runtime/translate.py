@@ -15,6 +15,7 @@ from routing_runner.wording import count, redact_url, redact_urls
 from .events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded
 from .providers import endpoint_hint
 from .retries import error_chain, error_code, provider_error, quota_exhausted
+from .tools import output_text
 
 
 @dataclass
@@ -67,7 +68,7 @@ class StreamTranslator:
                 self.tool_calls += 1
                 return self._tool_called(event.item.raw_item)
             if event.name == "tool_output":
-                return self._tool_output(event.item.raw_item, event.item.output)
+                return self._tool_output(event.item.raw_item)
         return []
 
     def _tool_called(self, raw_item: Any) -> list[Event]:
@@ -79,11 +80,12 @@ class StreamTranslator:
         self.tools.append(called)
         return [called]
 
-    def _tool_output(self, raw_item: Any, output: Any) -> list[Event]:
+    def _tool_output(self, raw_item: Any) -> list[Event]:
         called = self.pending_tools.pop(str(_field(raw_item, "call_id")), None)
         if called is None:
             return []
-        done = replace(called, output=str(output))
+        # What the model is sent back (the SDK's error output, for a failed call).
+        done = replace(called, output=output_text(_field(raw_item, "output")))
         self.tools.append(done)
         return [done]
 

@@ -5,8 +5,11 @@ path. It is not a language model: it decides, deterministically, between two mov
 
 - Route: an agent with handoffs detects the language of the latest user message and calls the
   handoff tool of the target that speaks it (a real function call the SDK executes).
+- Use a tool: an agent with tools calls one the latest message names (`offline.tool_use`
+  has the rule, with how arguments are found).
 - Answer: otherwise it answers in its own language, quoting the latest message and the first
-  one and counting the user's messages, which shows the history reached the model.
+  one and counting the user's messages, which shows the history reached the model, and
+  quoting what its tools returned this turn.
 
 Given the same conversation it always produces the same output, streamed in small deltas.
 """
@@ -48,6 +51,7 @@ from routing_runner.stores.items import is_user_message, message_text
 
 from .language_id import detect, prepare, primary_subtag
 from .phrases import PHRASES, language_name, phrases_for
+from .tool_use import this_turn, tool_call, tool_results
 
 OFFLINE_MODEL_NAME = "offline"
 QUOTE_LIMIT = 80
@@ -96,7 +100,8 @@ class OfflineModel(Model):
         prepare(self.languages, wait=wait)
 
     def decide(self, input: str | list[TResponseInputItem], handoffs: Sequence[Handoff],
-               settings: ModelSettings) -> ResponseFunctionToolCall | ResponseOutputMessage:
+               settings: ModelSettings, tools: Sequence[Tool] = ()
+               ) -> ResponseFunctionToolCall | ResponseOutputMessage:
         """The single output item this model produces for the conversation so far."""
         items: list[TResponseInputItem] = (
             [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
@@ -108,14 +113,19 @@ class OfflineModel(Model):
         own = primary_subtag(self.agent.language) if self.agent.language else None
 
         target = self._route(detected, own, handoffs)
-        if target is not None:
-            seed = f"{len(items)}:{self.agent.name}:{target.tool_name}"
+        turn = this_turn(items)
+        call = (target.tool_name, "{}") if target is not None else \
+            tool_call(latest, turn, tools)
+        if call is not None:
+            seed = f"{len(items)}:{self.agent.name}:{call[0]}"
             call_id = "call_offline_" + hashlib.sha256(seed.encode()).hexdigest()[:16]
             return ResponseFunctionToolCall(
                 type="function_call", id=f"fc_{call_id[13:]}", call_id=call_id,
-                name=target.tool_name, arguments="{}", status="completed",
+                name=call[0], arguments=call[1], status="completed",
             )
-        text = self._answer(user_messages, detected, own, configured, settings)
+        results = [f"[{name}] {_quote(output)}" for name, output in tool_results(turn, tools)]
+        text = " ".join([self._answer(user_messages, detected, own, configured, settings),
+                         *results])
         msg_id = "msg_offline_" + hashlib.sha256(f"{len(items)}:{text}".encode()).hexdigest()[:16]
         return ResponseOutputMessage(
             type="message", id=msg_id, role="assistant", status="completed",
@@ -191,8 +201,8 @@ class OfflineModel(Model):
         conversation_id: str | None,
         prompt: ResponsePromptParam | None,
     ) -> ModelResponse:
-        """Answer or route in one response."""
-        item = self.decide(input, handoffs, model_settings)
+        """Answer, route or call a tool in one response."""
+        item = self.decide(input, handoffs, model_settings, tools)
         response = self._response(item, input)
         usage = response.usage
         assert usage is not None  # _response always sets it
@@ -218,7 +228,7 @@ class OfflineModel(Model):
         prompt: ResponsePromptParam | None,
     ) -> AsyncIterator[TResponseStreamEvent]:
         """Stream the same decision as Responses API events, text in word-sized deltas."""
-        item = self.decide(input, handoffs, model_settings)
+        item = self.decide(input, handoffs, model_settings, tools)
         response = self._response(item, input)
         pending = response.model_copy(update={"output": [], "status": "in_progress",
                                               "usage": None})
