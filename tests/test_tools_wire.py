@@ -137,3 +137,24 @@ def test_tool_calls_are_stored_and_go_back_to_the_model_after_a_resume(
     assert cli.invoke(app, ["chat", str(config), "-s", "t1", "-m", "Sure?"]).exit_code == 0
     assert _tool_outputs(server.requests[2].body) == ["order A1: shipped on 2026-11-30"]
     assert json.dumps("Sure?") in json.dumps(server.requests[2].body)
+
+
+def test_an_mcp_server_that_dies_at_start_is_one_line_with_its_stderr(
+        cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+    config = write_config(tmp_path, f"""
+entry: bot
+model: {{provider: openai, name: gpt-test, base_url: "{server.base_url}"}}
+session: {{path: {tmp_path / 'sessions.db'}}}
+tools:
+  inventory:
+    mcp: {{command: [python, -c, "import sys; sys.exit('inventory database unreachable')"]}}
+agents:
+  bot: {{instructions: Answer., tools: [inventory]}}
+""")
+    result = cli.invoke(app, ["chat", str(config), "-m", "Is it in stock?"])
+    assert result.exit_code == 3
+    line = next(x for x in result.stderr.splitlines() if x.startswith("error: "))
+    assert line.startswith(f"error: {config}:6:3: tools.inventory: MCP server failed to start: ")
+    assert line.endswith("its stderr ends: inventory database unreachable")
+    assert server.requests == []  # nothing reached the model
+    assert "Traceback" not in result.output

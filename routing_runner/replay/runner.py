@@ -45,6 +45,7 @@ from routing_runner.runtime.graph import (
     build_graph,
     new_http_client,
 )
+from routing_runner.runtime.mcp import McpPool
 from routing_runner.runtime.offline.language_id import detect
 from routing_runner.runtime.providers import ResolvedProvider
 from routing_runner.runtime.tools import ToolMocks, mocking
@@ -116,6 +117,8 @@ class Replayer:
         self.gate = gate or RateLimitGate(retry.initial_delay, retry.max_delay)
         self.build = build
         self._http: HttpClient | None = None
+        # One MCP server per tool entry for the whole batch of this process, stopped at its end.
+        self._mcp = McpPool()
         self.results: dict[int, ConversationResult] = {}
         self.stopped: Literal["interrupted", "fail_fast"] | None = None
         self._running: set[asyncio.Task[None]] = set()
@@ -158,7 +161,8 @@ class Replayer:
             return self.build(config, provider, self.gate.wrap)
         if self._http is None:
             self._http = new_http_client()
-        return build_graph(config, provider, http_client=self._http, wrap_model=self.gate.wrap)
+        return build_graph(config, provider, http_client=self._http, wrap_model=self.gate.wrap,
+                           mcp_pool=self._mcp)
 
     async def run(self, *, handle_signals: bool = False) -> BatchResult:
         """Run every job (until interrupted, or the first failure with fail_fast)."""
@@ -173,6 +177,7 @@ class Replayer:
                 loop.remove_signal_handler(signum)
                 # What the caller had (the CLI's SIGTERM-as-Ctrl-C), not the default.
                 signal.signal(signum, previous[signum] or signal.SIG_DFL)
+            await self._mcp.stop()
             if self._http is not None:
                 await self._http.aclose()
                 self._http = None

@@ -27,7 +27,7 @@ from routing_runner.config.model import Config, ModelSettingsConfig
 from routing_runner.errors import ProviderError
 
 from .history import history_window
-from .mcp import McpServers
+from .mcp import McpPool
 from .offline.model import AgentProfile, OfflineModel
 from .providers import ResolvedModel, ResolvedProvider, not_streamed, not_the_api
 from .retries import retry_settings
@@ -49,7 +49,8 @@ class AgentGraph:
     provider: ResolvedProvider
     agents: dict[str, Agent[Any]]
     clients: tuple[AsyncOpenAI, ...] = ()
-    mcp: McpServers | None = None
+    mcp: McpPool | None = None
+    owns_mcp: bool = True
 
     @property
     def entry(self) -> Agent[Any]:
@@ -69,8 +70,9 @@ class AgentGraph:
             await self.mcp.start()
 
     async def aclose(self) -> None:
-        """Stop the MCP servers and close the HTTP clients, on the event loop that used them."""
-        if self.mcp:
+        """Stop its own MCP servers and close the HTTP clients, on the event loop that used
+        them (a shared pool's owner stops that pool)."""
+        if self.mcp is not None and self.owns_mcp:
             await self.mcp.stop()
         for client in self.clients:
             await client.close()
@@ -208,19 +210,23 @@ def _model_settings(config: Config, agent: str, resolved: ResolvedModel,
 
 def build_graph(config: Config, provider: ResolvedProvider, *,
                 http_client: DefaultAsyncHttpxClient | None = None,
-                wrap_model: ModelHook | None = None) -> AgentGraph:
+                wrap_model: ModelHook | None = None,
+                mcp_pool: McpPool | None = None) -> AgentGraph:
     """Every agent of `config`, wired with its handoffs, on the resolved provider.
 
     `http_client`, when given, carries every model request (its owner closes it; build it
     with `new_http_client`, which refuses answers that are not the API's): a batch
     that builds a graph per conversation then pays once for the TLS setup and connections,
     which cost about 16 ms of CPU per client. `wrap_model` wraps each agent's model.
+    `mcp_pool`, when given, holds the MCP servers (shared with other graphs; its owner stops
+    it); else the graph starts and stops its own (`start`, `aclose`).
     """
     factory = _ModelFactory(config, http_client)
     retry = retry_settings(config.model.retry)
     agents: dict[str, Agent[Any]] = {}
     tools = build_tools(config)
-    servers = McpServers(config)
+    pool = mcp_pool if mcp_pool is not None else McpPool()
+    servers = pool.add(config)
     for name, spec in config.agents.items():
         resolved = provider.models[name]
         model = factory.model(name, resolved)
@@ -231,7 +237,7 @@ def build_graph(config: Config, provider: ResolvedProvider, *,
             model=wrap_model(name, model) if wrap_model is not None else model,
             model_settings=_model_settings(config, name, resolved, retry),
             tools=[tools[t] for t in spec.tools if t in tools],
-            mcp_servers=servers.for_agent(spec.tools),
+            mcp_servers=[servers[t] for t in spec.tools if t in servers],
         )
     # Handoffs are attached once every agent exists, so cycles need no special case.
     for name, spec in config.agents.items():
@@ -241,4 +247,4 @@ def build_graph(config: Config, provider: ResolvedProvider, *,
             for h in spec.handoffs
         ]
     return AgentGraph(config=config, provider=provider, agents=agents,
-                      clients=factory.owned_clients(), mcp=servers)
+                      clients=factory.owned_clients(), mcp=pool, owns_mcp=mcp_pool is None)

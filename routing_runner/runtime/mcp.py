@@ -1,6 +1,6 @@
 """MCP servers of the config's `tools:`: built, started before the first turn, stopped on exit.
 
-One server per tool entry and graph, shared by every agent that lists it. `McpServers.start`
+One server per tool entry and process, shared by every agent that lists it. `McpPool.start`
 connects them all (a server that does not start is one line naming the tool entry and the tail
 of what it wrote to stderr); `stop` ends them, and the graph's owner calls it however the run
 ends - a normal exit, Ctrl-C, SIGTERM, a replay worker stopping - so no server process is left
@@ -96,54 +96,76 @@ def _server(entry: ToolConfig, spec: McpToolConfig) -> MCPServer:
     return _Stdio(params=params, **common)  # type: ignore[arg-type]
 
 
-class McpServers:
-    """The MCP servers of one graph, by tool entry name."""
+class McpPool:
+    """MCP servers by what they run: one per distinct tool entry, shared by every graph built
+    on this pool (a replay's conversations share the servers of their process)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self) -> None:
         self.entries: dict[str, ToolConfig] = {}
         self.servers: dict[str, MCPServer] = {}
+        self.started: list[MCPServer] = []
+        self._starting = asyncio.Lock()
+
+    def add(self, config: Config) -> dict[str, MCPServer]:
+        """The servers of `config`'s MCP entries by entry name, new ones added to the pool."""
+        found = {}
         for name, entry in config.tools.items():
             if isinstance(entry.spec, McpToolConfig):
-                self.entries[name] = entry
-                self.servers[name] = _server(entry, entry.spec)
-        self.started: list[MCPServer] = []
+                key = f"{name}\0{entry.spec!r}"
+                if key not in self.servers:
+                    self.entries[key] = entry
+                    self.servers[key] = _server(entry, entry.spec)
+                found[name] = self.servers[key]
+        return found
 
     def __bool__(self) -> bool:
         return bool(self.servers)
 
     async def start(self) -> None:
         """Connect every server not yet connected; McpStartError for the first that fails."""
-        for name, server in self.servers.items():
-            if server in self.started:
-                continue
-            spec = self.entries[name].spec
-            assert isinstance(spec, McpToolConfig)
-            self.started.append(server)
-            try:
-                await asyncio.wait_for(server.connect(), spec.timeout)  # type: ignore[no-untyped-call]
-            except (Exception, TimeoutError) as exc:
-                raise McpStartError(self._failure(name, server, exc)) from None
+        async with self._starting:  # conversations starting at once connect each server once
+            for key, server in self.servers.items():
+                if server in self.started:
+                    continue
+                spec = self.entries[key].spec
+                assert isinstance(spec, McpToolConfig)
+                self.started.append(server)  # stopped even when connecting fails half-way
+                try:
+                    await asyncio.wait_for(server.connect(),  # type: ignore[no-untyped-call]
+                                           spec.timeout)
+                except (Exception, TimeoutError) as exc:
+                    failure = self._failure(self.entries[key], server, exc)
+                    await self._drop(key, server)  # the next graph tries a new one
+                    raise McpStartError(failure) from None
 
-    def _failure(self, name: str, server: MCPServer, exc: BaseException) -> str:
-        entry = self.entries[name]
+    async def _drop(self, key: str, server: MCPServer) -> None:
+        self.started.remove(server)
+        await _stop(server)
+        del self.servers[key], self.entries[key]
+
+    @staticmethod
+    def _failure(entry: ToolConfig, server: MCPServer, exc: BaseException) -> str:
         while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
             exc = exc.exceptions[0]  # the transport's task group wraps the real failure
         what = "did not start within its timeout" if isinstance(exc, TimeoutError) \
             else f"failed to start: {exc}"
         tail = server.stderr_tail() if isinstance(server, _Stdio) else ""
         stderr = f"; its stderr ends: {tail}" if tail else ""
-        return f"{entry.where}: tools.{name}: MCP server {what}{stderr}"
+        return f"{entry.where}: tools.{entry.name}: MCP server {what}{stderr}"
 
     async def stop(self) -> None:
         """Stop every started server (their processes end); never raises."""
         started, self.started = self.started, []
         for server in reversed(started):
-            with contextlib.suppress(Exception):
-                await server.cleanup()  # type: ignore[no-untyped-call]
-            if isinstance(server, _Stdio) and server.errlog is not None:
-                server.errlog.close()
+            await _stop(server)
+        # A stopped server cannot be connected again: the next start builds new ones.
+        self.servers.clear()
+        self.entries.clear()
 
-    def for_agent(self, tools: tuple[str, ...]) -> list[MCPServer]:
-        """The servers an agent's `tools:` list names."""
-        return [self.servers[name] for name in tools if name in self.servers]
 
+async def _stop(server: MCPServer) -> None:
+    """End a server (its process, for stdio); never raises."""
+    with contextlib.suppress(Exception):
+        await server.cleanup()  # type: ignore[no-untyped-call]
+    if isinstance(server, _Stdio) and server.errlog is not None:
+        server.errlog.close()
