@@ -138,8 +138,13 @@ def _check_tool_lists(document: Document, raw: Mapping[str, Any],
     default = ModelSpec().overridden_by(raw.get("model", {}))
     for agent in agents.values():
         spec = default.overridden_by(agent.model)
-        responses = spec.provider in ("auto", "openai") and spec.resolved_api == "responses"
-        check_agent_tools(document, agent.name, list(agent.tools), tools, responses, problems)
+        off_responses = None
+        if spec.provider not in ("auto", "openai"):
+            off_responses = f"provider {spec.provider!r}"
+        elif spec.resolved_api != "responses":
+            off_responses = f"the {spec.resolved_api!r} API"
+        check_agent_tools(document, agent.name, list(agent.tools), tools, off_responses,
+                          problems)
 
 
 def _check_base_urls(document: Document, raw: Mapping[str, Any],

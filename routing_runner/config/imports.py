@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from routing_runner.errors import ConfigError, Problem
+from routing_runner.wording import did_you_mean
 
 from .document import Document
 from .model import Config
@@ -33,16 +34,16 @@ def import_callable(function: FunctionToolConfig,
     try:
         target: Any = importlib.import_module(function.module)
     except ModuleNotFoundError as exc:
-        where = ", ".join(str(p) for p in python_path) or "no python_path"
-        raise ImportFailed(f"module {exc.name!r} not found (searched {where}, then the "
-                           "installed packages)") from None
+        raise ImportFailed(f"module {exc.name!r} not found in the python_path folders or the "
+                           "installed packages") from None
     except Exception as exc:
         raise ImportFailed(f"importing {function.module!r} failed: "
                            f"{type(exc).__name__}: {exc}") from None
     for part in function.attribute.split("."):
         if not hasattr(target, part):
+            names = [n for n in dir(target) if not n.startswith("_")]
             raise ImportFailed(f"module {function.module!r} has no attribute "
-                               f"{function.attribute!r}")
+                               f"{function.attribute!r}{did_you_mean(part, names)}")
         target = getattr(target, part)
     if not callable(target):
         raise ImportFailed(f"{function.function!r} is a {type(target).__name__}, not a function")

@@ -177,9 +177,9 @@ def _check_function_names(document: Document, tools: Mapping[str, ToolConfig],
         tool_name = entry.spec.tool_name
         if tool_name in seen:
             problems.append(document.problem(
-                ("tools", entry.name), f"the model would call both {seen[tool_name]!r} and "
-                                       f"{entry.name!r} {tool_name!r}; give one a 'name'",
-                key=True))
+                ("tools", entry.name), f"tools {seen[tool_name]!r} and {entry.name!r} would "
+                                       f"both be called {tool_name!r} by the model; give one "
+                                       "a 'name'", key=True))
         seen.setdefault(tool_name, entry.name)
 
 
@@ -202,9 +202,12 @@ def python_path(document: Document, base: Path, problems: list[Problem]) -> tupl
 
 
 def check_agent_tools(document: Document, agent: str, listed: list[str],
-                      tools: Mapping[str, ToolConfig], responses_api: bool,
+                      tools: Mapping[str, ToolConfig], off_responses: str | None,
                       problems: list[Problem]) -> None:
-    """An agent's `tools:` list: every name declared, hosted tools only on the Responses API."""
+    """An agent's `tools:` list: every name declared, hosted tools only on the Responses API.
+
+    `off_responses` says what the agent's model is when it is not OpenAI's Responses API.
+    """
     for index, name in enumerate(listed):
         where = ("agents", agent, "tools", index)
         entry = tools.get(name)
@@ -214,8 +217,8 @@ def check_agent_tools(document: Document, agent: str, listed: list[str],
             problems.append(document.problem(
                 where, f"{document.quote(where, name)} is not a tool"
                        f"{did_you_mean(name, tools) or declared}"))
-        elif isinstance(entry.spec, HostedToolConfig) and not responses_api:
+        elif isinstance(entry.spec, HostedToolConfig) and off_responses is not None:
             problems.append(document.problem(
-                where, f"hosted tool {entry.spec.kind!r} runs on OpenAI's servers and needs the "
-                       f"Responses API, but {agent!r} does not use it (provider openai with "
-                       "api: responses); remove the tool from this agent or change its model"))
+                where, f"hosted tool {entry.spec.kind!r} runs on OpenAI's servers, through the "
+                       f"Responses API, but {agent!r} runs on {off_responses}; give the agent "
+                       "provider openai (api: responses) or remove the tool from it"))
