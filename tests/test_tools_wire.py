@@ -7,6 +7,8 @@ Python function (or a real MCP server process) declared in the config.
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,7 +85,11 @@ def _tool_outputs(body: dict[str, Any]) -> list[str]:
     """The tool results a request sends back to the model (either API's shape)."""
     if "input" in body:
         return [str(i["output"]) for i in body["input"] if i.get("type") == "function_call_output"]
-    return [str(m["content"]) for m in body["messages"] if m.get("role") == "tool"]
+    return [_text(m["content"]) for m in body["messages"] if m.get("role") == "tool"]
+
+
+def _text(content: Any) -> str:
+    return content if isinstance(content, str) else "".join(p["text"] for p in content)
 
 
 def _tool_names(body: dict[str, Any]) -> set[str]:
@@ -158,3 +164,99 @@ agents:
     assert line.endswith("its stderr ends: inventory database unreachable")
     assert server.requests == []  # nothing reached the model
     assert "Traceback" not in result.output
+
+
+HTTP_SERVER = '''
+import sys
+
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("stock")
+
+
+@server.tool()
+def stock_level(sku: str) -> str:
+    """How many of an article are in stock."""
+    return f"{sku}: 7 in stock"
+
+
+mcp_app = server.streamable_http_app()
+
+
+async def app(scope, receive, send):
+    # The config's header (with its ${VAR} filled in) must arrive with every request.
+    if scope["type"] == "http" and (b"authorization", b"Bearer s3cret") not in scope["headers"]:
+        await send({"type": "http.response.start", "status": 401, "headers": []})
+        await send({"type": "http.response.body", "body": b"no token"})
+        return
+    await mcp_app(scope, receive, send)
+
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+'''
+
+
+@pytest.fixture
+def http_mcp(tmp_path: Path) -> Iterator[str]:
+    """A streamable HTTP MCP server on a loopback port; its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = tmp_path / "stock_server.py"
+    script.write_text(HTTP_SERVER, encoding="utf-8")
+    process = subprocess.Popen([sys.executable, str(script), str(port)])
+    try:
+        while True:  # until it listens (a server that dies fails the connection below)
+            assert process.poll() is None, "the MCP server exited"
+            with socket.socket() as client:
+                if client.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_a_streamable_http_mcp_servers_tool_runs_with_the_configured_headers(
+        cli: CliRunner, tmp_path: Path, server: WireServer, http_mcp: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STOCK_TOKEN", "s3cret")
+    config = write_config(tmp_path, f"""
+entry: bot
+model: {{provider: openai, name: gpt-test, base_url: "{server.base_url}", api: chat_completions}}
+session: {{path: {tmp_path / 'sessions.db'}}}
+tools:
+  stock:
+    mcp:
+      url: {http_mcp}
+      headers: {{Authorization: "Bearer ${{STOCK_TOKEN}}"}}
+agents:
+  bot: {{instructions: Answer., tools: [stock]}}
+""")
+    server.script(ToolCall("stock_level", {"sku": "X9"}), Text("Seven left."))
+    result = cli.invoke(app, ["chat", str(config), "-m", "Any X9 left?"])
+    assert result.exit_code == 0, result.output
+    assert '  [tool] stock_level {"sku":"X9"} -> X9: 7 in stock\n' in result.stdout
+    assert _tool_outputs(server.requests[1].body) == ["X9: 7 in stock"]
+
+
+def test_a_hosted_tool_is_sent_to_the_responses_api(cli: CliRunner, tmp_path: Path,
+                                                    server: WireServer) -> None:
+    config = write_config(tmp_path, f"""
+entry: bot
+model: {{provider: openai, name: gpt-test, base_url: "{server.base_url}"}}
+session: {{path: {tmp_path / 'sessions.db'}}}
+tools:
+  web: {{hosted: web_search, search_context_size: low}}
+  files: {{hosted: file_search, vector_store_ids: [vs_1], max_num_results: 3}}
+agents:
+  bot: {{instructions: Answer., tools: [web, files]}}
+""")
+    server.script(Text("Sunny."))
+    result = cli.invoke(app, ["chat", str(config), "-m", "Weather?"])
+    assert result.exit_code == 0, result.output
+    tools = server.requests[0].body["tools"]
+    assert {"type": "web_search", "search_context_size": "low"}.items() <= tools[0].items()
+    assert tools[1]["type"] == "file_search" and tools[1]["vector_store_ids"] == ["vs_1"]
+    assert tools[1]["max_num_results"] == 3
