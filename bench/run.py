@@ -6,9 +6,11 @@
 
 Sections: overhead (1, per turn, against a hand-written SDK loop), throughput (2, batches
 against the model and CPU limits), startup (3), long (4, conversations with long histories),
-offline (5, the embedded offline model's routing). Every model call goes to a loopback server
-speaking the OpenAI wire format (routing_runner_testing/wire_server.py) in its own process, with
-a simulated latency and token rate, so the model's share of every figure is known exactly.
+offline (5, the embedded offline model's routing), tools (6, a turn with one function-tool
+call, against a hand-written SDK loop with the same tool). Every model call goes to a loopback
+server speaking the OpenAI wire format (routing_runner_testing/wire_server.py) in its own
+process, with a simulated latency and token rate, so the model's share of every figure is known
+exactly.
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import long_history as long
-from bench import offline, overhead, startup, throughput
+from bench import offline, overhead, startup, throughput, tool_turn
 from bench.common import CORES, BenchError, Row, Section
 
-SECTIONS = ("overhead", "throughput", "startup", "long", "offline")
+SECTIONS = ("overhead", "throughput", "startup", "long", "offline", "tools")
 
 
 def _number(value: float | str | None) -> str:
@@ -147,6 +149,9 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Section]]]:
             history_limit=args.history_limit, turns=1 if quick else 3, quick=quick)),
         "offline": lambda: offline.run(offline.OfflineSettings(
             limit=args.offline_limit or (5 if quick else None))),
+        "tools": lambda: tool_turn.run(tool_turn.ToolTurnSettings(
+            repetitions=repetitions, conversations=1 if quick else 4, turns=1 if quick else 5,
+            latency=latency, token_delay=token_delay)),
     }
     chosen = args.only.split(",")
     return [(name, steps[name]) for name in SECTIONS if name in chosen]

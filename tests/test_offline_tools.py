@@ -29,14 +29,14 @@ def refund(order_id: str, amount: str) -> str:
 
 def _config(folder: Path) -> Path:
     (folder / "offline_tools.py").write_text(TOOLS, encoding="utf-8")
-    return write_config(folder, f"""
+    return write_config(folder, """
 entry: desk
-model: {{provider: auto}}  # no key in tests: the offline model
+model: {provider: auto}  # no key in tests: the offline model
 python_path: ["."]
 tools:
-  lookup_order: {{function: "offline_tools:lookup_order"}}
-  refund: {{function: "offline_tools:refund"}}
-  web: {{hosted: web_search}}
+  lookup_order: {function: "offline_tools:lookup_order"}
+  refund: {function: "offline_tools:refund"}
+  web: {hosted: web_search}
 agents:
   desk:
     language: en
