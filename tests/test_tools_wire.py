@@ -260,3 +260,15 @@ agents:
     assert {"type": "web_search", "search_context_size": "low"}.items() <= tools[0].items()
     assert tools[1]["type"] == "file_search" and tools[1]["vector_store_ids"] == ["vs_1"]
     assert tools[1]["max_num_results"] == 3
+
+
+def test_sessions_show_includes_the_tool_calls_as_chat_showed_them(
+        cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+    config = tools_config(tmp_path, server)
+    server.script(ToolCall("lookup_order", {"order_id": "A1"}), Text("Shipped."))
+    assert cli.invoke(app, ["chat", str(config), "-s", "shown", "-m", "A1?"]).exit_code == 0
+    shown = cli.invoke(app, ["sessions", "show", str(config), "shown"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.splitlines()[1:] == [
+        '  [tool] lookup_order {"order_id":"A1"} -> order A1: shipped on 2026-11-30',
+        "orders: Shipped."]

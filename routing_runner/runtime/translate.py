@@ -10,12 +10,12 @@ import openai
 from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorError
 
 from routing_runner.errors import RoutingRunnerError
+from routing_runner.stores.items import output_text
 from routing_runner.wording import count, redact_url, redact_urls
 
 from .events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded
 from .providers import endpoint_hint
 from .retries import error_chain, error_code, provider_error, quota_exhausted
-from .tools import output_text
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any
 
 from agents import FunctionTool, Tool
 
-from routing_runner.runtime.tools import output_text
+from routing_runner.stores.items import output_text
 
 _PAIR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S+)")
 _WORD = re.compile(r"[\w-]+")
