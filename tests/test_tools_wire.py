@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -272,3 +273,50 @@ def test_sessions_show_includes_the_tool_calls_as_chat_showed_them(
     assert shown.stdout.splitlines()[1:] == [
         '  [tool] lookup_order {"order_id":"A1"} -> order A1: shipped on 2026-11-30',
         "orders: Shipped."]
+
+
+DYING_SERVER = '''
+import os
+import sys
+
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("inventory")
+
+
+@server.tool()
+def stock_level(sku: str) -> str:
+    """How many are in stock."""
+    sys.stderr.write("fatal: inventory connection lost\\n")
+    sys.stderr.flush()
+    os._exit(1)
+
+
+if __name__ == "__main__":
+    server.run("stdio")
+'''
+
+
+def test_an_mcp_server_dying_mid_turn_fails_the_turn_in_one_line_and_rolls_it_back(
+        cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+    (tmp_path / "inventory.py").write_text(DYING_SERVER, encoding="utf-8")
+    config = write_config(tmp_path, f"""
+entry: bot
+model: {{provider: openai, name: gpt-test, base_url: "{server.base_url}"}}
+session: {{path: {tmp_path / 'sessions.db'}}}
+tools:
+  inventory:
+    mcp: {{command: [python, inventory.py]}}
+agents:
+  bot: {{instructions: Answer., tools: [inventory]}}
+""")
+    server.script(ToolCall("stock_level", {"sku": "X9"}))
+    result = cli.invoke(app, ["chat", str(config), "-s", "dies", "-m", "X9?"])
+    assert result.exit_code == 3
+    assert f"  [error] {config}:6:3: tools.inventory: the MCP server stopped answering " \
+        in result.stdout
+    assert result.stdout.rstrip().endswith("its stderr ends: fatal: inventory connection lost")
+    with sqlite3.connect(tmp_path / "sessions.db") as conn:
+        stored = [json.loads(r[0]) for r in conn.execute(
+            "SELECT message_data FROM agent_messages WHERE session_id = 'dies'")]
+    assert stored == [{"role": "user", "content": "X9?"}]

@@ -69,6 +69,10 @@ class AgentGraph:
         if self.mcp:
             await self.mcp.start()
 
+    def tool_failure(self, error: BaseException) -> str | None:
+        """What a turn's failure says when an MCP server of the graph caused it, else None."""
+        return self.mcp.explain(error) if self.mcp else None
+
     async def aclose(self) -> None:
         """Stop its own MCP servers and close the HTTP clients, on the event loop that used
         them (a shared pool's owner stops that pool)."""

@@ -29,6 +29,7 @@ from routing_runner.config.model import Config
 from routing_runner.config.tools import PYTHON_NAMES, McpToolConfig, ToolConfig
 from routing_runner.errors import RunFailure
 
+from .retries import error_chain
 from .tools import mocked_answer
 
 STDERR_TAIL = 300
@@ -152,6 +153,22 @@ class McpPool:
         tail = server.stderr_tail() if isinstance(server, _Stdio) else ""
         stderr = f"; its stderr ends: {tail}" if tail else ""
         return f"{entry.where}: tools.{entry.name}: MCP server {what}{stderr}"
+
+    def explain(self, error: BaseException) -> str | None:
+        """One line for a turn that failed because an MCP server stopped answering, naming
+        the tool entry (and the end of its stderr); None when `error` is not an MCP failure."""
+        if not any(type(e).__module__.split(".")[0] == "mcp" for e in error_chain(error)):
+            return None
+        tails = {key: server.stderr_tail() if isinstance(server, _Stdio) else ""
+                 for key, server in self.servers.items() if server in self.started}
+        if not tails:
+            return None
+        # The server that wrote to its stderr is the likely one to have died.
+        key = max(tails, key=lambda k: bool(tails[k]))
+        entry, tail = self.entries[key], tails[key]
+        stderr = f"; its stderr ends: {tail}" if tail else ""
+        return (f"{entry.where}: tools.{entry.name}: the MCP server stopped answering "
+                f"({error}){stderr}")
 
     async def stop(self) -> None:
         """Stop every started server (their processes end); never raises."""

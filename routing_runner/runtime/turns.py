@@ -99,8 +99,8 @@ class TurnRunner:
         except Exception as exc:
             rolled_back = await self._rolled_back(
                 settle(self._abandon(result, pump, conversation, message)))
-            yield TurnFailed(translator.agent, describe_failure(
-                exc, max_turns, retries, translator) + rolled_back)
+            yield TurnFailed(translator.agent, (self.graph.tool_failure(exc) or describe_failure(
+                exc, max_turns, retries, translator)) + rolled_back)
             return
         yield await self._finish(conversation, message, translator.ended())
 
