@@ -123,3 +123,20 @@ turns:
            "(did you mean 'lookup_order'?)" in result.stderr
     assert f"{transcript}:6:14: turns[0].expect.tools: 'refund' is not a tool of {config} " \
            "(its tools: lookup_order)" in result.stderr
+
+
+def test_a_transcript_override_naming_a_missing_function_fails_that_conversation(
+        cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+    config = tools_config(tmp_path, server)
+    transcript = _transcript(tmp_path, """
+name: override
+config: {tools: {lookup_order: {function: "orders:no_such_function"}}}
+turns:
+  - user: A1?
+    expect: {agent: orders}
+""")
+    result = cli.invoke(app, ["replay", str(config), str(transcript)])
+    assert result.exit_code == 3, result.output
+    assert f"{transcript}:3:18: tools.lookup_order.function: module 'orders' has no " \
+        "attribute 'no_such_function'" in result.stdout
+    assert server.requests == []

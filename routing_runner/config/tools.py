@@ -115,8 +115,9 @@ def build_tools(document: Document, base: Path,
     """The typed `tools:` map of a schema-valid document; its problems go to `problems`."""
     tools: dict[str, ToolConfig] = {}
     for name, raw in _notes_free(document.data.get("tools", {})).items():
-        position = document.position(("tools", name), key=True)
-        where = f"{document.source}:{position.line}:{position.column}"
+        # Through `problem`, which knows a transcript's override from the config's own lines.
+        at = document.problem(("tools", name), "", key=True)
+        where = f"{at.file}:{at.line}:{at.column}"
         if "function" in raw:
             spec: FunctionToolConfig | McpToolConfig | HostedToolConfig = FunctionToolConfig(
                 raw["function"], raw.get("name"), raw.get("description"), raw.get("timeout"))

@@ -25,9 +25,10 @@ from agents import (
 from agents.tool import default_tool_error_function
 from agents.tool_context import ToolContext
 
-from routing_runner.config.imports import import_callable
+from routing_runner.config.imports import ImportFailed, import_callable
 from routing_runner.config.model import Config
 from routing_runner.config.tools import FunctionToolConfig, HostedToolConfig, ToolMock
+from routing_runner.errors import UserInputError
 
 
 @dataclass
@@ -107,7 +108,12 @@ def build_tools(config: Config) -> dict[str, Tool]:
     built: dict[str, Tool] = {}
     for name, entry in config.tools.items():
         if isinstance(entry.spec, FunctionToolConfig):
-            built[name] = _function_tool(entry.spec, config)
+            try:
+                built[name] = _function_tool(entry.spec, config)
+            except ImportFailed as exc:
+                # Checked before the first message already; a transcript's `config:` override
+                # can still name a path that does not resolve.
+                raise UserInputError(f"{entry.where}: tools.{name}.function: {exc}") from None
         elif isinstance(entry.spec, HostedToolConfig):
             built[name] = _hosted_tool(entry.spec)
     return built
