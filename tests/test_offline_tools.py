@@ -92,6 +92,6 @@ def test_routing_by_language_comes_before_tools_and_hosted_tools_are_not_called(
 def test_the_support_example_replays_offline_with_real_and_mocked_tools(
         cli: CliRunner) -> None:
     result = cli.invoke(app, ["replay", str(REPO / "configs" / "support.yaml"),
-                              str(REPO / "configs" / "transcripts" / "support")])
+                              str(REPO / "configs" / "support-transcripts")])
     assert result.exit_code == 0, result.output
     assert "2 passed, 0 failed, 0 errors" in result.stdout
