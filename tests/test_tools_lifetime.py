@@ -114,14 +114,17 @@ def test_a_signal_ending_the_chat_leaves_no_mcp_server_behind(tmp_path: Path,
 def test_replay_workers_leave_no_mcp_server_behind(tmp_path: Path) -> None:
     config = _config(tmp_path)
     transcripts = tmp_path / "echo.yaml"
+    # Half of them mocked: the workers send mocks and expected arguments back with the results.
     transcripts.write_text("\n---\n".join(
-        f"name: echo {i}\nturns:\n  - user: please echo text=hi{i}\n"
+        f"name: echo {i}\n{'mocks: {echo: {result: canned}}' if i % 2 else ''}\n"
+        f"turns:\n  - user: please echo text=hi{i}\n"
         f"    expect: {{tools: [{{name: echo, args: {{text: hi{i}}}}}]}}\n" for i in range(4)),
         encoding="utf-8")
     result = subprocess.run(
         [sys.executable, "-m", "routing_runner", "replay", str(config), str(transcripts),
          "-w", "2"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "4 passed, 0 failed, 0 errors" in result.stdout
     # One server per worker process, shared by its conversations.
     assert len(_servers(tmp_path)) == 2
     assert _left_behind(tmp_path) == []

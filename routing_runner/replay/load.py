@@ -7,7 +7,6 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from routing_runner.config import LoadedConfig
@@ -257,8 +256,7 @@ class _TranscriptBuilder:
         """A `mocks:` block, every tool it names checked against the config."""
         for name in raw or {}:
             self.check_tool(name, (*at, "mocks", name), key=True)
-        return MappingProxyType({name: ToolMock.from_raw(value)
-                                 for name, value in (raw or {}).items()})
+        return {name: ToolMock.from_raw(value) for name, value in (raw or {}).items()}
 
     def tools(self, raw: Any, path: PathKey) -> ToolsExpectation | None:
         """An `expect.tools` check, every tool it names checked against the config."""

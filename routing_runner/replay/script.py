@@ -31,7 +31,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Literal
 
 from routing_runner.config.model import Config
@@ -132,7 +131,8 @@ class Turn:
     expect: Expectations
     location: Location
     # This turn's canned tool results; they take the place of the transcript's for these tools.
-    mocks: Mapping[str, ToolMock] = field(default_factory=lambda: MappingProxyType({}))
+    # A dict, not a read-only proxy: a replay worker sends its turns to the parent (pickle).
+    mocks: Mapping[str, ToolMock] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ class Transcript:
     tags: tuple[str, ...] = ()
     description: str | None = None
     overridden: bool = False
-    mocks: Mapping[str, ToolMock] = field(default_factory=lambda: MappingProxyType({}))
+    mocks: Mapping[str, ToolMock] = field(default_factory=dict)
 
     @property
     def turns(self) -> tuple[Turn, ...]:

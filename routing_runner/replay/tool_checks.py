@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any, Literal
 
 from routing_runner.config.model import Config
@@ -28,7 +27,10 @@ Order = Literal["exact", "in_order", "any"]
 
 @dataclass(frozen=True)
 class ToolCallCheck:
-    """One expected call: the tool's name and a subset of its arguments."""
+    """One expected call: the tool's name and a subset of its arguments.
+
+    Plain containers: a replay worker sends its turns to the parent (pickle).
+    """
 
     name: str
     args: Mapping[str, Any] | None = None
@@ -58,8 +60,7 @@ class ToolsExpectation:
         spec: Mapping[str, Any] = {"calls": raw} if isinstance(raw, list) else raw  # type: ignore[assignment]
         calls = tuple(
             ToolCallCheck(c, None) if isinstance(c, str)
-            else ToolCallCheck(c["name"], MappingProxyType(dict(c["args"])) if "args" in c
-                               else None)
+            else ToolCallCheck(c["name"], dict(c["args"]) if "args" in c else None)
             for c in spec.get("calls", ()))
         return cls(calls, spec.get("order", "in_order"), tuple(spec.get("not_called", ())))
 
