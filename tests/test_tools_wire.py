@@ -85,7 +85,8 @@ agents:
 def _tool_outputs(body: dict[str, Any]) -> list[str]:
     """The tool results a request sends back to the model (either API's shape)."""
     if "input" in body:
-        return [str(i["output"]) for i in body["input"] if i.get("type") == "function_call_output"]
+        return [_text(i["output"]) for i in body["input"]
+                if i.get("type") == "function_call_output"]
     return [_text(m["content"]) for m in body["messages"] if m.get("role") == "tool"]
 
 
@@ -320,3 +321,43 @@ agents:
         stored = [json.loads(r[0]) for r in conn.execute(
             "SELECT message_data FROM agent_messages WHERE session_id = 'dies'")]
     assert stored == [{"role": "user", "content": "X9?"}]
+
+
+ENV_SERVER = '''
+import os
+
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("env")
+
+
+@server.tool()
+def environment(name: str) -> str:
+    """A variable of the server's environment."""
+    return os.environ.get(name, "<unset>")
+
+
+if __name__ == "__main__":
+    server.run("stdio")
+'''
+
+
+def test_a_stdio_server_gets_its_env_but_not_the_runners_api_key(
+        cli: CliRunner, tmp_path: Path, server: WireServer) -> None:
+    (tmp_path / "env_server.py").write_text(ENV_SERVER, encoding="utf-8")
+    config = write_config(tmp_path, f"""
+entry: bot
+model: {{provider: openai, name: gpt-test, base_url: "{server.base_url}"}}
+session: {{path: {tmp_path / 'sessions.db'}}}
+tools:
+  env:
+    mcp: {{command: [python, env_server.py], env: {{REGION: eu-west}}}}
+agents:
+  bot: {{instructions: Answer., tools: [env]}}
+""")
+    server.script(ToolCall("environment", {"name": "OPENAI_API_KEY"}),
+                  ToolCall("environment", {"name": "REGION"}), Text("Done."))
+    result = cli.invoke(app, ["chat", str(config), "-m", "env?"])
+    assert result.exit_code == 0, result.output
+    assert _tool_outputs(server.requests[1].body) == ["<unset>"]
+    assert _tool_outputs(server.requests[2].body)[-1] == "eu-west"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 import tempfile
 from typing import IO, Any
@@ -89,7 +88,9 @@ def _server(entry: ToolConfig, spec: McpToolConfig) -> MCPServer:
     if spec.url is not None:
         return _Http(params={"url": spec.url, "headers": dict(spec.headers),
                              "timeout": spec.timeout}, **common)
-    env = {**os.environ, **spec.env}
+    # The mcp client adds only a few safe variables (PATH, HOME, ...) to these: the server
+    # does not see the runner's environment, where the model's API key is.
+    env = dict(spec.env)
     program = sys.executable if spec.command[0] in PYTHON_NAMES else spec.command[0]
     params: dict[str, Any] = {"command": program, "args": list(spec.command[1:]), "env": env}
     if spec.cwd is not None:
