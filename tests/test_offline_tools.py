@@ -50,8 +50,8 @@ agents:
 """)
 
 
-def _chat(cli: CliRunner, config: Path, *messages: str) -> str:
-    args = ["chat", str(config)]
+def _chat(cli: CliRunner, config: Path, *messages: str, record: Path | None = None) -> str:
+    args = ["chat", str(config), *(["--record", str(record)] if record else [])]
     for message in messages:
         args += ["-m", message]
     result = cli.invoke(app, args)
@@ -95,3 +95,16 @@ def test_the_support_example_replays_offline_with_real_and_mocked_tools(
                               str(REPO / "configs" / "support-transcripts")])
     assert result.exit_code == 0, result.output
     assert "2 passed, 0 failed, 0 errors" in result.stdout
+
+
+def test_a_recorded_chat_expects_the_tools_it_called_and_replays(cli: CliRunner,
+                                                                  tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    record = tmp_path / "recorded.yaml"
+    _chat(cli, config, "Please lookup order A17 for me, thank you.",
+          "What are your opening hours on Sunday?", record=record)
+    text = record.read_text(encoding="utf-8")
+    assert "expect: {agent: desk, route: [desk], tools: [lookup_order]}" in text
+    assert "expect: {agent: desk, route: [desk]}" in text
+    replayed = cli.invoke(app, ["replay", str(config), str(record)])
+    assert replayed.exit_code == 0, replayed.output
