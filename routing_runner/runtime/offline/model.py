@@ -71,6 +71,18 @@ def preload(config: Config, providers: Iterable[ResolvedProvider]) -> None:
         prepare([a.language for a in config.agents.values() if a.language], wait=True)
 
 
+def _items(input: str | list[TResponseInputItem]) -> list[TResponseInputItem]:
+    return [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
+
+
+def _message(items: list[TResponseInputItem], text: str) -> ResponseOutputMessage:
+    msg_id = "msg_offline_" + hashlib.sha256(f"{len(items)}:{text}".encode()).hexdigest()[:16]
+    return ResponseOutputMessage(
+        type="message", id=msg_id, role="assistant", status="completed",
+        content=[ResponseOutputText(type="output_text", text=text, annotations=[])],
+    )
+
+
 def _user_messages(items: Sequence[TResponseInputItem]) -> list[str]:
     return [message_text(item) for item in items if is_user_message(item)]
 
@@ -100,12 +112,9 @@ class OfflineModel(Model):
         prepare(self.languages, wait=wait)
 
     def decide(self, input: str | list[TResponseInputItem], handoffs: Sequence[Handoff],
-               settings: ModelSettings, tools: Sequence[Tool] = ()
-               ) -> ResponseFunctionToolCall | ResponseOutputMessage:
+               settings: ModelSettings) -> ResponseFunctionToolCall | ResponseOutputMessage:
         """The single output item this model produces for the conversation so far."""
-        items: list[TResponseInputItem] = (
-            [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
-        )
+        items = _items(input)
         user_messages = _user_messages(items) or [""]
         latest = user_messages[-1]
         configured = self.languages
@@ -113,23 +122,33 @@ class OfflineModel(Model):
         own = primary_subtag(self.agent.language) if self.agent.language else None
 
         target = self._route(detected, own, handoffs)
+        if target is not None:
+            return self._call(items, target.tool_name, "{}")
+        return _message(items, self._answer(user_messages, detected, own, configured, settings))
+
+    def respond(self, input: str | list[TResponseInputItem], handoffs: Sequence[Handoff],
+                settings: ModelSettings, tools: Sequence[Tool]
+                ) -> ResponseFunctionToolCall | ResponseOutputMessage:
+        """`decide`'s output, unless the agent's tools change it: a call of a tool the latest
+        message names instead of an answer, or an answer that quotes this turn's outputs."""
+        item = self.decide(input, handoffs, settings)
+        if isinstance(item, ResponseFunctionToolCall) or not tools:
+            return item
+        items = _items(input)
         turn = this_turn(items)
-        call = (target.tool_name, "{}") if target is not None else \
-            tool_call(latest, turn, tools)
+        call = tool_call((_user_messages(items) or [""])[-1], turn, tools)
         if call is not None:
-            seed = f"{len(items)}:{self.agent.name}:{call[0]}"
-            call_id = "call_offline_" + hashlib.sha256(seed.encode()).hexdigest()[:16]
-            return ResponseFunctionToolCall(
-                type="function_call", id=f"fc_{call_id[13:]}", call_id=call_id,
-                name=call[0], arguments=call[1], status="completed",
-            )
+            return self._call(items, *call)
         results = [f"[{name}] {_quote(output)}" for name, output in tool_results(turn, tools)]
-        text = " ".join([self._answer(user_messages, detected, own, configured, settings),
-                         *results])
-        msg_id = "msg_offline_" + hashlib.sha256(f"{len(items)}:{text}".encode()).hexdigest()[:16]
-        return ResponseOutputMessage(
-            type="message", id=msg_id, role="assistant", status="completed",
-            content=[ResponseOutputText(type="output_text", text=text, annotations=[])],
+        return _message(items, " ".join([_text(item), *results])) if results else item
+
+    def _call(self, items: list[TResponseInputItem], name: str,
+              arguments: str) -> ResponseFunctionToolCall:
+        seed = f"{len(items)}:{self.agent.name}:{name}"
+        call_id = "call_offline_" + hashlib.sha256(seed.encode()).hexdigest()[:16]
+        return ResponseFunctionToolCall(
+            type="function_call", id=f"fc_{call_id[13:]}", call_id=call_id,
+            name=name, arguments=arguments, status="completed",
         )
 
     def _route(self, detected: str | None, own: str | None,
@@ -202,7 +221,7 @@ class OfflineModel(Model):
         prompt: ResponsePromptParam | None,
     ) -> ModelResponse:
         """Answer, route or call a tool in one response."""
-        item = self.decide(input, handoffs, model_settings, tools)
+        item = self.respond(input, handoffs, model_settings, tools)
         response = self._response(item, input)
         usage = response.usage
         assert usage is not None  # _response always sets it
@@ -228,7 +247,7 @@ class OfflineModel(Model):
         prompt: ResponsePromptParam | None,
     ) -> AsyncIterator[TResponseStreamEvent]:
         """Stream the same decision as Responses API events, text in word-sized deltas."""
-        item = self.decide(input, handoffs, model_settings, tools)
+        item = self.respond(input, handoffs, model_settings, tools)
         response = self._response(item, input)
         pending = response.model_copy(update={"output": [], "status": "in_progress",
                                               "usage": None})
