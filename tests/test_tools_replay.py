@@ -104,11 +104,11 @@ turns:
 def test_mocks_and_expected_tools_must_name_tools_of_the_config(
         cli: CliRunner, tmp_path: Path) -> None:
     (tmp_path / "tools").mkdir()
-    (tmp_path / "tools" / "orders.py").write_text(
+    (tmp_path / "tools" / "typo_orders.py").write_text(
         "def lookup_order(order_id: str) -> str:\n    return order_id\n", encoding="utf-8")
     config = tmp_path / "bot.yaml"
     config.write_text("entry: a\npython_path: [tools]\n"
-                      "tools: {lookup_order: {function: 'orders:lookup_order'}}\n"
+                      "tools: {lookup_order: {function: 'typo_orders:lookup_order'}}\n"
                       "agents: {a: {instructions: x, tools: [lookup_order]}}\n", encoding="utf-8")
     transcript = _transcript(tmp_path, """
 name: typo
@@ -130,13 +130,13 @@ def test_a_transcript_override_naming_a_missing_function_fails_that_conversation
     config = tools_config(tmp_path, server)
     transcript = _transcript(tmp_path, """
 name: override
-config: {tools: {lookup_order: {function: "orders:no_such_function"}}}
+config: {tools: {lookup_order: {function: "wire_orders:no_such_function"}}}
 turns:
   - user: A1?
     expect: {agent: orders}
 """)
     result = cli.invoke(app, ["replay", str(config), str(transcript)])
     assert result.exit_code == 3, result.output
-    assert f"{transcript}:3:18: tools.lookup_order.function: module 'orders' has no " \
+    assert f"{transcript}:3:18: tools.lookup_order.function: module 'wire_orders' has no " \
         "attribute 'no_such_function'" in result.stdout
     assert server.requests == []

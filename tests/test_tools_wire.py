@@ -62,7 +62,8 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
 def tools_config(folder: Path, server: WireServer, api: str = "responses",
                  provider: str = "openai") -> Path:
     (folder / "tools").mkdir(exist_ok=True)
-    (folder / "tools" / "orders.py").write_text(ORDERS, encoding="utf-8")
+    # A module name of its own: the example config's `orders` may be imported in this process.
+    (folder / "tools" / "wire_orders.py").write_text(ORDERS, encoding="utf-8")
     (folder / "tools" / "orders_mcp.py").write_text(MCP_SERVER, encoding="utf-8")
     return write_config(folder, f"""
 entry: orders
@@ -71,7 +72,7 @@ session: {{path: {folder / 'sessions.db'}}}
 python_path: [tools]
 tools:
   lookup_order:
-    function: orders:lookup_order
+    function: wire_orders:lookup_order
   parcels:
     mcp:
       command: [{sys.executable}, tools/orders_mcp.py]
