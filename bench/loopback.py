@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from bench.scenario import reply_for
+from bench.scenario import TOOL_ARGUMENTS, reply_for
 from routing_runner_testing import wire_server
 from routing_runner_testing.wire_server import RecordedRequest, Reply, Text, ToolCall, WireServer
 
@@ -46,8 +46,10 @@ class BenchServer(WireServer):
 
 
 def respond(body: Any) -> Reply:
-    """The scenario's scripted model: a handoff tool call or a text reply."""
+    """The scenario's scripted model: a handoff or function tool call, or a text reply."""
     kind, value = reply_for(body if isinstance(body, dict) else {})
+    if kind == "function":
+        return ToolCall(value, TOOL_ARGUMENTS)
     return ToolCall(value) if kind == "tool" else Text(value)
 
 

@@ -105,7 +105,8 @@ def reply_for(body: Mapping[str, Any]) -> tuple[str, str]:
     """What the scripted model answers to a Responses API request body.
 
     `("tool", name)` when the latest item is a user message meant for another agent and the
-    calling agent has the handoff tool to it; `("text", text)` otherwise (the handoff's
+    calling agent has the handoff tool to it; `("function", name)` for the tool turn's message
+    when the agent has its tool; `("text", text)` otherwise (the handoff's
     output, or the right agent). Stateless, so concurrent conversations need no bookkeeping.
     """
     items = body.get("input")
@@ -115,7 +116,17 @@ def reply_for(body: Mapping[str, Any]) -> tuple[str, str]:
         tools = {tool.get("name") for tool in body.get("tools") or () if isinstance(tool, dict)}
         if target is not None and tool_name(target) in tools:
             return "tool", tool_name(target)
+        if _text_of(last) == TOOL_MESSAGE and TOOL_NAME in tools:
+            return "function", TOOL_NAME
     return "text", reply_text(_speaker(body))
+
+
+# The tool turn (bench/tool_turn.py): one agent, one function tool; the message makes the
+# model call the tool with TOOL_ARGUMENTS, and its output makes it answer (two model calls).
+TOOL_MESSAGE = "Where is my order A1?"
+TOOL_NAME = "lookup_order"
+TOOL_ARGUMENTS: Mapping[str, str] = {"order_id": "A1"}
+TOOL_AGENT = AgentSpec("orders", "You look orders up with lookup_order.", None, ())
 
 
 def model_seconds(latency: float, token_delay: float, steps: Sequence[Step] = CONVERSATION

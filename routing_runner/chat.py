@@ -262,6 +262,7 @@ class ChatLoop:
             assert self._loading is not None and self._reservation is not None
             # Shielded: an interrupted wait leaves the loading alone for the next message.
             graph = await asyncio.shield(asyncio.wrap_future(self._loading))
+            await graph.start()
             from .runtime.turns import TurnRunner
 
             conversation = await self.store.attach(self._reservation)

@@ -22,6 +22,16 @@ from .runtime.events import (
 )
 from .wording import Style, inert
 
+TOOL_LINE_LIMIT = 160
+
+
+def tool_line(event: ToolCalled, limit: int = TOOL_LINE_LIMIT) -> str:
+    """`  [tool] name {arguments} -> output` on one line, cut to `limit` characters."""
+    text = " ".join(f"{event.tool} {event.arguments}".split())
+    if event.output is not None:
+        text += " -> " + " ".join(event.output.split())
+    return "  [tool] " + (text if len(text) <= limit else text[:limit - 1] + "…")
+
 
 @dataclass
 class TurnRenderer:
@@ -55,8 +65,7 @@ class TurnRenderer:
                            + "\n")
         elif isinstance(event, ToolCalled):
             self._end_line()
-            self.out.write(self.style.dim(inert(f"  [tool] {event.agent} called {event.tool}"))
-                           + "\n")
+            self.out.write(self.style.dim(inert(tool_line(event))) + "\n")
         elif isinstance(event, Retrying):
             self._end_line()
             self.out.write(self.style.dim(inert(

@@ -26,6 +26,7 @@ from .stores.items import (
     is_user_message,
     item_type,
     message_text,
+    output_text,
 )
 from .stores.rows import StoredRow
 from .wording import Style, format_time, inert
@@ -128,7 +129,7 @@ def conversation_events(items: Sequence[Any],
     An unreadable row (a StoredRow among the items) is passed on where it stands.
     """
     agent = config.entry
-    calls: dict[str, str] = {}
+    calls: dict[str, tuple[str, str]] = {}
     for item in items:
         if isinstance(item, StoredRow):
             yield item
@@ -139,14 +140,16 @@ def conversation_events(items: Sequence[Any],
                 agent = config.entry
             yield UserSaid(message_text(item))
         elif item_type(item) == "function_call":
-            calls[str(item.get("call_id"))] = str(item.get("name", "?"))
+            calls[str(item.get("call_id"))] = (str(item.get("name", "?")),
+                                               str(item.get("arguments", "")))
         elif is_tool_output(item):
-            tool = calls.pop(str(item.get("call_id")), None)
-            if tool is None:
+            call = calls.pop(str(item.get("call_id")), None)
+            if call is None:
                 continue
+            tool, arguments = call
             target = _handoff_target(config, agent, tool, item.get("output"))
             if target is None:
-                yield ToolCalled(agent, tool)
+                yield ToolCalled(agent, tool, arguments, output_text(item.get("output")))
             else:
                 yield AgentChanged(agent, target, tool)
                 agent = target

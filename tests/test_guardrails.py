@@ -120,10 +120,10 @@ def test_a_guardrail_function_that_does_not_import_is_exit_2_before_any_message(
         result = cli.invoke(app, command)
         assert result.exit_code == 2
         assert result.stderr.splitlines()[-3:] == [
-            f"{config}:9:15: guardrails.secrets.function: 'guards' has no attribute "
+            f"{config}:9:15: guardrails.secrets.function: module 'guards' has no attribute "
             "'no_secret' (did you mean 'no_secrets'?)",
-            f"{config}:12:15: guardrails.fine.function: no module named 'guardz' (looked in the "
-            f"installed packages, then {tmp_path})",
+            f"{config}:12:15: guardrails.fine.function: module 'guardz' not found in the "
+            "installed packages, the python_path folders or the config's folder",
             "2 errors found; nothing was run."]
     assert not (tmp_path / "s.db").exists()
 

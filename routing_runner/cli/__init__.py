@@ -68,9 +68,11 @@ def _main(
 
 
 @app.command()
-def validate(config: ConfigArg) -> None:
+def validate(config: ConfigArg, check_imports: Annotated[bool, typer.Option(
+        "--check-imports", help="Also import every `function:` tool (runs their modules' code).")]
+             = False) -> None:
     """Check a config (YAML, schema, meaning) and list every problem with file:line:col."""
-    loaded = load(config)
+    loaded = load(config, imports=check_imports)
     if loaded.unavailable:
         fail(ConfigError(loaded.unavailable))
     cfg = loaded.config

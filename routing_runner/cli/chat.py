@@ -162,7 +162,7 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
     from routing_runner.stores import open_store
     from routing_runner.stores.base import Reservation, check_session_id, new_session_id
 
-    cfg = load(config).config
+    cfg = load(config, imports=True).config
     _check_arguments(message, record)
     given = _context_of(cfg, context)
     if session_id is not None:

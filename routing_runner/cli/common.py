@@ -58,10 +58,17 @@ def warn(problems: tuple[Problem, ...]) -> None:
         typer.echo(inert(str(problem)), err=True)
 
 
-def load(path: Path) -> LoadedConfig:
-    """The config at `path` with its warnings printed, or exit 2 listing its problems."""
+def load(path: Path, *, imports: bool = False) -> LoadedConfig:
+    """The config at `path` with its warnings printed, or exit 2 listing its problems.
+
+    With `imports`, every `function:` tool is imported too (chat, replay, --check-imports).
+    """
     try:
         loaded = load_config(path)
+        if imports:
+            from routing_runner.config.imports import check_tool_imports
+
+            check_tool_imports(loaded.config, loaded.document)
     except RoutingRunnerError as error:
         fail(error)
     warn(loaded.warnings)

@@ -193,7 +193,7 @@ def _transcripts(config: Path, arguments: list[str], keyword: list[str] | None,
     from routing_runner.config.guardrails import check_guardrail_imports
     from routing_runner.replay.load import choose, load_transcripts
 
-    loaded = load(config)
+    loaded = load(config, imports=True)
     try:
         every = load_transcripts(arguments, loaded)
     except ConfigError as error:

@@ -41,6 +41,7 @@ from .model import (
 from .output_schema import output_schema
 from .placeholders import check_agents
 from .serve import ServeConfig
+from .tools import ToolConfig, build_tools, check_agent_tools, python_path
 
 
 def _notes_free(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,9 +60,12 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
     base = path.resolve().parent
     problems: list[Problem] = []
     agents_raw = _notes_free(raw["agents"])
+    tools = build_tools(document, base, problems)
+    folders = python_path(document, base, problems)
 
     agents = {name: _agent_config(document, base, agents_raw, name, spec, problems)
               for name, spec in agents_raw.items()}
+    _check_tool_lists(document, raw, agents, tools, problems)
 
     session = replace(_session_config(document, raw.get("session", {}), base, problems),
                       owner=raw.get("name") or path.stem)
@@ -108,6 +112,8 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         prices=MappingProxyType({name: Price(**_notes_free(price)) for name, price
                                  in _notes_free(raw.get("prices", {})).items()}),
         judge=ModelSpec().overridden_by(raw["judge"]) if "judge" in raw else None,
+        tools=MappingProxyType(tools),
+        python_path=folders,
     )
     return config, problems
 
@@ -146,7 +152,23 @@ def _agent_config(document: Document, base: Path, agents_raw: Mapping[str, Any],
         output_schema=output_schema(document, base, spec, where, problems),
         input_guardrails=tuple(spec.get("input_guardrails", ())),
         output_guardrails=tuple(spec.get("output_guardrails", ())),
+        tools=tuple(spec.get("tools", ())),
     )
+
+
+def _check_tool_lists(document: Document, raw: Mapping[str, Any],
+                      agents: Mapping[str, AgentConfig], tools: Mapping[str, ToolConfig],
+                      problems: list[Problem]) -> None:
+    default = ModelSpec().overridden_by(raw.get("model", {}))
+    for agent in agents.values():
+        spec = default.overridden_by(agent.model)
+        off_responses = None
+        if spec.provider not in ("auto", "openai"):
+            off_responses = f"provider {spec.provider!r}"
+        elif spec.resolved_api != "responses":
+            off_responses = f"the {spec.resolved_api!r} API"
+        check_agent_tools(document, agent.name, list(agent.tools), tools, off_responses,
+                          problems)
 
 
 def _check_base_urls(document: Document, raw: Mapping[str, Any],

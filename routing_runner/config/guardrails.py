@@ -18,14 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from routing_runner.errors import Problem
 from routing_runner.wording import did_you_mean
 
 from .document import Document
-from .imports import ImportTarget, check_imports
+from .imports import ImportTarget, check_imports, search_path
 from .model import Config
 
 GUARDRAIL_LISTS = ("input_guardrails", "output_guardrails")
@@ -85,15 +84,10 @@ def check_guardrail_lists(document: Document, raw: Mapping[str, Any],
     return problems
 
 
-def guardrail_folder(config: Config) -> Path:
-    """Where guardrail modules are looked for after the installed packages: the config's folder."""
-    return config.source.resolve().parent
-
-
 def check_guardrail_imports(configs: Iterable[Config]) -> None:
     """ConfigError for each guardrail function that does not import, checked before a first
     message (a transcript's overrides may name others: each config is given).
     """
     for config in {id(c): c for c in configs}.values():
         check_imports(dict.fromkeys(g.function for g in config.guardrails.values()
-                                    if g.function is not None), [guardrail_folder(config)])
+                                    if g.function is not None), search_path(config))

@@ -1,13 +1,14 @@
-"""Python objects a config names as "package.module:attribute", found along a python_path.
+"""Python objects a config names as "package.module:attribute": `function:` tools and guardrails.
 
-`validate` never imports (a config's modules may be slow or have side effects); `chat` and
-`replay` resolve every target before the first message, and a target that does not import is
-a config error at the place it is written, like any other.
+Importing runs the user's code, so `validate` does it only when asked (`--check-imports`);
+`chat` and `replay` resolve every target before the first message, and a target that does not
+import is a config error at the place it is written (`file:line:col`), like any other.
 
-Resolving adds the python_path folders at the end of `sys.path` (once each) and imports the
-module normally, so a module is imported once per process whatever names it. At the end, not
-the front: a `http.py` or `json.py` beside a config must not replace the module of that name
-the runner itself uses.
+A config's modules are looked for after the installed packages: in its `python_path:` folders,
+then in its own folder (`search_path`). Resolving adds those folders at the end of `sys.path`
+(once each) and imports the module normally, so a module is imported once per process whatever
+names it. At the end, not the front: a `http.py` or `json.py` beside a config must not replace
+the module of that name the runner itself uses.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import importlib
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from routing_runner.errors import ConfigError, Problem
 from routing_runner.wording import did_you_mean
 
 from .document import Document, PathKey
+from .model import Config
+from .tools import FunctionToolConfig
 
 # What the schema accepts: dotted module, a colon, a dotted attribute path.
 TARGET_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*" \
@@ -72,9 +75,8 @@ def resolve(target: str, python_path: Sequence[Path]) -> Any:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name is not None and module_name.startswith(exc.name):
-            where = "".join(f", then {folder}" for folder in python_path)
-            raise ImportFailed(f"no module named {exc.name!r} (looked in the installed "
-                               f"packages{where})") from None
+            raise ImportFailed(f"module {exc.name!r} not found in the installed packages, the "
+                               "python_path folders or the config's folder") from None
         raise ImportFailed(f"importing {module_name!r} failed: {exc}") from None
     except Exception as exc:  # the module's own code failed: say what, not a traceback
         raise ImportFailed(f"importing {module_name!r} failed: "
@@ -83,7 +85,7 @@ def resolve(target: str, python_path: Sequence[Path]) -> Any:
     for part in attribute.split("."):
         if not hasattr(value, part):
             names = [n for n in dir(value) if not n.startswith("_")]
-            raise ImportFailed(f"{module_name!r} has no attribute {attribute!r}"
+            raise ImportFailed(f"module {module_name!r} has no attribute {attribute!r}"
                                f"{did_you_mean(part, names)}")
         value = getattr(value, part)
     if not callable(value):
@@ -101,3 +103,22 @@ def check_imports(targets: Iterable[ImportTarget], python_path: Sequence[Path]) 
             problems.append(target.problem(str(exc)))
     if problems:
         raise ConfigError(problems)
+
+
+def search_path(config: Config) -> tuple[Path, ...]:
+    """Where `config`'s modules are looked for after the installed packages: its python_path
+    folders, then its own folder."""
+    return (*config.python_path, config.source.resolve().parent)
+
+
+def import_callable(function: FunctionToolConfig, config: Config) -> Callable[..., Any]:
+    """The callable a `function:` tool of `config` names; ImportFailed saying why not."""
+    return resolve(function.function, search_path(config))  # type: ignore[no-any-return]
+
+
+def check_tool_imports(config: Config, document: Document) -> None:
+    """Import every `function:` tool of `config`; ConfigError listing each one that fails."""
+    check_imports([ImportTarget.at(document, ("tools", entry.name, "function"),
+                                   entry.spec.function)
+                   for entry in config.tools.values()
+                   if isinstance(entry.spec, FunctionToolConfig)], search_path(config))

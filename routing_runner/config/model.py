@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .guardrails import GuardrailConfig
 
 from .serve import ServeConfig
+from .tools import ToolConfig
 
 Provider = Literal["auto", "openai", "openai-compatible", "litellm", "offline"]
 Api = Literal["responses", "chat_completions"]
@@ -123,6 +124,7 @@ class AgentConfig:
     # Names of the guardrails (Config.guardrails) on the message and on the final answer.
     input_guardrails: tuple[str, ...] = ()
     output_guardrails: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -245,6 +247,8 @@ class Config:
     # Per model name (runtime.usage prices each agent's tokens by its model).
     prices: Mapping[str, Price] = field(default_factory=lambda: MappingProxyType({}))
     judge: ModelSpec | None = None  # the model `expect.judge` asks
+    tools: Mapping[str, ToolConfig] = field(default_factory=lambda: MappingProxyType({}))
+    python_path: tuple[Path, ...] = ()
 
     @property
     def title(self) -> str:

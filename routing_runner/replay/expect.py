@@ -11,6 +11,7 @@ from .handoff_checks import handoff_checks
 from .json_checks import check_json
 from .results import Mismatch, Observed
 from .script import Expectations, TextCheck
+from .tool_checks import describe_calls
 
 EXCERPT = 120
 
@@ -41,6 +42,10 @@ def check(expect: Expectations, observed: Observed,
                                observed.guardrail or "none tripped"))
     missed += [Mismatch("json", expected, got)
                for expected, got in check_json(expect.json, observed.output, observed.text)]
+    if expect.tools is not None:
+        wrong = expect.tools.missed(observed.tools)
+        if wrong is not None:
+            missed.append(Mismatch("tools", wrong, describe_calls(observed.tools)))
     missed.extend(handoff_checks(expect, observed, languages))
     return tuple(missed) + budget_misses(expect, observed)
 

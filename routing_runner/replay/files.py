@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from routing_runner.config.model import Config
 from routing_runner.private_files import write_private
+from routing_runner.render import tool_line
 from routing_runner.runtime.usage import usage_record
 from routing_runner.wording import count, inert
 
@@ -92,6 +93,8 @@ def _turn_json(turn: TurnResult, config: Config) -> dict[str, Any]:
             "retries": observed.retries, "language": observed.language,
             "output": observed.output, "guardrail": observed.guardrail,
             "usage": usage_record(config, observed.usage),
+            "tools": [{"agent": c.agent, "name": c.tool, "arguments": c.arguments,
+                       "output": c.output} for c in observed.tools],
         },
         "failures": [{"check": m.check, "expected": m.expected, "got": m.got}
                      for m in turn.mismatches],
@@ -127,6 +130,7 @@ def junit_tree(result: BatchResult) -> ET.ElementTree[ET.Element]:
         case = _testcase(suite, conversation.job, conversation.seconds, conversation)
         _pass_rate_properties(case, rates.get(conversation.transcript.name, []))
         if conversation.status == "passed":
+            _tool_calls(case, conversation)
             continue
         first = _first_problem(conversation)
         kind = "error" if conversation.status == "error" else "failure"
@@ -135,6 +139,7 @@ def junit_tree(result: BatchResult) -> ET.ElementTree[ET.Element]:
             "type": "RunFailure" if kind == "error" else "ExpectationFailed",
         })
         element.text = _xml_safe("\n".join(failure_details(conversation)))
+        _tool_calls(case, conversation)  # JUnit puts the output after the failure
     for job in result.not_run:
         case = _testcase(suite, job, 0.0)
         why = "interrupted" if result.stopped == "interrupted" else "stopped by --fail-fast"
@@ -167,6 +172,12 @@ def _pass_rate_properties(case: ET.Element, rates: list[PassRate]) -> None:
     for rate in rates:
         ET.SubElement(properties, "property", name=f"pass_rate.turn_{rate.turn}",
                       value=f"{rate.passed}/{rate.runs}")
+def _tool_calls(case: ET.Element, conversation: ConversationResult) -> None:
+    """The turns' tool calls, one line each, as the test case's output."""
+    lines = [f"turn {turn.number}:{tool_line(call)}" for turn in conversation.turns
+             if turn.observed for call in turn.observed.tools]
+    if lines:
+        ET.SubElement(case, "system-out").text = _xml_safe("\n".join(lines))
 
 
 def _first_problem(conversation: ConversationResult) -> str:

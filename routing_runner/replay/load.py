@@ -22,6 +22,7 @@ from routing_runner.config.interpolate import interpolate
 from routing_runner.config.model import Config
 from routing_runner.config.placeholders import context_values
 from routing_runner.config.schema import validate
+from routing_runner.config.tools import ToolMock
 from routing_runner.errors import ConfigError, Problem, UserInputError
 from routing_runner.user_text import message_problem
 from routing_runner.wording import did_you_mean
@@ -43,6 +44,7 @@ from .script import (
     Transcript,
     Turn,
 )
+from .tool_checks import ToolsExpectation, known_tool_names
 
 
 def find_transcript_files(arguments: Sequence[str]) -> tuple[list[Path], list[Problem]]:
@@ -212,7 +214,7 @@ class _TranscriptBuilder:
                 if problem is not None:
                     self.fail((*path, "user"), problem)
                 steps.append(Turn(item["user"], self.expectations(item.get("expect"), path),
-                                  self.where(path)))
+                                  self.where(path), self.mocks(item.get("mocks"), path)))
         if not any(isinstance(s, Turn) for s in steps):
             self.fail(("turns",), "a transcript needs at least one turn with a 'user' message",
                       key=True)
@@ -221,12 +223,13 @@ class _TranscriptBuilder:
                                   "whatever happened; give at least one turn an 'expect' "
                                   f"({', '.join(EXPECTATION_KEYS)})", key=True)
         context = self.context(raw.get("context", {}))
+        mocks = self.mocks(raw.get("mocks"), ())
         if self.problems:
             return None
         return Transcript(
             name=raw["name"], steps=tuple(steps), location=self.where(()), config=self.config,
             tags=tuple(raw.get("tags", ())), description=raw.get("description"),
-            overridden="config" in raw, context=context)
+            overridden="config" in raw, context=context, mocks=mocks)
 
     def context(self, raw: Mapping[str, str]) -> dict[str, str]:
         """The transcript's context values, each key one the config declares."""
@@ -270,7 +273,8 @@ class _TranscriptBuilder:
             no_announced_handoff=bool(raw.get("no_announced_handoff", False)),
             history_seen=self.history_seen(raw.get("history_seen"), (*path, "history_seen")),
             judge=JudgeCheck(raw["judge"]["rubric"], raw["judge"].get("threshold", 0.7))
-            if "judge" in raw else None)
+            if "judge" in raw else None,
+            tools=self.tools(raw.get("tools"), (*path, "tools")))
         if expect.guardrail is not None and expect.guardrail not in self.config.guardrails:
             hint = did_you_mean(expect.guardrail, self.config.guardrails)
             self.fail((*path, "guardrail"), f"{expect.guardrail!r} is not a guardrail of "
@@ -288,6 +292,29 @@ class _TranscriptBuilder:
             if problem is not None:
                 self.fail((*path, key), problem, key=True)
         return json_checks(raw)
+
+    def mocks(self, raw: dict[str, Any] | None, at: PathKey) -> Mapping[str, ToolMock]:
+        """A `mocks:` block, every tool it names checked against the config."""
+        for name in raw or {}:
+            self.check_tool(name, (*at, "mocks", name), key=True)
+        return {name: ToolMock.from_raw(value) for name, value in (raw or {}).items()}
+
+    def tools(self, raw: Any, path: PathKey) -> ToolsExpectation | None:
+        """An `expect.tools` check, every tool it names checked against the config."""
+        if raw is None:
+            return None
+        expected = ToolsExpectation.from_raw(raw)
+        for name in expected.names():
+            self.check_tool(name, path)
+        return expected
+
+    def check_tool(self, name: str, path: PathKey, *, key: bool = False) -> None:
+        known = known_tool_names(self.config)
+        if known is not None and name not in known:
+            declared = ", ".join(sorted(known)) or "none"
+            self.fail(path, f"{name!r} is not a tool of {self.config.source}"
+                            f"{did_you_mean(name, known) or f' (its tools: {declared})'}",
+                      key=key)
 
     def check_pattern(self, check: TextCheck, path: PathKey) -> None:
         try:

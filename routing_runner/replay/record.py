@@ -42,8 +42,8 @@ _Dumper.add_representer(_Flow, _represent_flow)
 class TranscriptRecorder:
     """Collects a chat's completed turns and writes them as a transcript.
 
-    Each turn expects what was observed - the answering agent and the route - so a good
-    manual session becomes a regression test that `replay` passes.
+    Each turn expects what was observed - the answering agent, the route and the tools called
+    - so a good manual session becomes a regression test that `replay` passes.
     """
 
     path: Path
@@ -55,10 +55,13 @@ class TranscriptRecorder:
     context: dict[str, str] = field(default_factory=dict)  # chat --context, replayed as given
 
     def add(self, user: str, ended: TurnEnded) -> None:
-        """Add one completed turn."""
+        """Add one completed turn (with the function and MCP tools it called, in order)."""
         expect = _Flow(agent=ended.agent, route=list(route_of(ended)))
         if ended.guardrail is not None:
             expect["guardrail"] = ended.guardrail
+        called = [call.tool for call in ended.tools if call.output is not None]
+        if called:
+            expect["tools"] = called
         self.turns.append({"user": user, "expect": expect})
 
     def record(self, user: str, ended: TurnEnded) -> None:

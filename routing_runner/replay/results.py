@@ -13,6 +13,7 @@ from routing_runner.errors import (
     EXIT_OK,
     EXIT_RUN_FAILURE,
 )
+from routing_runner.runtime.events import ToolCalled
 from routing_runner.runtime.usage import Tokens
 
 from .plan import Job
@@ -40,6 +41,7 @@ class Observed:
     cost: float | None = None
     seen_items: int | None = None  # what the last model call was given (history_seen only)
     seen_tool_items: int | None = None
+    tools: tuple[ToolCalled, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from routing_runner.config.model import Config
+from routing_runner.config.tools import ToolMock
 from routing_runner.runtime.events import TurnEnded
 
 from .json_checks import JsonCheck
+from .tool_checks import ToolsExpectation
 
 TRANSCRIPT_SUFFIXES = (".yaml", ".yml")
 RESTART = "restart"
@@ -44,7 +46,7 @@ TextKind = Literal["contains", "not_contains", "matches"]
 TEXT_KINDS: tuple[TextKind, ...] = ("contains", "not_contains", "matches")
 EXPECTATION_KEYS = ("agent", "route", *TEXT_KINDS, "language", "model_calls", "tool_calls",
                     "json", "guardrail", "max_tokens", "max_cost",
-                    "no_announced_handoff", "history_seen", "judge")
+                    "no_announced_handoff", "history_seen", "judge", "tools")
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ class Expectations:
     no_announced_handoff: bool = False
     history_seen: HistorySeen | None = None
     judge: JudgeCheck | None = None
+    tools: ToolsExpectation | None = None
 
     def __bool__(self) -> bool:
         return any((self.agent is not None, self.route is not None, self.text,
@@ -146,7 +149,7 @@ class Expectations:
                     self.tool_calls is not None, self.json, self.guardrail is not None,
                     self.max_tokens is not None, self.max_cost is not None,
                     self.no_announced_handoff, self.history_seen is not None,
-                    self.judge is not None))
+                    self.judge is not None, self.tools is not None))
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,9 @@ class Turn:
     user: str
     expect: Expectations
     location: Location
+    # This turn's canned tool results; they take the place of the transcript's for these tools.
+    # A dict, not a read-only proxy: a replay worker sends its turns to the parent (pickle).
+    mocks: Mapping[str, ToolMock] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,7 @@ class Transcript:
     overridden: bool = False
     # Values for the config's context keys, given to the conversation before its first turn.
     context: Mapping[str, str] = field(default_factory=dict)
+    mocks: Mapping[str, ToolMock] = field(default_factory=dict)
 
     @property
     def turns(self) -> tuple[Turn, ...]:

@@ -39,10 +39,16 @@ class AgentChanged:
 
 @dataclass(frozen=True)
 class ToolCalled:
-    """`agent` called a (non-handoff) tool."""
+    """`agent` called a (non-handoff) tool with `arguments` (JSON text), which gave `output`.
+
+    A function or MCP tool is reported once its output is back; a hosted tool, whose output
+    stays on the provider's side, when it is called (`output` None).
+    """
 
     agent: str
     tool: str
+    arguments: str = ""
+    output: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class TurnEnded:
     guardrail: str | None = None
     # Tokens per agent, in the order the agents were called (runtime.usage).
     usage: Mapping[str, Tokens] = field(default_factory=dict)
+    tools: tuple[ToolCalled, ...] = ()
 
 
 @dataclass(frozen=True)

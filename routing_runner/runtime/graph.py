@@ -30,10 +30,12 @@ from .guardrails import ClassifierModel, sdk_guardrails
 from .handoff_history import history_filter
 from .history import history_window
 from .instructions import sdk_instructions
+from .mcp import McpPool
 from .offline.model import AgentProfile, OfflineModel
 from .providers import ResolvedModel, ResolvedProvider, not_streamed, not_the_api
 from .retries import retry_settings
 from .structured import sdk_output_type
+from .tools import build_tools
 
 # Called with each agent's name and the model built for it; returns the model the agent runs
 # on. The batch's rate-limit gate wraps models this way (`RateLimitGate.wrap`), so nothing
@@ -51,6 +53,8 @@ class AgentGraph:
     provider: ResolvedProvider
     agents: dict[str, Agent[Any]]
     clients: tuple[AsyncOpenAI, ...] = ()
+    mcp: McpPool | None = None
+    owns_mcp: bool = True
 
     @property
     def entry(self) -> Agent[Any]:
@@ -64,8 +68,20 @@ class AgentGraph:
                 agent.model.warm_up()  # the detectors are shared: one agent is enough
                 return
 
+    async def start(self) -> None:
+        """Start the MCP servers the agents use, before the first turn (McpStartError)."""
+        if self.mcp:
+            await self.mcp.start()
+
+    def tool_failure(self, error: BaseException) -> str | None:
+        """What a turn's failure says when an MCP server of the graph caused it, else None."""
+        return self.mcp.explain(error) if self.mcp else None
+
     async def aclose(self) -> None:
-        """Close the HTTP clients, on the event loop that used them."""
+        """Stop its own MCP servers and close the HTTP clients, on the event loop that used
+        them (a shared pool's owner stops that pool)."""
+        if self.mcp is not None and self.owns_mcp:
+            await self.mcp.stop()
         for client in self.clients:
             await client.close()
 
@@ -224,17 +240,23 @@ def _classifier_models(factory: _ModelFactory, provider: ResolvedProvider,
 
 def build_graph(config: Config, provider: ResolvedProvider, *,
                 http_client: DefaultAsyncHttpxClient | None = None,
-                wrap_model: ModelHook | None = None) -> AgentGraph:
+                wrap_model: ModelHook | None = None,
+                mcp_pool: McpPool | None = None) -> AgentGraph:
     """Every agent of `config`, wired with its handoffs, on the resolved provider.
 
     `http_client`, when given, carries every model request (its owner closes it; build it
     with `new_http_client`, which refuses answers that are not the API's): a batch
     that builds a graph per conversation then pays once for the TLS setup and connections,
     which cost about 16 ms of CPU per client. `wrap_model` wraps each agent's model.
+    `mcp_pool`, when given, holds the MCP servers (shared with other graphs; its owner stops
+    it); else the graph starts and stops its own (`start`, `aclose`).
     """
     factory = _ModelFactory(config, http_client)
     retry = retry_settings(config.model.retry)
     agents: dict[str, Agent[Any]] = {}
+    tools = build_tools(config)
+    pool = mcp_pool if mcp_pool is not None else McpPool()
+    servers = pool.add(config)
     for name, spec in config.agents.items():
         resolved = provider.models[name]
         model = factory.model(name, resolved)
@@ -245,6 +267,8 @@ def build_graph(config: Config, provider: ResolvedProvider, *,
             model=wrap_model(name, model) if wrap_model is not None else model,
             model_settings=_model_settings(config, name, resolved, retry),
             output_type=sdk_output_type(spec.output_schema),
+            tools=[tools[t] for t in spec.tools if t in tools],
+            mcp_servers=[servers[t] for t in spec.tools if t in servers],
         )
     # Handoffs are attached once every agent exists, so cycles need no special case.
     for name, spec in config.agents.items():
@@ -256,7 +280,7 @@ def build_graph(config: Config, provider: ResolvedProvider, *,
         agents[name].input_guardrails, agents[name].output_guardrails = sdk_guardrails(
             config, name, _classifier_models(factory, provider, wrap_model))
     return AgentGraph(config=config, provider=provider, agents=agents,
-                      clients=factory.owned_clients())
+                      clients=factory.owned_clients(), mcp=pool, owns_mcp=mcp_pool is None)
 
 
 def standalone_model(config: Config, resolved: ResolvedModel, *,

@@ -37,8 +37,8 @@ from agents.exceptions import InputGuardrailTripwireTriggered, OutputGuardrailTr
 from agents.items import TResponseInputItem
 from agents.models.interface import Model
 
-from routing_runner.config.guardrails import GuardrailConfig, guardrail_folder
-from routing_runner.config.imports import ImportFailed
+from routing_runner.config.guardrails import GuardrailConfig
+from routing_runner.config.imports import ImportFailed, search_path
 from routing_runner.config.model import Config
 from routing_runner.errors import ConfigError, RunFailure
 from routing_runner.stores.items import is_user_message, message_text
@@ -100,7 +100,7 @@ def sdk_guardrails(config: Config, agent: str, classifier_model: ClassifierModel
 def _resolved(guardrail: GuardrailConfig, config: Config) -> Callable[..., Any]:
     assert guardrail.function is not None
     try:
-        function: Callable[..., Any] = guardrail.function.resolve([guardrail_folder(config)])
+        function: Callable[..., Any] = guardrail.function.resolve(search_path(config))
     except ImportFailed as exc:
         raise ConfigError([guardrail.function.problem(str(exc))]) from None
     return function

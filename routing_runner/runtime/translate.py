@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import openai
 from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorError
 
 from routing_runner.errors import RoutingRunnerError
+from routing_runner.stores.items import output_text
 from routing_runner.wording import count, redact_url, redact_urls
 
 from .events import AgentChanged, Event, TextDelta, ToolCalled, TurnEnded
@@ -37,6 +38,8 @@ class StreamTranslator:
     # The speaking agent's answer is checked by output guardrails: shown once they passed.
     hold_text: bool = False
     usage: dict[str, Tokens] = field(default_factory=dict)
+    tools: list[ToolCalled] = field(default_factory=list)
+    pending_tools: dict[str, ToolCalled] = field(default_factory=dict)
 
     def translate(self, event: Any) -> list[Event]:
         """Our events for one SDK `StreamEvent` (often none)."""
@@ -75,7 +78,9 @@ class StreamTranslator:
                 return [changed]
             if event.name == "tool_called":
                 self.tool_calls += 1
-                return [ToolCalled(self.agent, _tool_name(event.item.raw_item))]
+                return self._tool_called(event.item.raw_item)
+            if event.name == "tool_output":
+                return self._tool_output(event.item.raw_item)
         return []
 
     def held(self) -> list[Event]:
@@ -89,17 +94,39 @@ class StreamTranslator:
         tokens = response_tokens(getattr(response, "usage", None), words=words)
         self.usage[self.agent] = self.usage.get(self.agent, Tokens()) + tokens
 
+    def _tool_called(self, raw_item: Any) -> list[Event]:
+        called = ToolCalled(self.agent, _tool_name(raw_item), str(_field(raw_item, "arguments")))
+        call_id = _field(raw_item, "call_id")
+        if _field(raw_item, "type") == "function_call" and call_id:
+            self.pending_tools[str(call_id)] = called  # shown with its output
+            return []
+        self.tools.append(called)
+        return [called]
+
+    def _tool_output(self, raw_item: Any) -> list[Event]:
+        called = self.pending_tools.pop(str(_field(raw_item, "call_id")), None)
+        if called is None:
+            return []
+        # What the model is sent back (the SDK's error output, for a failed call).
+        done = replace(called, output=output_text(_field(raw_item, "output")))
+        self.tools.append(done)
+        return [done]
+
     def ended(self) -> TurnEnded:
         """The TurnEnded event for what was seen."""
         text = "".join(self.text_parts)
         return TurnEnded(self.agent, text, tuple(self.handoffs), self.model_calls,
                          self.tool_calls, json.loads(text) if self.json_answer else None,
-                         usage=dict(self.usage))
+                         usage=dict(self.usage), tools=tuple(self.tools))
+
+
+def _field(raw_item: Any, name: str) -> Any:
+    value = raw_item.get(name) if isinstance(raw_item, dict) else getattr(raw_item, name, None)
+    return "" if value is None else value
 
 
 def _tool_name(raw_item: Any) -> str:
-    name = raw_item.get("name") if isinstance(raw_item, dict) else getattr(raw_item, "name", None)
-    return str(name or "")
+    return str(_field(raw_item, "name") or _field(raw_item, "type"))
 
 
 def describe_failure(exc: BaseException, max_turns: int, retries: int = 0,

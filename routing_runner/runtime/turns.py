@@ -136,8 +136,8 @@ class TurnRunner:
         trip = trip_of(exc, self.graph.config)
         if trip is not None and not rolled_back:
             return await self._stopped_by(trip, conversation, message, translator)
-        return [TurnFailed(translator.agent, describe_failure(
-            exc, self.graph.config.max_turns, retries, translator) + rolled_back)]
+        return [TurnFailed(translator.agent, (self.graph.tool_failure(exc) or describe_failure(
+            exc, self.graph.config.max_turns, retries, translator)) + rolled_back)]
 
     async def _stopped_by(self, trip: GuardrailTrip, conversation: Conversation, message: str,
                           translator: StreamTranslator) -> list[Event]:

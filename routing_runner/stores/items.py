@@ -42,3 +42,14 @@ def message_text(item: Any) -> str:
     if isinstance(content, list):
         return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
     return ""
+
+
+def output_text(output: Any) -> str:
+    """A tool's output as text: MCP and structured outputs are lists of parts with `text`."""
+    if isinstance(output, str):
+        return output
+    parts = output if isinstance(output, list) else [output]
+    texts = [p.get("text") if isinstance(p, dict) else getattr(p, "text", None) for p in parts]
+    if texts and all(isinstance(t, str) for t in texts):
+        return "\n".join(t for t in texts if isinstance(t, str))
+    return str(output)

@@ -5,8 +5,11 @@ path. It is not a language model: it decides, deterministically, between two mov
 
 - Route: an agent with handoffs detects the language of the latest user message and calls the
   handoff tool of the target that speaks it (a real function call the SDK executes).
+- Use a tool: an agent with tools calls one the latest message names (`offline.tool_use`
+  has the rule, with how arguments are found).
 - Answer: otherwise it answers in its own language, quoting the latest message and the first
-  one and counting the user's messages, which shows the history reached the model.
+  one and counting the user's messages, which shows the history reached the model, and
+  quoting what its tools returned this turn.
 - Answer with JSON: an agent with an output schema answers a JSON object that fits it
   (`offline.answers`: the schema's own values first, the latest message for free text). A
   guardrail's classifier trips when the text holds a word its instructions quote.
@@ -55,6 +58,7 @@ from .answers import example, verdict
 from .language_id import detect, prepare, primary_subtag
 from .nested import nested_user_messages
 from .phrases import PHRASES, language_name, phrases_for
+from .tool_use import this_turn, tool_call, tool_results
 
 OFFLINE_MODEL_NAME = "offline"
 QUOTE_LIMIT = 80
@@ -72,6 +76,18 @@ def preload(config: Config, providers: Iterable[ResolvedProvider]) -> None:
     """Build the language detectors now, when an agent runs offline (before forking workers)."""
     if any(m.provider == "offline" for p in providers for m in p.models.values()):
         prepare([a.language for a in config.agents.values() if a.language], wait=True)
+
+
+def _items(input: str | list[TResponseInputItem]) -> list[TResponseInputItem]:
+    return [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
+
+
+def _message(items: list[TResponseInputItem], text: str) -> ResponseOutputMessage:
+    msg_id = "msg_offline_" + hashlib.sha256(f"{len(items)}:{text}".encode()).hexdigest()[:16]
+    return ResponseOutputMessage(
+        type="message", id=msg_id, role="assistant", status="completed",
+        content=[ResponseOutputText(type="output_text", text=text, annotations=[])],
+    )
 
 
 def _user_messages(items: Sequence[TResponseInputItem]) -> list[str]:
@@ -112,9 +128,7 @@ class OfflineModel(Model):
     def decide(self, input: str | list[TResponseInputItem], handoffs: Sequence[Handoff],
                settings: ModelSettings) -> ResponseFunctionToolCall | ResponseOutputMessage:
         """The single output item this model produces for the conversation so far."""
-        items: list[TResponseInputItem] = (
-            [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
-        )
+        items = _items(input)
         user_messages = _user_messages(items) or [""]
         latest = user_messages[-1]
         configured = self.languages
@@ -123,29 +137,44 @@ class OfflineModel(Model):
 
         target = self._route(detected, own, handoffs)
         if target is not None:
-            seed = f"{len(items)}:{self.agent.name}:{target.tool_name}"
-            call_id = "call_offline_" + hashlib.sha256(seed.encode()).hexdigest()[:16]
-            return ResponseFunctionToolCall(
-                type="function_call", id=f"fc_{call_id[13:]}", call_id=call_id,
-                name=target.tool_name, arguments="{}", status="completed",
-            )
-        text = self._answer(user_messages, detected, own, configured, settings)
-        msg_id = "msg_offline_" + hashlib.sha256(f"{len(items)}:{text}".encode()).hexdigest()[:16]
-        return ResponseOutputMessage(
-            type="message", id=msg_id, role="assistant", status="completed",
-            content=[ResponseOutputText(type="output_text", text=text, annotations=[])],
+            return self._call(items, target.tool_name, "{}")
+        return _message(items, self._answer(user_messages, detected, own, configured, settings))
+
+    def respond(self, input: str | list[TResponseInputItem], handoffs: Sequence[Handoff],
+                settings: ModelSettings, tools: Sequence[Tool]
+                ) -> ResponseFunctionToolCall | ResponseOutputMessage:
+        """`decide`'s output, unless the agent's tools change it: a call of a tool the latest
+        message names instead of an answer, or an answer that quotes this turn's outputs."""
+        item = self.decide(input, handoffs, settings)
+        if isinstance(item, ResponseFunctionToolCall) or not tools:
+            return item
+        items = _items(input)
+        turn = this_turn(items)
+        call = tool_call((_user_messages(items) or [""])[-1], turn, tools)
+        if call is not None:
+            return self._call(items, *call)
+        results = [f"[{name}] {_quote(output)}" for name, output in tool_results(turn, tools)]
+        return _message(items, " ".join([_text(item), *results])) if results else item
+
+    def _call(self, items: list[TResponseInputItem], name: str,
+              arguments: str) -> ResponseFunctionToolCall:
+        seed = f"{len(items)}:{self.agent.name}:{name}"
+        call_id = "call_offline_" + hashlib.sha256(seed.encode()).hexdigest()[:16]
+        return ResponseFunctionToolCall(
+            type="function_call", id=f"fc_{call_id[13:]}", call_id=call_id,
+            name=name, arguments=arguments, status="completed",
         )
 
     def _decision(self, input: str | list[TResponseInputItem], handoffs: Sequence[Handoff],
                   settings: ModelSettings, output_schema: AgentOutputSchemaBase | None,
-                  instructions: str | None) -> ResponseFunctionToolCall | ResponseOutputMessage:
-        """`decide`, its answer made JSON for an agent with an output schema."""
-        item = self.decide(input, handoffs, settings)
+                  instructions: str | None, tools: Sequence[Tool],
+                  ) -> ResponseFunctionToolCall | ResponseOutputMessage:
+        """`respond`, its answer made JSON for an agent with an output schema."""
+        item = self.respond(input, handoffs, settings, tools)
         if not isinstance(item, ResponseOutputMessage) or output_schema is None \
                 or output_schema.is_plain_text():
             return item
-        items: list[TResponseInputItem] = (
-            [{"role": "user", "content": input}] if isinstance(input, str) else list(input))
+        items = _items(input)
         latest = (_user_messages(items) or [""])[-1]
         value = verdict(instructions or "", latest) if isinstance(output_schema, VerdictOutput) \
             else example(output_schema.json_schema(), latest)
@@ -224,7 +253,7 @@ class OfflineModel(Model):
     ) -> ModelResponse:
         """Answer or route in one response."""
         item = self._decision(input, handoffs, model_settings, output_schema,
-                              system_instructions)
+                              system_instructions, tools)
         response = self._response(item, input)
         usage = response.usage
         assert usage is not None  # _response always sets it
@@ -251,7 +280,7 @@ class OfflineModel(Model):
     ) -> AsyncIterator[TResponseStreamEvent]:
         """Stream the same decision as Responses API events, text in word-sized deltas."""
         item = self._decision(input, handoffs, model_settings, output_schema,
-                              system_instructions)
+                              system_instructions, tools)
         response = self._response(item, input)
         pending = response.model_copy(update={"output": [], "status": "in_progress",
                                               "usage": None})
