@@ -89,18 +89,12 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
     if any(p.severity == "error" for p in problems):
         return None, problems
 
-    model_raw = raw.get("model", {})
     config = Config(
         source=path,
         entry=entry,
         agents=MappingProxyType(agents),
         name=raw.get("name"),
-        model=ModelConfig(
-            spec=ModelSpec().overridden_by(model_raw),
-            settings=ModelSettingsConfig.from_dict(model_raw.get("settings")),
-            timeout=model_raw.get("timeout", 60.0),
-            retry=RetryConfig(**_notes_free(model_raw.get("retry", {}))),
-        ),
+        model=_model_config(raw.get("model", {})),
         session=session,
         next_turn=raw.get("routing", {}).get("next_turn", "last_agent"),
         max_turns=raw.get("run", {}).get("max_turns", DEFAULT_MAX_TURNS),
@@ -116,6 +110,15 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         python_path=folders,
     )
     return config, problems
+
+
+def _model_config(model_raw: Mapping[str, Any]) -> ModelConfig:
+    return ModelConfig(
+        spec=ModelSpec().overridden_by(model_raw),
+        settings=ModelSettingsConfig.from_dict(model_raw.get("settings")),
+        timeout=model_raw.get("timeout", 60.0),
+        retry=RetryConfig(**_notes_free(model_raw.get("retry", {}))),
+    )
 
 
 def _agent_config(document: Document, base: Path, agents_raw: Mapping[str, Any], name: str,
