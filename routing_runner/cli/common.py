@@ -61,14 +61,17 @@ def warn(problems: tuple[Problem, ...]) -> None:
 def load(path: Path, *, imports: bool = False) -> LoadedConfig:
     """The config at `path` with its warnings printed, or exit 2 listing its problems.
 
-    With `imports`, every `function:` tool is imported too (chat, replay, --check-imports).
+    With `imports`, every `function:` tool and guardrail is imported too (chat, replay, serve,
+    --check-imports).
     """
     try:
         loaded = load_config(path)
         if imports:
+            from routing_runner.config.guardrails import check_guardrail_imports
             from routing_runner.config.imports import check_tool_imports
 
             check_tool_imports(loaded.config, loaded.document)
+            check_guardrail_imports([loaded.config])
     except RoutingRunnerError as error:
         fail(error)
     warn(loaded.warnings)

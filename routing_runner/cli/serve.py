@@ -42,7 +42,7 @@ def serve(config: ConfigArg, host: Host = None, port: Port = None, workers: Work
 
     if log_format not in ("text", "json"):
         raise UserInputError(f"--log-format {log_format!r}: use text or json")
-    cfg = load(config).config
+    cfg = load(config, imports=True).config
     provider = resolve_provider(cfg, os.environ)
     store = open_store(cfg.session)
     asyncio.run(_checked(store))

@@ -116,6 +116,7 @@ def _lifespan(config: Config, metrics: Metrics, provider: ResolvedProvider | Non
         graph = build_graph(config, provider or resolve_provider(config, os.environ))
         store = open_store(config.session)
         try:
+            await graph.start()  # its MCP servers, once per worker
             await store.check()
             service = TurnService(config, TurnRunner(graph), store, metrics)
             app.state.server = Server(config, store, service, metrics)
