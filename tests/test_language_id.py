@@ -86,20 +86,27 @@ def test_a_clean_sentence_the_trigram_look_misreads_is_routed_on_its_function_wo
     assert detect("Je n'arrive pas à me connecter", CONFIGURED).language == "fr"
 
 
-def test_word_lists_hold_each_languages_most_common_words() -> None:
+def test_word_lists_hold_each_languages_most_common_words_with_their_frequency() -> None:
     lists = vocabulary.lists_for(["en", "pt", "xx"])
     assert set(lists) == {"en", "pt"}  # no list for an unknown language
-    assert len(lists["en"]) == vocabulary.SIZE
-    assert vocabulary.coverage("education program", lists) == {"en": 1.0, "pt": 0.0}
-    assert vocabulary.coverage("casa branca", lists)["pt"] == 1.0
+    # wordfreq's small English list holds fewer one-word entries than SIZE: all of them.
+    assert 25_000 < len(lists["en"]) <= vocabulary.SIZE
+    assert len(lists["pt"]) == vocabulary.SIZE
+    # Portuguese lists both words too (loanwords), but as rare ones: the Zipf values tell.
+    shares = vocabulary.coverage("education program", lists)
+    assert shares["en"] == (1.0, pytest.approx(5.275))
+    assert shares["pt"] == (1.0, pytest.approx(3.575))
+    assert vocabulary.coverage("casa branca", lists)["pt"] == (1.0, pytest.approx(5.39))
+    # A word a list does not hold counts as the rarest listed words (Zipf 1).
+    assert vocabulary.coverage("casa branca", lists)["en"] == (0.5, pytest.approx(2.27))
     assert vocabulary.coverage("42 !", lists) == {}
 
 
-def test_spanish_plurals_are_looked_up_by_their_singulars() -> None:
-    # pyspellchecker's Spanish dictionary has "centro", "emoción", "vez", but no plural.
+def test_spanish_list_holds_plurals_and_verb_forms() -> None:
     lists = vocabulary.lists_for(["es", "en"])
-    assert vocabulary.coverage("centros emociones veces", lists) == {"es": 1.0, "en": 0.0}
-    assert vocabulary.coverage("houses", lists) == {"es": 0.0, "en": 1.0}
+    assert vocabulary.coverage("centros emociones tiene está", lists)["es"][0] == 1.0
+    assert vocabulary.coverage("centros emociones tiene está", lists)["en"][0] == 0.0
+    assert vocabulary.coverage("houses", lists)["es"][0] == 0.0
 
 
 def test_word_lists_are_read_here_when_no_child_process_can_start(
@@ -179,8 +186,8 @@ def test_only_the_languages_the_decision_needs_are_loaded() -> None:
     full, trigram, words = done.stdout.strip().split("] [")
     assert full == "['en', 'es', 'fr'"
     assert "'pt'" in trigram and "'ko'" not in trigram
-    # Word lists: the configured languages and those of their guards pyspellchecker has.
-    assert words == "'de', 'en', 'es', 'fr', 'it', 'nl', 'pt']"
+    # Word lists: the configured languages and those of their guards wordfreq has (not af).
+    assert words == "'ca', 'de', 'en', 'es', 'fr', 'it', 'nl', 'pt']"
 
 
 def test_models_load_in_the_background_only_once_no_message_came_for_a_while() -> None:

@@ -2,100 +2,82 @@
 
 Two-word messages ("education program", "casa branca") carry too few letters for the n-gram
 models to tell a language from its neighbours, but whole words do: both words of "education
-program" are among English's most common words and not Portuguese's. The lists are the `SIZE`
-most frequent words of each language in the word-frequency dictionaries the pyspellchecker
-package ships (MIT licence; built by its author from OpenSubtitles 2018 subtitles, P. Lison and
-J. Tiedemann, LREC 2016; see its README). Nothing is downloaded or copied into this project:
-they are read from the installed package when the detectors are built, and kept as a sorted
-array of word hashes (8 bytes a word, ~240 KiB a language). Reading them takes about a second
-of CPU, so `lists_for` has a child process do it (this file run as a script): the
-chat's first reply does not wait on it, and what reading allocates never counts in the chat's
-memory. The dictionaries are read a chunk at a time, so no process holds a whole one.
+program" are common English words and rare Portuguese ones. The lists are the `SIZE` most
+frequent words of each language in the "small" word-frequency lists the wordfreq package ships
+(Robyn Speer; code Apache-2.0, data CC BY-SA 4.0 built from Wikipedia, subtitles, news,
+books, web text and other sources; see its README). Nothing is downloaded or copied into this
+project: they are read from the installed package when the detectors are built, and kept as a
+sorted array of word hashes, each with the word's frequency bucket in its low bits (8 bytes a
+word, ~240 KiB a language). A child process reads them (this file run as a script, see
+`lists_later`): the chat's first reply does not wait on it, and what reading allocates never
+counts in the chat's memory.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import re
 import subprocess
 import sys
 from array import array
 from bisect import bisect_left
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from functools import cache
 from importlib.util import find_spec
+from itertools import islice
 from pathlib import Path
 
-# The most frequent words kept per language (tuned on the tuning split: 10,000 routes fewer
-# two-word messages, 100,000 no more than this).
+# The most frequent words kept per language (wordfreq's small lists hold 28,000-39,000 of them
+# for the European languages; on the tuning split 15,000 and 20,000 route fewer two-word
+# messages right).
 SIZE = 30_000
-# One dictionary entry a line, `"word": count,`: the counts alone for the first pass; the second
-# matches only counts of at least `{digits}` digits, so most rare words never reach Python.
-_ENTRY = '^"([^"\\n]+)": (\\d{{{digits},}})'
-_COUNT = re.compile(rb'": (\d+)')
-_CHUNK = 1 << 18  # bytes of dictionary scanned at a time (regexes run in C, a chunk at once)
 _WORD = re.compile(r"[^\W\d_]+")
+# A list entry: a word's hash in the high bits, its frequency bucket (0-600) in the low ones.
+_BITS = 10
+_LOW = (1 << _BITS) - 1
+_HIGH = ~_LOW
+# The Zipf value (log10 of occurrences per billion words) given a word a list does not hold:
+# that of the rarest words wordfreq lists at all (tuned on the tuning split; 0 and 2 do worse).
+_UNLISTED_ZIPF = 1.0
 
 
 @cache
 def _folder() -> Path | None:
-    """pyspellchecker's dictionaries, found without importing the package."""
-    spec = find_spec("spellchecker")
+    """wordfreq's data folder, found without importing the package (its import is slow)."""
+    spec = find_spec("wordfreq")
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(next(iter(spec.submodule_search_locations))) / "resources"
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
 @cache
 def available() -> frozenset[str]:
-    """The languages a word list can be built for (those pyspellchecker ships)."""
+    """The languages a word list can be built for (those wordfreq has a small list for)."""
     folder = _folder()
     if folder is None or not folder.is_dir():
         return frozenset()
-    return frozenset(entry.name.split(".")[0] for entry in folder.iterdir()
-                     if entry.name.endswith(".json.gz"))
-
-
-def _chunks(language: str) -> Iterator[bytes]:
-    """The decompressed dictionary in pieces that end at a line end."""
-    folder = _folder()
-    assert folder is not None, "only called for available() languages"
-    with gzip.open(folder / f"{language}.json.gz") as data:
-        rest = b""
-        while piece := data.read(_CHUNK):
-            whole, _, rest = (rest + piece).rpartition(b"\n")
-            yield whole
-        yield rest
+    return frozenset(entry.name[len("small_"):-len(".msgpack.gz")]
+                     for entry in folder.iterdir()
+                     if entry.name.startswith("small_") and entry.name.endswith(".msgpack.gz"))
 
 
 def build(language: str) -> array[int]:
-    """The hashes of `language`'s `SIZE` most frequent words, sorted (two passes: counts, words).
+    """`language`'s `SIZE` most frequent words: each word's hash with its bucket, sorted.
 
-    Words tied at the cut-off count are taken in dictionary (alphabetical) order, so the list
-    is the same on every run.
+    wordfreq gives the words by falling frequency, in buckets a centibel apart (bucket n:
+    frequency 10^(-n/100)); the bucket takes the hash's low `_BITS` bits. Words tied at the
+    cut-off are taken in the order the list gives them, so the list is the same on every run.
+    Entries that are not one word as `words` finds them ("don't",
+    "2019") could never match and are skipped.
     """
-    # How many words have each count (a few thousand distinct counts): small, unlike the counts.
-    histogram: Counter[bytes] = Counter()
-    for chunk in _chunks(language):
-        histogram.update(_COUNT.findall(chunk))
-    cutoff, above = 0, 0
-    for count, words_with_it in sorted(((int(c), n) for c, n in histogram.items()), reverse=True):
-        if above + words_with_it >= SIZE:
-            cutoff = count
-            break
-        above += words_with_it
-    room = SIZE - above
-    hashes = array("q")
-    entry = re.compile(_ENTRY.format(digits=len(str(cutoff))).encode(), re.MULTILINE)
-    for chunk in _chunks(language):
-        for word, count in entry.findall(chunk):
-            number = int(count)
-            if number > cutoff or (number == cutoff and room > 0):
-                room -= number == cutoff
-                hashes.append(_hash(word))
-    return array("q", sorted(hashes))
+    # Imported here: only the child process needs it (its import is slow).
+    from wordfreq import get_frequency_list
+
+    buckets = get_frequency_list(language, wordlist="small")
+    found = ((number, word) for number, bucket in enumerate(buckets) for word in bucket
+             if _WORD.fullmatch(word))
+    return array("q", sorted((_hash(word.encode("utf-8")) & _HIGH) | min(number, _LOW)
+                             for number, word in islice(found, SIZE)))
 
 
 def _hash(word: bytes) -> int:
@@ -108,51 +90,32 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
 
 
-def coverage(text: str, lists: dict[str, array[int]]) -> dict[str, float]:
-    """The share of `text`'s words each language's list holds ({} for a text without words)."""
+def coverage(text: str, lists: dict[str, array[int]]) -> dict[str, tuple[float, float]]:
+    """Per language: the share of `text`'s words its list holds, and their mean Zipf value.
+
+    The Zipf value of a word is log10 of its occurrences per billion words (7: "the", 3: a word
+    met once in ten thousand pages); a word the list does not hold counts as `_UNLISTED_ZIPF`.
+    {} for a text without words.
+    """
     found = words(text)
     if not found:
         return {}
-    keys = [_hash(word.encode("utf-8")) for word in found]
-    # Spanish is also looked up by the singulars of its plurals (see `_spanish_singulars`).
-    singulars = [[_hash(form.encode("utf-8")) for form in _spanish_singulars(word)]
-                 for word in found] if "es" in lists else []
-    shares: dict[str, float] = {}
-    for language, hashes in lists.items():
-        held = [_holds(hashes, key) for key in keys]
-        if language == "es":
-            held = [itself or any(_holds(hashes, key) for key in forms)
-                    for itself, forms in zip(held, singulars, strict=True)]
-        shares[language] = sum(held) / len(found)
+    keys = [_hash(word.encode("utf-8")) & _HIGH for word in found]
+    shares: dict[str, tuple[float, float]] = {}
+    for language, entries in lists.items():
+        buckets = [_bucket(entries, key) for key in keys]
+        held = [bucket for bucket in buckets if bucket is not None]
+        zipf = sum(9 - bucket / 100 for bucket in held) + _UNLISTED_ZIPF * (len(keys) - len(held))
+        shares[language] = (len(held) / len(keys), zipf / len(keys))
     return shares
 
 
-# Stressed endings whose plural drops the accent: "emoción" → "emociones", "inglés" → "ingleses".
-_ACCENTED = {"a": "á", "e": "é", "i": "í", "o": "ó", "u": "ú"}
-
-
-def _spanish_singulars(word: str) -> list[str]:
-    """The singulars a Spanish plural may have ("centros" → "centro", "veces" → "vez").
-
-    pyspellchecker's Spanish dictionary lists no plural at all (no "centros", "casas",
-    "años"), so its list is looked up with the regular singulars of a word in -s too.
-    """
-    if len(word) < 4 or not word.endswith("s"):
-        return []
-    forms = [word[:-1]]
-    if word.endswith("es"):
-        stem = word[:-2]
-        forms.append(stem)
-        if word.endswith("ces"):
-            forms.append(word[:-3] + "z")
-        if stem[-1] in "ns" and len(stem) > 2 and stem[-2] in _ACCENTED:
-            forms.append(stem[:-2] + _ACCENTED[stem[-2]] + stem[-1])
-    return forms
-
-
-def _holds(hashes: array[int], key: int) -> bool:
-    at = bisect_left(hashes, key)
-    return at < len(hashes) and hashes[at] == key
+def _bucket(entries: array[int], key: int) -> int | None:
+    """The frequency bucket of the word hashed to `key` (low bits clear), None if not listed."""
+    at = bisect_left(entries, key)
+    if at < len(entries) and entries[at] & _HIGH == key:
+        return entries[at] & _LOW
+    return None
 
 
 def lists_for(languages: Iterable[str]) -> dict[str, array[int]]:
