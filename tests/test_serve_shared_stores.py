@@ -1,8 +1,7 @@
 """Two `serve` processes on one PostgreSQL database or one Redis: concurrent requests for one
 conversation take turns through the store's turn lock, and nothing is interleaved or lost.
 
-It needs a store whose `turn_lock` holds across processes (a PostgreSQL advisory lock, a Redis
-lock); with the in-process default of `SessionStore.turn_lock` it is skipped, saying so.
+The store's `turn_lock` holds across processes: a PostgreSQL advisory lock, a Redis lock key.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import pytest
 
 from routing_runner.config import load_config
 from routing_runner.stores import open_store
-from routing_runner.stores.base import SessionStore
 from routing_runner.stores.items import is_assistant_message, is_user_message
 
 from . import session_services as services
@@ -87,9 +85,6 @@ def _whole_turns(items: list[Any]) -> list[str]:
 def test_two_servers_serialise_concurrent_turns_of_one_conversation(
         shared: tuple[Path, dict[str, str]]) -> None:
     config, env = shared
-    store = open_store(load_config(config, env={}).config.session, env)
-    if type(store).turn_lock is SessionStore.turn_lock:
-        pytest.skip(f"{type(store).__name__}.turn_lock holds within one process only")
     with ServeProcess(config, env=env) as one, ServeProcess(config, env=env) as two:
         clients = [openai.OpenAI(base_url=s.base_url, api_key="unused", max_retries=0)
                    for s in (one, two)]

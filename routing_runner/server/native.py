@@ -12,7 +12,7 @@ from routing_runner.errors import SessionIdError, SessionInUseError
 from routing_runner.session_admin import export_document, stored_turns
 
 from .metrics import CONTENT_TYPE
-from .problems import HttpProblem, not_found
+from .problems import busy, not_found
 from .requests import route
 from .state import server_of
 
@@ -59,8 +59,8 @@ async def delete_session(request: Request) -> Response:
             deleted = await server.store.delete(session_id)
     except SessionIdError as exc:
         raise not_found(str(exc), "session_not_found") from None
-    except SessionInUseError as exc:
-        raise HttpProblem(409, str(exc), code="session_busy") from None
+    except SessionInUseError:
+        raise busy(session_id, server.config.serve.lock_wait) from None
     if not deleted:
         raise not_found(f"no conversation {session_id!r} in this server's store",
                         "session_not_found")

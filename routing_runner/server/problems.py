@@ -56,3 +56,10 @@ def too_large(message: str) -> HttpProblem:
 def not_found(message: str, code: str) -> HttpProblem:
     """404: an unknown model or conversation."""
     return HttpProblem(404, message, code=code)
+
+
+def busy(session_id: str, wait: float) -> HttpProblem:
+    """409 for a conversation another request (or a chat) keeps past `wait` seconds. Said
+    without the store's own words, which name its file or address: not for HTTP clients."""
+    return HttpProblem(409, f"conversation {session_id!r} is busy with another request, still "
+                            f"after {wait:g} s; try again when it ends", code="session_busy")

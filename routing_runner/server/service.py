@@ -23,7 +23,7 @@ from routing_runner.runtime.events import Event, TurnEnded, TurnFailed
 from routing_runner.stores.base import Lease, Reservation, SessionStore, new_session_id
 
 from .metrics import Metrics
-from .problems import HttpProblem, not_found
+from .problems import HttpProblem, busy, not_found
 
 if TYPE_CHECKING:
     from routing_runner.runtime.turns import TurnRunner
@@ -157,9 +157,9 @@ class TurnService:
                         interrupted=True))
                 finally:
                     await self.store.release(turn.session_id)
-        except SessionInUseError as exc:
+        except SessionInUseError:
             if not locked.done():
-                locked.set_exception(HttpProblem(409, str(exc), code="session_busy"))
+                locked.set_exception(busy(turn.session_id, limits.lock_wait))
         except StoreError as exc:
             self._failed(turn, locked, str(exc))
         finally:
