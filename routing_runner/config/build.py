@@ -35,6 +35,7 @@ from .model import (
     Price,
     RetryConfig,
     SessionConfig,
+    TelemetryConfig,
     duration_seconds,
     handoff_tool_name,
 )
@@ -107,8 +108,13 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         guardrails=MappingProxyType(guardrails),
         prices=MappingProxyType({name: Price(**_notes_free(price)) for name, price
                                  in _notes_free(raw.get("prices", {})).items()}),
+        telemetry=_telemetry(raw.get("run", {}).get("telemetry")),
     )
     return config, problems
+
+
+def _telemetry(raw: Mapping[str, Any] | None) -> TelemetryConfig | None:
+    return None if raw is None else TelemetryConfig(**_notes_free(raw))
 
 
 def _agent_config(document: Document, base: Path, agents_raw: Mapping[str, Any], name: str,

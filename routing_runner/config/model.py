@@ -108,6 +108,15 @@ class RetryConfig:
 
 
 @dataclass(frozen=True)
+class TelemetryConfig:
+    """OpenTelemetry traces (`runtime.telemetry`); the endpoint comes from the environment."""
+
+    otlp_endpoint_env: str | None = None
+    service_name: str | None = None
+    capture_content: bool = False
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     """One agent of the graph."""
 
@@ -244,6 +253,8 @@ class Config:
         default_factory=lambda: MappingProxyType({}))
     # Per model name (runtime.usage prices each agent's tokens by its model).
     prices: Mapping[str, Price] = field(default_factory=lambda: MappingProxyType({}))
+    # OpenTelemetry; None: only the standard OTEL_EXPORTER_OTLP_ENDPOINT turns it on.
+    telemetry: TelemetryConfig | None = None
 
     @property
     def title(self) -> str:

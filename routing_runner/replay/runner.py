@@ -47,6 +47,7 @@ from routing_runner.runtime.graph import (
 )
 from routing_runner.runtime.offline.language_id import detect
 from routing_runner.runtime.providers import ResolvedProvider
+from routing_runner.runtime.telemetry import transcript_span
 from routing_runner.runtime.turns import TurnRunner
 from routing_runner.runtime.usage import turn_cost
 from routing_runner.stores import open_store
@@ -205,7 +206,8 @@ class Replayer:
             self.on_start(job)
         buffer = io.StringIO() if self.show is not None and self.concurrency > 1 else None
         try:
-            result = await _ConversationRun(self, job, buffer or self.show).run()
+            with transcript_span(job.transcript.config, job.transcript.name, job.session_id):
+                result = await _ConversationRun(self, job, buffer or self.show).run()
         except asyncio.CancelledError:
             # Stopped from outside (interrupt, fail-fast): it counts as not run.
             return
