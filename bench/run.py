@@ -7,7 +7,8 @@
 Sections: overhead (1, per turn, against a hand-written SDK loop), throughput (2, batches
 against the model and CPU limits), startup (3), long (4, conversations with long histories),
 offline (5, the embedded offline model's routing), serve (6, `serve` against in-process replay,
-and many open streams). Every model call goes to a loopback server
+and many open streams), telemetry (7, OpenTelemetry off against the code before it, and on).
+Every model call goes to a loopback server
 speaking the OpenAI wire format (routing_runner_testing/wire_server.py) in its own process, with
 a simulated latency and token rate, so the model's share of every figure is known exactly.
 """
@@ -32,10 +33,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import long_history as long
-from bench import offline, overhead, serve, startup, throughput
+from bench import offline, overhead, serve, startup, telemetry, throughput
 from bench.common import CORES, BenchError, Row, Section
 
-SECTIONS = ("overhead", "throughput", "startup", "long", "offline", "serve")
+SECTIONS = ("overhead", "throughput", "startup", "long", "offline", "serve", "telemetry")
 
 
 def _number(value: float | str | None) -> str:
@@ -153,6 +154,9 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Section]]]:
         "serve": lambda: serve.run(serve.ServeSettings(
             repetitions=1 if quick else 3, conversations=1 if quick else 4, latency=latency,
             token_delay=token_delay, streams=args.streams or (10 if quick else 1000))),
+        "telemetry": lambda: telemetry.run(telemetry.TelemetrySettings(
+            repetitions=repetitions, conversations=1 if quick else 4,
+            latency=latency, token_delay=token_delay)),
     }
     chosen = args.only.split(",")
     return [(name, steps[name]) for name in SECTIONS if name in chosen]
