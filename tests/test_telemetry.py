@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from agents.tracing import set_trace_processors, set_tracing_disabled
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -26,6 +27,7 @@ from routing_runner.runtime.telemetry import install_telemetry
 from routing_runner_testing.wire_server import Text, ToolCall, WireServer
 
 from .conftest import REPO, write_config
+from .serve_process import ServeProcess
 
 AGENTS = """\
 agents:
@@ -250,3 +252,42 @@ def test_a_missing_extra_is_one_line_and_exit_2(tmp_path: Path) -> None:
         "telemetry is configured but the OpenTelemetry extra is not installed: "
         "pip install 'routing-runner[otel]'"), result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_guardrail_that_trips_is_a_span_of_the_turn(
+        cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "guards.py").write_text(
+        "def no_secrets(text, context):\n    return 'password' in str(text).lower()\n",
+        encoding="utf-8")
+    config = write_config(tmp_path, (
+        f"entry: helper\nmodel: {{provider: offline}}\nsession: {{path: {tmp_path / 's.db'}}}\n"
+        "guardrails:\n  secrets: {function: 'guards:no_secrets', message: I cannot share that.}\n"
+        "agents:\n  helper:\n    instructions: Help with orders.\n"
+        "    output_guardrails: [secrets]\n"))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    memory = InMemorySpanExporter()
+    assert install_telemetry(load_config(config).config, memory)
+    result = cli.invoke(app, ["chat", str(config), "-s", "g", "-m", "My password is hunter2"])
+    assert result.exit_code == 0, result.output
+    spans = list(memory.get_finished_spans())
+    assert ("guardrail secrets" in {s.name for s in spans}), _tree(spans)
+    assert _attributes(spans, "guardrail secrets")[0]["routing_runner.guardrail.triggered"]
+    assert _attributes(spans, "turn")[0]["gen_ai.conversation.id"] == "g"
+    assert "hunter2" not in repr([dict(s.attributes or {}) for s in spans])
+
+
+def test_serve_sends_each_turn_to_the_collector(tmp_path: Path, collector: _Collector) -> None:
+    config = write_config(tmp_path, OFFLINE + f"session: {{path: {tmp_path / 's.db'}}}\n")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    environ |= {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_port}",
+                "XDG_DATA_HOME": str(tmp_path / "data")}
+    with ServeProcess(config, env=environ) as server:
+        with openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0) as client:
+            raw = client.chat.completions.with_raw_response.create(
+                model="bot", messages=[{"role": "user", "content": "Hola, ¿cómo estás?"}])
+        assert server.terminate() == 0
+    spans = _spans(collector.posts)
+    assert spans["turn"]["gen_ai.conversation.id"].string_value == \
+        raw.headers["x-session-id"]
+    assert {"invoke_agent triage", "invoke_agent spanish", "handoff triage -> spanish"} <= \
+        set(spans)
