@@ -136,9 +136,9 @@ def bench_env(folder: Path, **extra: str) -> dict[str, str]:
 
 
 def run_json(args: Sequence[str], env: Mapping[str, str],
-             timeout: float = 600) -> dict[str, Any]:
+             timeout: float = 600, cwd: Path = ROOT) -> dict[str, Any]:
     """Run a child that prints one JSON object on its last line; return it parsed."""
-    done = subprocess.run(args, cwd=ROOT, env=dict(env), capture_output=True, text=True,
+    done = subprocess.run(args, cwd=cwd, env=dict(env), capture_output=True, text=True,
                           timeout=timeout, check=False)
     if done.returncode != 0:
         raise BenchError(f"{' '.join(args[:4])}... exited {done.returncode}:\n"

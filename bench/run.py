@@ -9,7 +9,8 @@ against the model and CPU limits), startup (3), long (4, conversations with long
 offline (5, the embedded offline model's routing), serve (6, `serve` against in-process replay,
 and many open streams), cassettes (7, replaying recorded model calls against the offline model's
 CPU), tools (8, a turn with one function-tool call, against a hand-written SDK loop with the
-same tool). Every model call goes to a loopback server
+same tool), telemetry (9, OpenTelemetry off against the code before it, and on). Every model call
+goes to a loopback server
 speaking the OpenAI wire format (routing_runner_testing/wire_server.py) in its own process, with
 a simulated latency and token rate, so the model's share of every figure is known exactly.
 """
@@ -33,11 +34,12 @@ if __package__ in (None, ""):
     # installed package: routing_runner_testing).
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import cassettes, offline, overhead, serve, startup, throughput, tool_turn
+from bench import cassettes, offline, overhead, serve, startup, telemetry, throughput, tool_turn
 from bench import long_history as long
 from bench.common import CORES, BenchError, Row, Section
 
-SECTIONS = ("overhead", "throughput", "startup", "long", "offline", "serve", "cassettes", "tools")
+SECTIONS = ("overhead", "throughput", "startup", "long", "offline", "serve", "cassettes", "tools",
+            "telemetry")
 
 
 def _number(value: float | str | None) -> str:
@@ -159,6 +161,9 @@ def plan(args: argparse.Namespace) -> list[tuple[str, Callable[[], Section]]]:
             repetitions=repetitions, conversations=1 if quick else 8)),
         "tools": lambda: tool_turn.run(tool_turn.ToolTurnSettings(
             repetitions=repetitions, conversations=1 if quick else 4, turns=1 if quick else 5,
+            latency=latency, token_delay=token_delay)),
+        "telemetry": lambda: telemetry.run(telemetry.TelemetrySettings(
+            repetitions=repetitions, conversations=1 if quick else 4,
             latency=latency, token_delay=token_delay)),
     }
     chosen = args.only.split(",")

@@ -16,12 +16,14 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 @pytest.fixture(autouse=True)
 def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """No key, no tracing export, no colour, sessions under the test's own folder."""
+    """No key, no tracing export or telemetry, no colour, sessions under the test's own
+    folder."""
     data_home = tmp_path / "data"
     monkeypatch.setenv("XDG_DATA_HOME", str(data_home))
     monkeypatch.setenv("OPENAI_AGENTS_DISABLE_TRACING", "1")
     monkeypatch.setenv("NO_COLOR", "1")
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ROUTING_RUNNER_PROVIDER"):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ROUTING_RUNNER_PROVIDER",
+                 "OTEL_EXPORTER_OTLP_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
     yield data_home
 

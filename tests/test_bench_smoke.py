@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow  # processes or builds: `-m "not slow"` skips it
 
 REPO = Path(__file__).resolve().parent.parent
 SECTIONS = ("1 per-turn overhead", "2 batch throughput", "3 start-up", "4 long conversations",
-            "5 offline model", "6 serve", "7 cassettes", "8 tool turn")
+            "5 offline model", "6 serve", "7 cassettes", "8 tool turn",
+            "9 OpenTelemetry")
 
 
 def test_quick_bench_prints_every_section_and_writes_json(tmp_path: Path) -> None:

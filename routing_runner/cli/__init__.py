@@ -62,7 +62,9 @@ def _main(
 ) -> None:
     # The SDK and the openai client log failures (with tracebacks) that the turn runner
     # already reports in one line; without a handler Python would print them to stderr.
-    for name in ("openai", "httpx", "httpcore"):
+    # OpenTelemetry's exporter logs every retry of a collector that does not answer: spans
+    # lost there are not a failure of the conversation (README, "OpenTelemetry").
+    for name in ("openai", "httpx", "httpcore", "opentelemetry"):
         logging.getLogger(name).addHandler(logging.NullHandler())
         logging.getLogger(name).propagate = False
 

@@ -35,6 +35,7 @@ from .model import (
     Price,
     RetryConfig,
     SessionConfig,
+    TelemetryConfig,
     duration_seconds,
     handoff_tool_name,
 )
@@ -108,6 +109,7 @@ def build_config(document: Document, path: Path) -> tuple[Config | None, list[Pr
         judge=ModelSpec().overridden_by(raw["judge"]) if "judge" in raw else None,
         tools=MappingProxyType(tools),
         python_path=folders,
+        telemetry=_telemetry(raw.get("run", {}).get("telemetry")),
     )
     return config, problems
 
@@ -119,6 +121,10 @@ def _model_config(model_raw: Mapping[str, Any]) -> ModelConfig:
         timeout=model_raw.get("timeout", 60.0),
         retry=RetryConfig(**_notes_free(model_raw.get("retry", {}))),
     )
+
+
+def _telemetry(raw: Mapping[str, Any] | None) -> TelemetryConfig | None:
+    return None if raw is None else TelemetryConfig(**_notes_free(raw))
 
 
 def _agent_config(document: Document, base: Path, agents_raw: Mapping[str, Any], name: str,

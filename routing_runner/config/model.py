@@ -109,6 +109,15 @@ class RetryConfig:
 
 
 @dataclass(frozen=True)
+class TelemetryConfig:
+    """OpenTelemetry traces (`runtime.telemetry`); the endpoint comes from the environment."""
+
+    otlp_endpoint_env: str | None = None
+    service_name: str | None = None
+    capture_content: bool = False
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     """One agent of the graph."""
 
@@ -249,6 +258,8 @@ class Config:
     judge: ModelSpec | None = None  # the model `expect.judge` asks
     tools: Mapping[str, ToolConfig] = field(default_factory=lambda: MappingProxyType({}))
     python_path: tuple[Path, ...] = ()
+    # OpenTelemetry; None: only the standard OTEL_EXPORTER_OTLP_ENDPOINT turns it on.
+    telemetry: TelemetryConfig | None = None
 
     @property
     def title(self) -> str:

@@ -41,6 +41,7 @@ from routing_runner.runtime.graph import (
 )
 from routing_runner.runtime.mcp import McpPool
 from routing_runner.runtime.providers import ResolvedProvider
+from routing_runner.runtime.telemetry import transcript_span
 from routing_runner.runtime.wrapped import chain
 from routing_runner.wording import Style
 
@@ -183,7 +184,8 @@ class Replayer:
             self.on_start(job)
         buffer = io.StringIO() if self.show is not None and self.concurrency > 1 else None
         try:
-            result = await ConversationRun(self, job, buffer or self.show).run()
+            with transcript_span(job.transcript.config, job.transcript.name, job.session_id):
+                result = await ConversationRun(self, job, buffer or self.show).run()
         except asyncio.CancelledError:
             # Stopped from outside (interrupt, fail-fast): it counts as not run.
             return

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from routing_runner.config.model import Config
 from routing_runner.errors import RunFailure
 from routing_runner.runtime.offline.model import preload
+from routing_runner.runtime.telemetry import flush_telemetry
 
 from .cassettes import Cassettes
 from .plan import Job
@@ -95,6 +96,7 @@ def _worker(shard: Sequence[Job], config: Config, concurrency: int, fail_fast: b
         loop.create_task(watch())
 
     result = run_replay(replayer, handle_signals=False, on_loop=prepare)
+    flush_telemetry()  # a forked process ends without running atexit hooks
     outbox.put(_Done(result.stopped, result.rate_limited))
     outbox.close()
     outbox.join_thread()

@@ -35,6 +35,7 @@ from .offline.model import AgentProfile, OfflineModel
 from .providers import ResolvedModel, ResolvedProvider, not_streamed, not_the_api
 from .retries import retry_settings
 from .structured import sdk_output_type
+from .telemetry import install_telemetry
 from .tools import build_tools
 
 # Called with each agent's name and the model built for it; returns the model the agent runs
@@ -55,6 +56,8 @@ class AgentGraph:
     clients: tuple[AsyncOpenAI, ...] = ()
     mcp: McpPool | None = None
     owns_mcp: bool = True
+    # OpenTelemetry is on (runtime.telemetry): the SDK traces turns for it.
+    telemetry: bool = False
 
     @property
     def entry(self) -> Agent[Any]:
@@ -85,8 +88,9 @@ class AgentGraph:
         for client in self.clients:
             await client.close()
 
-    def run_config(self) -> RunConfig:
-        """RunConfig for one turn: tracing off (it would export to OpenAI) and the window.
+    def run_config(self, session_id: str | None = None) -> RunConfig:
+        """RunConfig for one turn: tracing off (it would export to OpenAI) unless `run.tracing`
+        or telemetry is on, the conversation's id as the trace's group, and the window.
 
         With a history limit the session is asked for one item more than the limit only, so a
         long conversation costs no more per turn than a short one; the extra item tells the
@@ -94,7 +98,8 @@ class AgentGraph:
         """
         limit = self.config.session.history_limit
         return RunConfig(
-            tracing_disabled=not self.config.tracing,
+            tracing_disabled=not (self.config.tracing or self.telemetry),
+            group_id=session_id,
             workflow_name=self.config.workflow_name or self.config.title,
             session_input_callback=history_window(limit) if limit else None,
             session_settings=SessionSettings(limit=limit + 1) if limit else None,
@@ -280,7 +285,8 @@ def build_graph(config: Config, provider: ResolvedProvider, *,
         agents[name].input_guardrails, agents[name].output_guardrails = sdk_guardrails(
             config, name, _classifier_models(factory, provider, wrap_model))
     return AgentGraph(config=config, provider=provider, agents=agents,
-                      clients=factory.owned_clients(), mcp=pool, owns_mcp=mcp_pool is None)
+                      clients=factory.owned_clients(), mcp=pool, owns_mcp=mcp_pool is None,
+                      telemetry=install_telemetry(config))
 
 
 def standalone_model(config: Config, resolved: ResolvedModel, *,

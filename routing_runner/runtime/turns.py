@@ -90,8 +90,8 @@ class TurnRunner:
         try:
             result = Runner.run_streamed(
                 agent, message, session=conversation.session,
-                max_turns=self.graph.config.max_turns, run_config=self.graph.run_config(),
-                context=context,
+                max_turns=self.graph.config.max_turns, run_config=self.graph.run_config(
+                    conversation.session_id), context=context,
             )
         finally:
             retry_listener.reset(token)
