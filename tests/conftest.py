@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from routing_runner_testing.wire_server import WireServer
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -32,6 +34,20 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
 def cli() -> CliRunner:
     """Runs the real Typer app in-process, stdout and stderr kept apart."""
     return CliRunner()
+
+
+@pytest.fixture
+def server() -> Iterator[WireServer]:
+    """The loopback OpenAI server; strict, so a reply left unscripted fails the test."""
+    with WireServer() as wire:
+        yield wire
+
+
+@pytest.fixture
+def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key for the openai provider (the loopback server takes any); a module that always
+    wants one says `pytestmark = pytest.mark.usefixtures("api_key")`."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
 
 
 def run_cli_with_few_files(*args: str, env: dict[str, str] | None = None,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,8 @@ from routing_runner.cli import app
 from routing_runner_testing.wire_server import Text, ToolCall, WireServer
 
 from .conftest import write_config
+
+pytestmark = pytest.mark.usefixtures("api_key")
 
 AGENTS = """\
 agents:
@@ -85,17 +86,6 @@ def test_history_policies_through_transcripts(cli: CliRunner, tmp_path: Path) ->
 
 
 # --- over the wire: exactly what the receiving agent's model was sent ---------------------------
-
-@pytest.fixture
-def server() -> Iterator[WireServer]:
-    with WireServer() as wire:
-        yield wire
-
-
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-
 
 def _wire_config(folder: Path, server: WireServer, policy: str) -> Path:
     agents = AGENTS.replace("handoffs: [french, triage]",

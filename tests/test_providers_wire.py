@@ -14,7 +14,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,8 @@ from routing_runner.cli import app
 from routing_runner_testing.wire_server import Fault, Text, ToolCall, WireServer
 
 from .conftest import write_config
+
+pytestmark = pytest.mark.usefixtures("api_key")
 
 LANGUAGE_AGENTS = """
 agents:
@@ -40,18 +41,6 @@ agents:
     instructions: Réponds en français.
     handoffs: [spanish, triage]
 """
-
-
-@pytest.fixture
-def server() -> Iterator[WireServer]:
-    """The loopback server; strict, so a reply left unscripted fails the test."""
-    with WireServer() as wire:
-        yield wire
-
-
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
 
 
 def _config(folder: Path, server: WireServer, provider: str, api: str = "",

@@ -34,25 +34,16 @@ pytestmark = pytest.mark.slow  # server processes
 def store_block(request: pytest.FixtureRequest,
                 tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """The config's `session:` block for one backend, and the environment servers run in."""
-    prefix = services.unique_prefix()
     if request.param == "sqlite":
         yield f"{{path: {tmp_path / 'sessions.db'}}}", _environment()
-        return
-    if request.param == "postgres":
-        services.require("PostgreSQL")
-        block = f"{{backend: sqlalchemy, table_prefix: {prefix}}}"
-        env = _environment(DATABASE_URL=services.POSTGRES_URL)
+    elif request.param == "postgres":
+        with services.postgres_prefix() as prefix:
+            yield (f"{{backend: sqlalchemy, table_prefix: {prefix}}}",
+                   _environment(DATABASE_URL=services.POSTGRES_URL))
     else:
-        services.require("Redis")
-        block = f"{{backend: redis, key_prefix: {prefix}}}"
-        env = _environment(REDIS_URL=services.REDIS_URL)
-    try:
-        yield block, env
-    finally:
-        if request.param == "postgres":
-            services.drop_postgres_tables(prefix)
-        else:
-            services.drop_redis_keys(prefix)
+        with services.redis_prefix() as prefix:
+            yield (f"{{backend: redis, key_prefix: {prefix}}}",
+                   _environment(REDIS_URL=services.REDIS_URL))
 
 
 def _stored(config: Path, env: dict[str, str], session_id: str) -> list[Any]:

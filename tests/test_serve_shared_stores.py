@@ -35,23 +35,17 @@ MESSAGES = ["Je veux apprendre le français.", "Hello, can you help me with my o
 @pytest.fixture(params=["postgres", "redis"])
 def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     """The languages config on a shared store, and the environment its servers run in."""
-    prefix = services.unique_prefix()
-    if request.param == "postgres":
-        services.require("PostgreSQL")
-        block = f"  backend: sqlalchemy\n  table_prefix: {prefix}\n  x-was: "
-        env = {**os.environ, "DATABASE_URL": services.POSTGRES_URL}
-    else:
-        services.require("Redis")
-        block = f"  backend: redis\n  key_prefix: {prefix}\n  x-was: "
-        env = {**os.environ, "REDIS_URL": services.REDIS_URL}
     text = (REPO / "configs" / "languages.yaml").read_text(encoding="utf-8")
-    try:
-        yield write_config(tmp_path, text.replace(SQLITE_LINE, block)), env
-    finally:
-        if request.param == "postgres":
-            services.drop_postgres_tables(prefix)
-        else:
-            services.drop_redis_keys(prefix)
+    if request.param == "postgres":
+        with services.postgres_prefix() as prefix:
+            block = f"  backend: sqlalchemy\n  table_prefix: {prefix}\n  x-was: "
+            yield (write_config(tmp_path, text.replace(SQLITE_LINE, block)),
+                   {**os.environ, "DATABASE_URL": services.POSTGRES_URL})
+    else:
+        with services.redis_prefix() as prefix:
+            block = f"  backend: redis\n  key_prefix: {prefix}\n  x-was: "
+            yield (write_config(tmp_path, text.replace(SQLITE_LINE, block)),
+                   {**os.environ, "REDIS_URL": services.REDIS_URL})
 
 
 def _stored(config: Path, env: dict[str, str], session_id: str) -> list[Any]:

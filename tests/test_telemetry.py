@@ -56,12 +56,6 @@ def sdk_tracing_reset(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     set_tracing_disabled(True)
 
 
-@pytest.fixture
-def server() -> Iterator[WireServer]:
-    with WireServer() as wire:
-        yield wire
-
-
 def _wire_config(folder: Path, server: WireServer, telemetry: str) -> Path:
     return write_config(folder, (
         f"version: 1\nentry: triage\nmodel:\n  provider: openai\n  name: gpt-test\n"

@@ -23,6 +23,8 @@ from routing_runner_testing.wire_server import Text, ToolCall, WireServer
 
 from .conftest import write_config
 
+pytestmark = pytest.mark.usefixtures("api_key")
+
 ORDERS = '''
 def lookup_order(order_id: str) -> str:
     """Look up an order by its id."""
@@ -46,17 +48,6 @@ def track_parcel(order_id: str) -> str:
 if __name__ == "__main__":
     server.run("stdio")
 '''
-
-
-@pytest.fixture
-def server() -> Iterator[WireServer]:
-    with WireServer() as wire:
-        yield wire
-
-
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
 
 
 def tools_config(folder: Path, server: WireServer, api: str = "responses",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,18 +15,9 @@ from routing_runner_testing.wire_server import Text, ToolCall, WireServer
 
 from .conftest import write_config
 
+pytestmark = pytest.mark.usefixtures("api_key")
+
 PRICES = {"input": 2.0, "cached_input": 0.5, "output": 8.0}
-
-
-@pytest.fixture
-def server() -> Iterator[WireServer]:
-    with WireServer() as wire:
-        yield wire
-
-
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
 
 
 def _config(folder: Path, server: WireServer, provider: str = "openai") -> Path:
