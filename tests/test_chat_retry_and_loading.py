@@ -76,24 +76,15 @@ def test_retry_after_resuming_an_answered_conversation_says_there_is_nothing_to_
 
 # Holds the Agents SDK's import until the test creates the gate file, so a signal is sure to
 # land while the first reply waits for the SDK.
-# The SDK's module runs only once the gate file exists: a slow import, as on a loaded machine.
-# It waits in exec_module, where a real import spends its time (under the module's own lock);
-# a finder that waited would hold the interpreter's global import lock and stop every thread.
 GATED_IMPORT = """\
-import importlib.abc, importlib.machinery, os, sys, time
+import importlib.abc, os, sys, time
 
 class _Gate(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name != "agents":
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        run = spec.loader.exec_module
-        def exec_module(module):
+        if name == "agents":
             while not os.path.exists(os.environ["SDK_GATE"]):
                 time.sleep(0.01)
-            run(module)
-        spec.loader.exec_module = exec_module
-        return spec
+        return None
 
 sys.meta_path.insert(0, _Gate())
 """

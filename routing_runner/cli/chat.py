@@ -157,9 +157,6 @@ def chat(config: ConfigArg, session_id: SessionId = None, message: Messages = No
          record: Record = None, context: Context = None, usage: ShowUsage = False,
          cassettes: CassetteDir = None, record_mode: RecordMode = None) -> None:
     """Chat with the bot in the terminal, streaming replies; the conversation is stored."""
-    from routing_runner.runtime.preload import start_sdk_import
-
-    start_sdk_import()  # most of the wait for a first reply, now behind the CLI's own work
     from routing_runner.chat import HELP, ChatLoop
     from routing_runner.replay.record import TranscriptRecorder
     from routing_runner.stores import open_store
