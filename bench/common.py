@@ -39,7 +39,8 @@ class BenchError(RuntimeError):
     """A measurement could not be taken (a child failed, a reply was wrong)."""
 
 
-Verdict = Literal["ok", "MISS", "pending", "info"]
+# "load": the figure was taken while other work kept the machine busy (bench.load): not scored.
+Verdict = Literal["ok", "MISS", "pending", "info", "load"]
 
 
 @dataclass

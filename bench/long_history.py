@@ -43,7 +43,7 @@ class LongSettings:
     quick: bool = False
 
 
-def _measure(server: Loopback, size: int, limit: int | None, turns: int) -> dict[str, Any]:
+def _measure(server: Loopback, size: int, limit: int | str, turns: int) -> dict[str, Any]:
     with scratch("long") as folder:
         config = folder / "bench.yaml"
         config.write_text(config_yaml(server.base_url, folder / "long.db", history_limit=limit),
@@ -60,8 +60,9 @@ def run(settings: LongSettings) -> Section:
     with Loopback(0.0, 0.0) as server:
         for size in settings.sizes:
             # Quick runs only check the code path: the windowed run alone.
-            modes = (("window", settings.history_limit),) if settings.quick else (
-                ("window", settings.history_limit), ("none", None))
+            modes: tuple[tuple[str, int | str], ...] = \
+                (("window", settings.history_limit),) if settings.quick else (
+                ("window", settings.history_limit), ("none", "all"))
             for mode, limit in modes:
                 results[mode][size] = _measure(server, size, limit, settings.turns)
     for size in settings.sizes:

@@ -6,9 +6,12 @@ in even repetitions, routing-runner first in odd ones, so drift in the machine's
 both). Each process warms up on one conversation, then times `conversations` more.
 
 Per turn: wall time (the measured conversations' total, opening and closing sessions
-included, divided by their turns), CPU time (the whole process, every thread, over the same
-span), and time to the first streamed text. The ratios are medians of the per-repetition
-ratios.
+included, divided by their turns), the overhead (that wall time minus the simulated model's
+time per turn, which both sides wait out alike and which would dilute a wall ratio), CPU time
+(the whole process, every thread, over the same span), and time to the first streamed text.
+Each row gives min / median / max of the per-pair ratios. The machine's foreign load is
+sampled around every pair (bench.load); a scored row uses only the pairs taken quiet, and with
+fewer than MIN_QUIET of them it is flagged `load` instead of scored.
 """
 
 from __future__ import annotations
@@ -29,10 +32,13 @@ from bench.common import (
     run_json,
     scratch,
 )
+from bench.load import ForeignLoad, LoadSample, describe
 from bench.scenario import CONVERSATION, config_yaml, model_seconds, transcripts_yaml
 
-WALL_TARGET = 1.05
+OVERHEAD_TARGET = 1.05  # wall minus model time: the wall ratio itself is mostly model time
 CPU_TARGET = 1.2
+MIN_QUIET = 3  # quiet pairs a scored row needs
+Pair = tuple[dict[str, float | None], dict[str, float | None], LoadSample]
 
 
 @dataclass(frozen=True)
@@ -45,10 +51,11 @@ class OverheadSettings:
     token_delay: float = 0.002
 
 
-def _summary(result: dict[str, Any]) -> dict[str, float | None]:
+def _summary(result: dict[str, Any], model_turn: float) -> dict[str, float | None]:
     turns = result["turns"]
-    return {"wall": result["wall"] / turns, "cpu": result["cpu"] / turns,
-            "ttft": median(result["ttft"]), "turn_wall": median(result["turn_wall"])}
+    return {"wall": result["wall"] / turns, "overhead": result["wall"] / turns - model_turn,
+            "cpu": result["cpu"] / turns, "ttft": median(result["ttft"]),
+            "turn_wall": median(result["turn_wall"])}
 
 
 def _baseline(server: Loopback, folder: Path, settings: OverheadSettings) -> dict[str, Any]:
@@ -70,42 +77,57 @@ def _routing_runner(server: Loopback, folder: Path, settings: OverheadSettings
 
 
 def run(settings: OverheadSettings) -> Section:
-    """Interleaved repetitions; rows for wall, CPU and first-token time per turn."""
+    """Interleaved repetitions; rows for wall, overhead, CPU and first-token time per turn."""
     section = Section("1 per-turn overhead")
     started = time.perf_counter()
-    pairs: list[tuple[dict[str, float | None], dict[str, float | None]]] = []
+    model_turn = model_seconds(settings.latency, settings.token_delay) / len(CONVERSATION)
+    pairs: list[Pair] = []
     with Loopback(settings.latency, settings.token_delay) as server:
         for repetition in range(settings.repetitions):
             order = ("baseline", "rr") if repetition % 2 == 0 else ("rr", "baseline")
             measured: dict[str, dict[str, float | None]] = {}
-            for side in order:
-                with scratch(f"overhead-{side}") as folder:
-                    result = (_baseline(server, folder, settings) if side == "baseline"
-                              else _routing_runner(server, folder, settings))
-                measured[side] = _summary(result)
-            pairs.append((measured["rr"], measured["baseline"]))
+            with ForeignLoad(server.cpu_seconds) as load:
+                for side in order:
+                    with scratch(f"overhead-{side}") as folder:
+                        result = (_baseline(server, folder, settings) if side == "baseline"
+                                  else _routing_runner(server, folder, settings))
+                    measured[side] = _summary(result, model_turn)
+            pairs.append((measured["rr"], measured["baseline"], load))
     section.raw = {"settings": settings.__dict__,
-                   "pairs": [{"rr": rr, "baseline": base} for rr, base in pairs]}
-    model_turn = model_seconds(settings.latency, settings.token_delay) / len(CONVERSATION)
+                   "pairs": [{"rr": rr, "baseline": base, "load": load.__dict__}
+                             for rr, base, load in pairs]}
     note = (f"{settings.repetitions}x{settings.conversations} conversations of "
             f"{len(CONVERSATION)} turns, L={settings.latency * 1000:g} ms, "
-            f"model {model_turn * 1000:.0f} ms/turn")
-    for key, label, target in (("wall", "wall time per turn", WALL_TARGET),
+            f"model {model_turn * 1000:.0f} ms/turn; {describe([p[2] for p in pairs])}")
+    for key, label, target in (("wall", "wall time per turn", None),
+                               ("overhead", "overhead per turn (wall - model)", OVERHEAD_TARGET),
                                ("cpu", "CPU time per turn", CPU_TARGET),
                                ("ttft", "time to first token", None),
                                ("turn_wall", "turn wall (median turn)", None)):
-        rr = median(p[0][key] for p in pairs)
-        base = median(p[1][key] for p in pairs)
-        pair_ratio = median(ratio(p[0][key], p[1][key]) for p in pairs)
-        section.add(label, _ms(rr), "ms", baseline=_ms(base), ratio=pair_ratio,
-                    target=f"<= {target:g}" if target else "",
-                    verdict=at_most(pair_ratio, target) if target else "info",
-                    note=note if key == "wall" else "")
+        _add_row(section, pairs, key, label, target, note if key == "wall" else "")
     extra = median((p[0]["cpu"] or 0) - (p[1]["cpu"] or 0) for p in pairs)
     section.add("extra CPU per turn", _ms(extra), "ms",
                 note="routing-runner minus the baseline")
     section.seconds = time.perf_counter() - started
     return section
+
+
+def _add_row(section: Section, pairs: list[Pair], key: str, label: str,
+             target: float | None, note: str) -> None:
+    """One measure: medians of both sides, the spread of the per-pair ratios, and a verdict
+    from the quiet pairs only (`load` when too few were quiet)."""
+    taken = [(ratio(p[0][key], p[1][key]), p[2].busy) for p in pairs]
+    ratios = [r for r, _ in taken if r is not None]
+    quiet = [r for r, busy in taken if r is not None and not busy]
+    spread = (f"ratio min/median/max {min(ratios):.2f}/{median(ratios) or 0:.2f}/"
+              f"{max(ratios):.2f} over {len(ratios)} pairs, {len(quiet)} quiet") if ratios else ""
+    scored = len(quiet) >= MIN_QUIET or not pairs
+    pair_ratio = median(quiet) if scored else median(ratios)
+    verdict = "info" if target is None else at_most(pair_ratio, target) if scored else "load"
+    section.add(label, _ms(median(p[0][key] for p in pairs)), "ms",
+                baseline=_ms(median(p[1][key] for p in pairs)), ratio=pair_ratio,
+                target=f"<= {target:g}" if target else "", verdict=verdict,
+                note="; ".join(part for part in (spread, note) if part))
 
 
 def _ms(seconds: float | None) -> float | None:

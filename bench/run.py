@@ -210,7 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(rows))
     missed = [row for row in rows if row.verdict == "MISS"]
     pending = [row for row in rows if row.verdict == "pending"]
-    print(f"\n{len(rows)} rows, {len(missed)} missed, {len(pending)} pending; "
+    loaded = [row for row in rows if row.verdict == "load"]
+    print(f"\n{len(rows)} rows, {len(missed)} missed, {len(pending)} pending, "
+          f"{len(loaded)} not scored (taken under foreign load); "
           f"{meta['seconds']:.0f} s on {CORES} cores, load {meta['load_before'][0]:.1f} -> "
           f"{meta['load_after'][0]:.1f}; {meta['command']}")
     if args.json is not None:

@@ -145,9 +145,10 @@ def model_calls(steps: Sequence[Step] = CONVERSATION) -> int:
     return sum(step.model_calls for step in steps)
 
 
-def config_yaml(base_url: str, database: Path, *, history_limit: int | None = None,
+def config_yaml(base_url: str, database: Path, *, history_limit: int | str | None = None,
                 provider: str = "openai") -> str:
-    """The scenario as a routing-runner config on the loopback server (or offline)."""
+    """The scenario as a routing-runner config on the loopback server (or offline);
+    `history_limit` None leaves the default window, "all" sends the whole history."""
     lines = [
         "# Written by bench/scenario.py: the SDK routing example's agents.",
         "version: 1",

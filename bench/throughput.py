@@ -244,7 +244,11 @@ def _add_row(section: Section, batch: Batch, measured: dict[str, Any], bound: di
     warning = "; BELOW THE MODEL LIMIT: over C at once?" if share < 0.95 else ""
     section.add(batch.label, wall, "s", baseline=bound["limit"], ratio=share,
                 target=f"<= {LIMIT_TARGET:g}" if verdict != "info" else "", verdict=verdict,
-                note=f"{measured['turns'] / wall:,.0f} turns/s, {which} limit; "
+                note=f"{measured['turns'] / wall:,.0f} turns/s; against the {which} limit "
+                     f"(model {bound['model_limit']:.1f} s: the waves' model time, so "
+                     f"{wall / bound['model_limit']:.1f}x slower than the model allows; CPU "
+                     f"{bound['cpu_limit']:.1f} s: the SDK loop's CPU per turn and the "
+                     f"server's, over {CORES} cores, not a measured batch); "
                      f"peak {measured['peak_mb']:.0f} MB, {measured['peak_files']} fds, "
                      f"{measured['processes']} procs{warning}")
 

@@ -204,6 +204,29 @@ def test_an_unreadable_row_fails_the_turn_before_the_model_is_called(
     assert storage.rows() == before  # nothing appended, nothing dropped
 
 
+def test_with_a_history_window_a_turn_checks_the_rows_it_sends_and_no_others(
+        cli: CliRunner, storage: Storage) -> None:
+    windowed = storage.plain.with_name("windowed.yaml")
+    windowed.write_text(storage.plain.read_text(encoding="utf-8").replace(
+        "session:\n", "session:\n  history_limit: 2\n"), encoding="utf-8")
+    _two_turns(cli, windowed)
+    storage.damage(1, b"{broken")  # older than the window: the turn never reads it
+
+    passed = _chat(cli, windowed, "third message")
+
+    assert passed.exit_code == 0, passed.output
+    assert len(storage.rows()) == 6
+    storage.damage(5, b"{broken")  # inside the window (the last 2 items, and one more)
+    before = storage.rows()
+
+    failed = _chat(cli, windowed, "fourth message")
+
+    assert failed.exit_code == 3, failed.output
+    assert "has 1 unreadable row (row 5: not JSON) of 6; the model would not see them, so " \
+        "nothing was sent" in failed.stdout
+    assert storage.rows() == before
+
+
 def test_a_damaged_encrypted_row_is_named_not_taken_for_a_wrong_key(
         cli: CliRunner, storage: Storage) -> None:
     _two_turns(cli, storage.encrypted)

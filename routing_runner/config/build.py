@@ -21,6 +21,7 @@ from .files import MAX_INSTRUCTIONS_BYTES, MissingFile, UnreadableFile, read_tex
 from .guardrails import check_guardrail_lists, guardrails_config
 from .handoff_checks import check_history_policy
 from .model import (
+    DEFAULT_HISTORY_LIMIT,
     DEFAULT_KEY_ENV,
     DEFAULT_KEY_PREFIX,
     DEFAULT_MAX_TURNS,
@@ -208,6 +209,7 @@ def _session_config(document: Document, raw: Mapping[str, Any], base: Path,
     if path is not None and not check_path(document, ("session", "path"), path, problems):
         path = None
     ttl = raw.get("ttl")
+    limit = raw.get("history_limit", DEFAULT_HISTORY_LIMIT)  # "all": no window
     encryption_raw = raw.get("encryption")
     encryption = None if encryption_raw is None else EncryptionConfig(
         ttl=duration_seconds(encryption_raw["ttl"]),
@@ -215,7 +217,7 @@ def _session_config(document: Document, raw: Mapping[str, Any], base: Path,
     return SessionConfig(
         backend=backend,
         path=(base / Path(path).expanduser()) if path else None,
-        history_limit=raw.get("history_limit"),
+        history_limit=None if limit == "all" else limit,
         url_env=raw.get("url_env"),
         table_prefix=raw.get("table_prefix"),
         key_prefix=raw.get("key_prefix", DEFAULT_KEY_PREFIX),

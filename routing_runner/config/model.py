@@ -159,6 +159,9 @@ class ModelConfig:
 DEFAULT_URL_ENV: Mapping[str, str] = MappingProxyType(
     {"sqlalchemy": "DATABASE_URL", "redis": "REDIS_URL"})
 DEFAULT_KEY_PREFIX = "routing-runner"
+# Items the model sees when the config sets no `history_limit`: every item sent costs the openai
+# client about 1 ms of CPU per request, so without a window a long chat's turns grow unbounded.
+DEFAULT_HISTORY_LIMIT = 200
 DEFAULT_KEY_ENV = "ROUTING_RUNNER_SESSION_KEY"
 # Which backends each backend-specific `session` key applies to; a key given for another
 # backend is an error rather than silently ignored.
@@ -203,7 +206,7 @@ class SessionConfig:
 
     backend: Backend = "sqlite"
     path: Path | None = None
-    history_limit: int | None = None
+    history_limit: int | None = DEFAULT_HISTORY_LIMIT  # None: no window (`history_limit: all`)
     url_env: str | None = None
     table_prefix: str | None = None
     key_prefix: str = DEFAULT_KEY_PREFIX

@@ -122,7 +122,9 @@ class TurnRunner:
                         first_agent: str | None) -> tuple[Agent[Any], Any]:
         """The agent that answers and the run's context; StoreError or UserInputError when
         the turn cannot start (the store unreadable, a context value missing)."""
-        await conversation.check_readable()
+        # Only the rows the SDK reads for this turn: the window's limit + 1 (runtime.graph).
+        limit = self.graph.config.session.history_limit
+        await conversation.check_readable(limit + 1 if limit else None)
         agent = self.graph.agents[first_agent] if first_agent else \
             await self.agent_for(conversation)
         return agent, context_values(self.graph.config.context, conversation.context)

@@ -15,8 +15,9 @@ owner, and the marker of a turn in progress (stores.turn_lock, which also holds 
 for one turn across processes: `turn_lock`). A `Conversation`'s `JournaledSession`
 (stores.journal) counts what a turn appended, so a failed turn is rolled back to "the user's
 message and nothing after it", and turns backend exceptions into `StoreError`. Stored rows are
-read one by one before a conversation opens and before each turn (stores.rows): the SDK skips
-rows it cannot decode or decrypt, and an unreadable row is an error, not a shorter history.
+read one by one before a conversation opens and before each turn (those it sends, stores.rows):
+the SDK skips rows it cannot decode or decrypt, and an unreadable row is an error, not a
+shorter history.
 This module imports neither the Agents SDK nor a database driver: a backend is imported when
 its store is opened, and a missing optional one names the extra that provides it.
 """
@@ -223,14 +224,17 @@ class SessionStore(ABC):
                                      f"open conversation {session_id!r}")
         return await self._rows(session_id, self._protected(session, session_id))
 
-    async def check_readable(self, session_id: str, session: SessionABC) -> None:
+    async def check_readable(self, session_id: str, session: SessionABC,
+                             last: int | None = None) -> None:
         """StoreError naming the rows of `session_id` the model would not see, if any.
 
-        `session` is the conversation's open SDK session (encrypted when configured).
+        `session` is the conversation's open SDK session (encrypted when configured); `last`
+        limits the check to the newest rows, those a turn with a history window reads.
         """
         from .rows import check_readable
 
-        check_readable(await self._rows(session_id, session), session_id, self.description)
+        check_readable(await self._rows(session_id, session, last), session_id,
+                       self.description)
 
     async def drop_unreadable(self, session_id: str) -> list[StoredRow]:
         """Delete the rows of `session_id` that cannot be read; the rows dropped.
@@ -297,19 +301,13 @@ class SessionStore(ABC):
 
         return encrypted(session, session_id, self.encryption)
 
-    async def _rows(self, session_id: str, session: SessionABC) -> list[StoredRow]:
-        """The raw rows of `session_id` read one by one; StoreError on an encryption mismatch."""
-        from .rows import check_mode, read_rows
+    async def _rows(self, session_id: str, session: SessionABC,
+                    last: int | None = None) -> list[StoredRow]:
+        """The raw rows of `session_id` (the `last` ones only, when given) read one by one;
+        StoreError on an encryption mismatch."""
+        from .rows import stored_rows
 
-        raw = await self.guarded(self._raw_rows(session_id), f"read conversation {session_id!r}")
-        cipher = None
-        if self.encryption is not None:
-            from .encryption import cipher_of
-
-            cipher = cipher_of(session)
-        rows = read_rows(raw, cipher, self.encryption.ttl if self.encryption else 0)
-        check_mode(rows, self.encryption, session_id, self.description)
-        return rows
+        return await stored_rows(self, session_id, session, last)
 
     # -- backend hooks -----------------------------------------------------------------------
 
@@ -362,6 +360,13 @@ class SessionStore(ABC):
         """
         items = await (await self._session(session_id)).get_items()
         return [(number, json.dumps(item)) for number, item in enumerate(items)]
+
+    async def _raw_tail(self, session_id: str,
+                        last: int) -> tuple[int, list[tuple[Any, str | bytes]]]:
+        """The `last` newest rows as `_raw_rows` gives them, after how many older rows there
+        are; backends read only those rows, so a turn's check does not grow with the history."""
+        rows = await self._raw_rows(session_id)
+        return max(len(rows) - last, 0), rows[-last:]
 
     async def _drop_rows(self, session_id: str, keys: list[Any]) -> None:
         """Delete the rows of `session_id` with these `_raw_rows` keys."""

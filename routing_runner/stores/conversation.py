@@ -90,6 +90,7 @@ class Conversation:
         """Every stored item, oldest first."""
         return await self.session.get_items()
 
-    async def check_readable(self) -> None:
-        """StoreError unless the model would see every stored row (the SDK skips bad ones)."""
-        await self.store.check_readable(self.session_id, self.session.inner)
+    async def check_readable(self, last: int | None = None) -> None:
+        """StoreError unless the model would see every row a turn reads (the SDK skips bad
+        ones): all stored rows, or the `last` newest when the turn has a history window."""
+        await self.store.check_readable(self.session_id, self.session.inner, last)

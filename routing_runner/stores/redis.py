@@ -182,6 +182,15 @@ class RedisStore(SessionStore):
         raw = await self._client.lrange(self._keys(session_id)[1], 0, -1)
         return [(value, value) for value in raw]
 
+    async def _raw_tail(self, session_id: str,
+                        last: int) -> tuple[int, list[tuple[Any, str | bytes]]]:
+        messages = self._keys(session_id)[1]
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.llen(messages)
+            pipe.lrange(messages, -last, -1)
+            stored, raw = await pipe.execute()
+        return stored - len(raw), [(value, value) for value in raw]
+
     async def _drop_rows(self, session_id: str, keys: list[Any]) -> None:
         messages = self._keys(session_id)[1]
         async with self._client.pipeline(transaction=True) as pipe:

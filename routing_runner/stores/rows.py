@@ -22,6 +22,7 @@ from routing_runner.wording import count
 from .items import is_user_message
 
 if TYPE_CHECKING:
+    from agents.memory import SessionABC
     from cryptography.fernet import Fernet, MultiFernet
 
     from .base import SessionStore
@@ -89,11 +90,31 @@ def _opened(cipher: Fernet | MultiFernet, envelope: dict[str, Any],
         return None, None
 
 
+async def stored_rows(store: SessionStore, session_id: str, session: SessionABC,
+                      last: int | None = None) -> list[StoredRow]:
+    """`SessionStore._rows`: the rows of `session_id` (the `last` newest ones when given) read
+    one by one, numbered by their place in the whole conversation; StoreError on an
+    encryption mismatch."""
+    doing = f"read conversation {session_id!r}"
+    before, raw = (0, await store.guarded(store._raw_rows(session_id), doing)) if last is None \
+        else await store.guarded(store._raw_tail(session_id, last), doing)
+    cipher = None
+    if store.encryption is not None:
+        from .encryption import cipher_of
+
+        cipher = cipher_of(session)
+    rows = read_rows(raw, cipher, store.encryption.ttl if store.encryption else 0,
+                     first=before + 1)
+    check_mode(rows, store.encryption, session_id, store.description)
+    return rows
+
+
 def read_rows(raw_rows: Sequence[tuple[Any, str | bytes]], cipher: Fernet | MultiFernet | None,
-              ttl: int = 0) -> list[StoredRow]:
-    """Each raw row read: decoded, and decrypted with `cipher` when the config encrypts."""
+              ttl: int = 0, first: int = 1) -> list[StoredRow]:
+    """Each raw row read: decoded, and decrypted with `cipher` when the config encrypts;
+    `first` is the number of the first row (later than 1 when only the newest are read)."""
     rows = []
-    for number, (key, raw) in enumerate(raw_rows, start=1):
+    for number, (key, raw) in enumerate(raw_rows, start=first):
         data, problem = _decoded(raw)
         encrypted = is_envelope(data)
         if problem is None and cipher is not None:
@@ -144,7 +165,8 @@ def check_readable(rows: Sequence[StoredRow], session_id: str, description: str)
     if bad:
         raise UnreadableRowsError(
             f"conversation {session_id!r} in {description} has "
-            f"{count(bad, 'unreadable row')} ({describe_unreadable(rows)}) of {len(rows)}; "
+            f"{count(bad, 'unreadable row')} ({describe_unreadable(rows)}) of "
+            f"{rows[-1].number}; "
             "the model would not see them, so nothing was sent: `routing-runner sessions show` "
             "marks them, `routing-runner sessions repair CONFIG ID --drop-unreadable` drops them")
 

@@ -264,6 +264,20 @@ class SQLAlchemyStore(SessionStore):
                                       .order_by(messages.c.id))
             return [(row[0], row[1]) for row in rows]
 
+    async def _raw_tail(self, session_id: str,
+                        last: int) -> tuple[int, list[tuple[Any, str | bytes]]]:
+        from sqlalchemy import func, select
+
+        await self._ensure_schema()
+        _, messages = self._sdk_tables()
+        mine = messages.c.session_id == session_id
+        async with self._engine.connect() as conn:
+            stored = (await conn.execute(select(func.count()).where(mine))).scalar_one()
+            rows = await conn.execute(select(messages.c.id, messages.c.message_data).where(mine)
+                                      .order_by(messages.c.id.desc()).limit(last))
+            tail = [(row[0], row[1]) for row in rows][::-1]
+            return stored - len(tail), tail
+
     async def _drop_rows(self, session_id: str, keys: list[Any]) -> None:
         from sqlalchemy import delete
 

@@ -290,6 +290,20 @@ class SQLiteStore(SessionStore):
 
         return await self._run(read)
 
+    async def _raw_tail(self, session_id: str,
+                        last: int) -> tuple[int, list[tuple[Any, str | bytes]]]:
+        def read(conn: sqlite3.Connection) -> tuple[int, list[tuple[Any, str | bytes]]]:
+            if not self._has_table(conn, self.tables.messages):
+                return 0, []
+            table = self.tables.messages
+            (stored,) = conn.execute(f"SELECT count(*) FROM {table} WHERE session_id = ?",
+                                     (session_id,)).fetchone()
+            rows = list(conn.execute(f"SELECT id, message_data FROM {table} WHERE session_id "
+                                     "= ? ORDER BY id DESC LIMIT ?", (session_id, last)))
+            return stored - len(rows), rows[::-1]
+
+        return await self._run(read)
+
     async def _drop_rows(self, session_id: str, keys: list[Any]) -> None:
         def drop(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
