@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
 
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from routing_runner.config.model import Config
     from routing_runner.replay.baseline import Comparison
     from routing_runner.replay.cassettes import Cassettes
+    from routing_runner.replay.plan import Job
     from routing_runner.replay.results import BatchResult
     from routing_runner.replay.script import Transcript
 
@@ -75,6 +78,10 @@ RequireJudge = Annotated[bool, typer.Option(
 OnlyFailing = Annotated[Path | None, typer.Option(
     "--only-failing", metavar="FILE",
     help="Run only the transcripts that failed in an earlier --json report.")]
+RerecordFailing = Annotated[bool, typer.Option(
+    "--rerecord-failing",
+    help="With --cassettes: replay (--record-mode none unless given), then record again the "
+         "cassettes of the transcripts that failed, and report that run.")]
 
 
 def _check_writable(target: str | Path | None, option: str) -> None:
@@ -108,7 +115,8 @@ def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency
            junit: JUnitReport = None, verbose: Verbose = False,
            cassettes: CassetteDir = None, record_mode: RecordMode = None,
            baseline: Baseline = None, fail_on: FailOn = None,
-           only_failing: OnlyFailing = None, require_judge: RequireJudge = False) -> None:
+           only_failing: OnlyFailing = None, require_judge: RequireJudge = False,
+           rerecord_failing: RerecordFailing = False) -> None:
     """Replay scripted conversations (transcripts) and check every reply; 1 if any fails."""
     from routing_runner.replay.batch import check_batch_options
 
@@ -121,9 +129,8 @@ def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency
 
     from routing_runner.replay.batch import batch_shape, run_batch
     from routing_runner.replay.plan import check_stores, plan
-    from routing_runner.replay.report import Progress
 
-    shelf, environment = _cassettes(cassettes, record_mode, chosen)
+    shelf, environment = _cassettes(cassettes, record_mode, chosen, rerecord_failing)
     jobs = plan(chosen, repeat, environment)
     check_stores(jobs)
     workers, fitted = batch_shape(jobs, workers=workers, concurrency=concurrency)
@@ -142,22 +149,50 @@ def replay(config: ConfigArg, transcripts: Transcripts, concurrency: Concurrency
                err=True)
     typer.echo(f"model: {inert(jobs[0].provider.label)}", err=True)
     _describe(shelf)
-    progress = Progress(sys.stderr, len(jobs), live=sys.stderr.isatty() and not verbose)
-    try:
-        result = run_batch(jobs, cfg, workers=workers, concurrency=concurrency,
-                           fail_fast=fail_fast, progress=progress,
-                           show=out if verbose else None, style=Style(enabled=styled),
-                           cassettes=shelf, require_judge=require_judge)
-    finally:
-        progress.close()
+    run = partial(run_batch, config=cfg, workers=workers, concurrency=concurrency,
+                  fail_fast=fail_fast, style=Style(enabled=styled), require_judge=require_judge)
+    result = _run(run, jobs, shelf, out if verbose and not rerecord_failing else None)
+    if rerecord_failing and shelf is not None:
+        result = _rerecord(result, run, shelf, chosen, repeat, out if verbose else None)
     _cassette_report(result, out)
     compared = _compare(result, previous, baseline)
     _report(result, out, Style(styled), verbose=verbose, json_report=json_report, junit=junit)
     raise typer.Exit(_verdict(result, compared, out, fail_on))
 
 
-def _cassettes(folder: Path | None, record_mode: str | None,
-               transcripts: list[Transcript]) -> tuple[Cassettes | None, dict[str, str]]:
+def _run(run: Callable[..., BatchResult], jobs: list[Job], shelf: Cassettes | None,
+         show: TextIO | None) -> BatchResult:
+    """`jobs` run by `run` (`run_batch` with the run's options), progress on stderr."""
+    from routing_runner.replay.report import Progress
+
+    progress = Progress(sys.stderr, len(jobs), live=sys.stderr.isatty() and show is None)
+    try:
+        return run(jobs, progress=progress, show=show, cassettes=shelf)
+    finally:
+        progress.close()
+
+
+def _rerecord(result: BatchResult, run: Callable[..., BatchResult], shelf: Cassettes,
+              chosen: list[Transcript], repeat: int, show: TextIO | None) -> BatchResult:
+    """The run again with the cassettes of the transcripts that failed in `result` recorded
+    anew (the others replayed as they are); `result` itself when none failed."""
+    from routing_runner.replay.cassettes import failing_transcripts
+    from routing_runner.replay.plan import plan
+
+    failing = failing_transcripts(result.conversations)
+    if result.stopped == "interrupted" or not failing:
+        return result
+    typer.echo(f"re-recording {count(len(failing), 'failing transcript')}: "
+               f"{inert(', '.join(failing))}", err=True)
+    try:
+        jobs = plan(chosen, repeat)  # the real environment: the model is called this time
+    except RoutingRunnerError as error:
+        fail(error)
+    return _run(run, jobs, shelf.rerecording(failing), show)
+
+
+def _cassettes(folder: Path | None, record_mode: str | None, transcripts: list[Transcript],
+               rerecord_failing: bool) -> tuple[Cassettes | None, dict[str, str]]:
     """The cassettes of the run (None without --cassettes) and the environment providers are
     resolved in: with replay only, a key variable left unset gets a placeholder."""
     from routing_runner.replay.cassettes import (
@@ -169,8 +204,13 @@ def _cassettes(folder: Path | None, record_mode: str | None,
     if folder is None:
         if record_mode is not None:
             usage("--record-mode needs --cassettes DIR")
+        if rerecord_failing:
+            usage("--rerecord-failing needs --cassettes DIR")
         return None, dict(os.environ)
-    mode = record_mode or "once"
+    if rerecord_failing and record_mode == "all":
+        usage("--rerecord-failing with --record-mode all: all records every transcript "
+              "again already; drop one of them")
+    mode = record_mode or ("none" if rerecord_failing else "once")
     if mode not in RECORD_MODES:
         usage(f"--record-mode {mode}: choose one of {', '.join(RECORD_MODES)}")
     try:

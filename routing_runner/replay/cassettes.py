@@ -15,7 +15,7 @@ under --repeat (in other worker processes, perhaps) agree on it, whichever saves
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -69,6 +69,13 @@ class Cassettes:
         return new_tape(cassette_path(self.folder, transcript.name),
                         self.modes[transcript.name], transcript.config, job.provider,
                         job.repeat, job.repeats)
+
+    def rerecording(self, names: Iterable[str]) -> Cassettes:
+        """These cassettes with the transcripts called `names` recorded again from scratch
+        (their old cassettes replaced) and every other transcript replayed only."""
+        again = set(names)
+        return replace(self, modes={name: "record" if name in again else "replay"
+                                    for name in self.modes})
 
     def describe(self) -> str:
         """The banner line: where the cassettes are and what this run does with them."""
@@ -150,3 +157,9 @@ def cassette_lines(results: Sequence[ConversationResult]) -> list[str]:
             name = result.transcript.name
             totals[name] = totals.get(name, CassetteCounts()) + result.cassette
     return [f"  {name}: {counts}" for name, counts in totals.items()]
+
+
+def failing_transcripts(results: Sequence[ConversationResult]) -> list[str]:
+    """The names of the transcripts with a run that failed or errored, in run order."""
+    return list(dict.fromkeys(r.transcript.name for r in results
+                              if r.status in ("failed", "error")))
