@@ -30,7 +30,7 @@ from .config.placeholders import context_values
 from .errors import StoreError, UserInputError
 from .render import TurnRenderer
 from .runtime.events import TurnEnded, TurnFailed
-from .runtime.usage import UsageTally, usage_line
+from .runtime.usage import UsageTally, stored_usage, usage_line
 from .stores.base import Reservation, SessionStore
 from .stores.conversation import Conversation
 from .user_text import check_chat_line
@@ -47,7 +47,7 @@ TURN_WAIT = 30.0
 HELP = "Type a message. /exit or end of input (Ctrl-D) ends the chat; Ctrl-C interrupts a reply."
 COMMANDS = {"/exit": "end the chat", "/quit": "end the chat",
             "/retry": "send the last message again after a failed or interrupted reply",
-            "/usage": "tokens (and cost) per agent since this chat started",
+            "/usage": "tokens (and cost) per agent over this conversation's turns",
             "/help": "show this help"}
 
 
@@ -199,6 +199,8 @@ class ChatLoop:
                         f"{self.require_new} needs a new conversation, and {self.session_id!r} "
                         "has messages already (a replay starts from an empty one)")
                 stored = reservation.summary.context if reservation.summary else None
+                earlier = stored_usage(reservation.summary.usage if reservation.summary else None)
+                self._tally = UsageTally(self.config, earlier, earlier=bool(earlier))
                 context_values(self.config.context, {**(stored or {}), **self.context})
                 self._loading = background.submit(_load, self.build_graph)
                 self._reservation = reservation

@@ -112,8 +112,11 @@ def list_sessions(
 
 
 @app.command()
-def show(config: ConfigArg, session_id: IdArg) -> None:
+def show(config: ConfigArg, session_id: IdArg, show_usage: Annotated[bool, typer.Option(
+        "--usage", help="Then its tokens (and cost, with `prices`) per agent over every "
+                        "completed turn, as the chat's /usage.")] = False) -> None:
     """Show a stored conversation the way the chat showed it."""
+    from routing_runner.runtime.usage import UsageTally, stored_usage
     from routing_runner.session_admin import render_conversation
     from routing_runner.stores.base import SessionSummary
     from routing_runner.stores.rows import StoredRow, describe_unreadable
@@ -139,6 +142,11 @@ def show(config: ConfigArg, session_id: IdArg) -> None:
                          "--drop-unreadable`"), err=True)
     style = Style(enabled=use_colour(sys.stdout, os.environ))
     render_conversation(items, cfg, sys.stdout, style)
+    if show_usage:
+        totals = stored_usage(summary.usage)
+        lines = UsageTally(cfg, totals, earlier=True).lines() if totals else [
+            "no usage is stored: no turn of this conversation completed since usage was kept"]
+        typer.echo("\n".join(inert(line) for line in lines))
 
 
 @app.command()

@@ -36,6 +36,7 @@ from .graph import AgentGraph
 from .guardrails import GuardrailTrip, trip_of
 from .retries import RetryNotice, retry_listener
 from .translate import StreamTranslator, describe_failure
+from .usage import with_turn
 
 
 @dataclass(frozen=True)
@@ -164,8 +165,10 @@ class TurnRunner:
         is complete, and a cancellation waits for the last agent to be written beside it."""
         try:
             await settle(conversation.set_active_agent(ended.agent))
+            await settle(conversation.set_usage(with_turn(conversation.usage, ended.usage)))
         except StoreError as exc:
-            # Without its agent the stored turn would resume with the wrong one: undo it.
+            # Without its agent the stored turn would resume with the wrong one, and without
+            # its usage the totals would miss it: undo it.
             rolled_back = await self._rolled_back(
                 settle(conversation.roll_back_turn({"role": "user", "content": message})))
             return TurnFailed(ended.agent, describe_failure(exc, self.graph.config.max_turns)

@@ -64,6 +64,28 @@ def response_tokens(usage: Any, *, words: bool = False) -> Tokens:
                   detail("output_tokens_details", "reasoning_tokens"), 1, words)
 
 
+def stored_usage(stored: Mapping[str, Any] | None) -> dict[str, Tokens]:
+    """Tokens per agent from a conversation's stored totals (`Tokens.as_dict` data); what
+    is not such data (written by something else) is left out."""
+    names = {f.name for f in fields(Tokens)}
+    by_agent: dict[str, Tokens] = {}
+    for agent, data in (stored or {}).items():
+        if isinstance(data, dict) and set(data) <= names and all(
+                isinstance(value, int) for value in data.values()):
+            by_agent[str(agent)] = Tokens(**{k: bool(v) if k == "words" else v
+                                             for k, v in data.items()})
+    return by_agent
+
+
+def with_turn(stored: Mapping[str, Any] | None,
+              turn: Mapping[str, Tokens]) -> dict[str, dict[str, int | bool]]:
+    """A conversation's stored totals with one more completed turn's tokens added."""
+    totals = stored_usage(stored)
+    for agent, tokens in turn.items():
+        totals[agent] = totals.get(agent, Tokens()) + tokens
+    return {agent: tokens.as_dict() for agent, tokens in totals.items()}
+
+
 def summed(by_agent: Mapping[str, Tokens]) -> Tokens:
     """All agents' tokens together."""
     total = Tokens()
@@ -121,11 +143,13 @@ def usage_line(config: Config, by_agent: Mapping[str, Tokens]) -> str:
 
 @dataclass
 class UsageTally:
-    """Tokens per agent over the turns of one chat (the store keeps no usage of earlier ones)."""
+    """Tokens per agent over the turns of one chat, or of a whole conversation (`earlier`:
+    `by_agent` began with its stored totals)."""
 
     config: Config
     by_agent: dict[str, Tokens] = field(default_factory=dict)
     turns: int = 0
+    earlier: bool = False
 
     def add(self, turn: Mapping[str, Tokens]) -> None:
         """Count one completed turn's tokens."""
@@ -135,10 +159,12 @@ class UsageTally:
 
     def lines(self) -> list[str]:
         """The chat's usage so far: the total line, then one line per agent."""
-        if not self.turns:
+        if not self.by_agent:
             return ["no turn has completed in this chat yet"]
-        lines = [f"{count(self.turns, 'turn')} in this chat: "
-                 + usage_line(self.config, self.by_agent)]
+        head = f"{count(self.turns, 'turn')} in this chat"
+        if self.earlier:
+            head = f"this conversation ({head})" if self.turns else "this conversation"
+        lines = [f"{head}: " + usage_line(self.config, self.by_agent)]
         lines += [f"  {agent}: " + usage_line(self.config, {agent: tokens})
                   for agent, tokens in self.by_agent.items()]
         return lines

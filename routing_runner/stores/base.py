@@ -120,9 +120,10 @@ class SessionStore(ABC):
         if reservation.lease.exclusive:  # a dead holder's half turn goes before anyone reads
             await recover(self, reservation.summary)
         session = await self._readable_session(session_id)
-        stored = reservation.summary.context if reservation.summary is not None else None
+        summary = reservation.summary or SessionSummary(session_id)
         return Conversation(session_id, JournaledSession(session, self, session_id), self,
-                            reservation.is_new, dict(stored or {}))
+                            reservation.is_new, dict(summary.context or {}),
+                            usage=dict(summary.usage or {}))
 
     def turn_lock(self, session_id: str, *, wait: float) -> AbstractAsyncContextManager[None]:
         """Hold `session_id` for one turn, alone among every process and machine sharing the
@@ -155,6 +156,11 @@ class SessionStore(ABC):
         """Remember the context values of `session_id` (its instructions' placeholders)."""
         await self.guarded(self._write_context(session_id, json.dumps(dict(context))),
                            f"save the context of conversation {session_id!r}")
+
+    async def set_usage(self, session_id: str, usage: Mapping[str, Any]) -> None:
+        """Remember the usage totals of `session_id` (tokens per agent, JSON-ready data)."""
+        await self.guarded(self._write_context(session_id, json.dumps(dict(usage)), column="usage"),
+                           f"save the usage of conversation {session_id!r}")
 
     async def check(self) -> None:
         """Reach the backend now (connect, create tables); StoreError when it cannot be used.
@@ -329,8 +335,10 @@ class SessionStore(ABC):
         """
 
     @abstractmethod
-    async def _write_context(self, session_id: str, context: str) -> None:
-        """Upsert the state record with `context` (JSON text), as `_write_state` does."""
+    async def _write_context(self, session_id: str, context: str, *,
+                             column: str = "context") -> None:
+        """Upsert the state record with `context` (JSON text), as `_write_state` does; into
+        the `usage` column instead when `column` says so (the two are kept alike)."""
 
     @abstractmethod
     async def _list(self) -> list[SessionSummary]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .items import is_user_message, message_text
 
@@ -25,6 +25,8 @@ class Conversation:
     is_new: bool
     # The values of the config's context keys given to this conversation (stored with it).
     context: dict[str, str] = field(default_factory=dict)
+    # Tokens per agent over its completed turns (JSON-ready `runtime.usage.Tokens` data).
+    usage: dict[str, Any] = field(default_factory=dict)
 
     async def get_active_agent(self) -> str | None:
         """The agent that spoke last, if any turn completed."""
@@ -43,6 +45,11 @@ class Conversation:
         if merged != self.context:
             await self.store.set_context(self.session_id, merged)
             self.context = merged
+
+    async def set_usage(self, totals: Mapping[str, Any]) -> None:
+        """Store the conversation's new usage totals (after a completed turn)."""
+        await self.store.set_usage(self.session_id, totals)
+        self.usage = dict(totals)
 
     def begin_turn(self) -> None:
         """Start counting what the coming turn stores."""

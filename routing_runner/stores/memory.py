@@ -57,9 +57,10 @@ class MemoryStore(SessionStore):
             turns=max((current.turns or 0) + turns, 0), last_activity=time.time(),
             owner=current.owner or self.owner, pending=pending)
 
-    async def _write_context(self, session_id: str, context: str) -> None:
+    async def _write_context(self, session_id: str, context: str, *,
+                             column: str = "context") -> None:
         current = self._state.get(session_id, SessionSummary(session_id, turns=0))
-        self._state[session_id] = replace(current, context=json.loads(context),
+        self._state[session_id] = replace(current, **{column: json.loads(context)},
                                           last_activity=time.time(),
                                           owner=current.owner or self.owner)
 

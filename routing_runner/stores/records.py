@@ -10,7 +10,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from routing_runner.errors import SessionIdError, StoreError
 
@@ -108,6 +108,21 @@ class SessionSummary:
     # A turn in progress under an exclusive hold: how many stored items are the history and its
     # user's message. Items beyond are a reply its holder never finished (stores.turn_lock).
     pending: int | None = None
+    # Tokens per agent over the conversation's completed turns, as `runtime.usage.Tokens`
+    # data (JSON from the store; `runtime.usage.stored_usage` reads it).
+    usage: Mapping[str, Any] | None = None
+
+
+def read_usage(stored: str | bytes | None) -> Mapping[str, Any] | None:
+    """A conversation's stored usage totals (JSON text), None when it has none or it is
+    unreadable (then its totals start over rather than the conversation failing to open)."""
+    if stored is None:
+        return None
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def read_context(stored: str | bytes | None) -> Mapping[str, str] | None:

@@ -20,7 +20,7 @@ from routing_runner.stores.base import (
     SessionSummary,
     require_extra,
 )
-from routing_runner.stores.records import Mark, TurnHold, read_context
+from routing_runner.stores.records import Mark, TurnHold, read_context, read_usage
 from routing_runner.stores.redis_lock import LOCK_TTL
 from routing_runner.wording import format_duration, redact_url
 
@@ -135,7 +135,8 @@ class RedisStore(SessionStore):
                               None if turns is None else max(turns, 0),
                               _number(fields.get("updated_at"), float), fields.get("owner"),
                               read_context(fields.get("context")),
-                              _number(fields.get("pending"), int))
+                              _number(fields.get("pending"), int),
+                              read_usage(fields.get("usage")))
 
     async def _write_state(self, session_id: str, *, agent: str | None, turns: int,
                            mark: Mark | int = Mark.KEEP) -> None:
@@ -149,15 +150,17 @@ class RedisStore(SessionStore):
                                *state_arguments(self.tokens.get(session_id, ""), self.owner,
                                                 agent, turns, mode, after, self.ttl))
 
-    async def _write_context(self, session_id: str, context: str) -> None:
-        # Not fenced: a conversation's context is written when it starts, outside any turn.
+    async def _write_context(self, session_id: str, context: str, *,
+                             column: str = "context") -> None:
+        # Not fenced: a conversation's context is written when it starts, outside any turn,
+        # and its usage once the turn is complete.
         key = self._keys(session_id)[3]
         now = repr(time.time())
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, "created_at", now)
             if self.owner is not None:
                 pipe.hsetnx(key, "owner", self.owner)
-            pipe.hset(key, mapping={"context": context, "updated_at": now})
+            pipe.hset(key, mapping={column: context, "updated_at": now})
             if self.ttl:
                 pipe.expire(key, self.ttl)
             await pipe.execute()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from routing_runner.errors import StoreError
 from routing_runner.stores.base import SessionStore, SessionSummary, TableNames, require_extra
-from routing_runner.stores.records import Mark, TurnHold, read_context
+from routing_runner.stores.records import Mark, TurnHold, read_context, read_usage
 from routing_runner.stores.turn_lock import in_use
 from routing_runner.wording import redact_url
 
@@ -86,6 +86,7 @@ class SQLAlchemyStore(SessionStore):
             Column("owner", String(256), nullable=True),
             Column("context", Text, nullable=True),
             Column("pending", Integer, nullable=True),
+            Column("usage", Text, nullable=True),
         )
         self._schema_ready = False
         self._schema_lock = asyncio.Lock()
@@ -145,7 +146,7 @@ class SQLAlchemyStore(SessionStore):
 
         columns = {c["name"] for c in inspect(conn).get_columns(self.tables.state)}
         for name, kind in (("owner", "VARCHAR(256)"), ("context", "TEXT"),
-                           ("pending", "INTEGER")):
+                           ("pending", "INTEGER"), ("usage", "TEXT")):
             if name not in columns:
                 conn.execute(text(f"ALTER TABLE {self.tables.state} ADD COLUMN {name} {kind}"))
 
@@ -169,11 +170,11 @@ class SQLAlchemyStore(SessionStore):
         async with self._engine.connect() as conn:
             row = (await conn.execute(
                 select(state.c.active_agent, state.c.turns, state.c.updated_at, state.c.owner,
-                       state.c.context, state.c.pending)
+                       state.c.context, state.c.pending, state.c.usage)
                 .where(state.c.session_id == session_id))).first()
             if row is not None:
                 return SessionSummary(session_id, row[0], max(row[1], 0), row[2], row[3],
-                                      read_context(row[4]), row[5])
+                                      read_context(row[4]), row[5], read_usage(row[6]))
             known = (await conn.execute(select(sessions.c.session_id)
                                         .where(sessions.c.session_id == session_id))).first()
         return SessionSummary(session_id) if known is not None else None
@@ -197,8 +198,9 @@ class SQLAlchemyStore(SessionStore):
         await self._upsert(session_id, changes,
                            {"active_agent": agent, "turns": max(turns, 0), "pending": pending})
 
-    async def _write_context(self, session_id: str, context: str) -> None:
-        await self._upsert(session_id, {"context": context}, {"turns": 0, "context": context})
+    async def _write_context(self, session_id: str, context: str, *,
+                             column: str = "context") -> None:
+        await self._upsert(session_id, {column: context}, {"turns": 0, column: context})
 
     async def _upsert(self, session_id: str, changes: dict[str, Any],
                       inserted: dict[str, Any]) -> None:

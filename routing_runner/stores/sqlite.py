@@ -26,7 +26,7 @@ from routing_runner.errors import SessionInUseError, StoreError
 from routing_runner.private_files import check_existing, create_private, private_folder
 from routing_runner.stores.base import Lease, SessionStore, SessionSummary, TableNames
 from routing_runner.stores.locks import queued_writes, try_lock
-from routing_runner.stores.records import Mark, TurnHold, read_context
+from routing_runner.stores.records import Mark, TurnHold, read_context, read_usage
 from routing_runner.stores.sqlite_connection import StateConnection
 from routing_runner.stores.turn_lock import holds, in_use, poll
 
@@ -161,11 +161,12 @@ class SQLiteStore(SessionStore):
                          "session_id TEXT PRIMARY KEY, active_agent TEXT, "
                          "turns INTEGER NOT NULL DEFAULT 0, "
                          "created_at REAL NOT NULL, updated_at REAL NOT NULL, owner TEXT, "
-                         "context TEXT, pending INTEGER)")
+                         "context TEXT, pending INTEGER, usage TEXT)")
             if columns and "turns" not in columns:
                 self._migrate_v0(conn)
             else:
-                for name, kind in (("owner", "TEXT"), ("context", "TEXT"), ("pending", "INTEGER")):
+                for name, kind in (("owner", "TEXT"), ("context", "TEXT"), ("pending", "INTEGER"),
+                                   ("usage", "TEXT")):
                     if columns and name not in columns:
                         conn.execute(f"ALTER TABLE {state} ADD COLUMN {name} {kind}")
             conn.execute("COMMIT")
@@ -232,13 +233,13 @@ class SQLiteStore(SessionStore):
 
     async def _summary(self, session_id: str) -> SessionSummary | None:
         def read(conn: sqlite3.Connection) -> SessionSummary | None:
-            row = conn.execute(f"SELECT active_agent, turns, updated_at, owner, context, pending "
-                               f"FROM "
+            row = conn.execute(f"SELECT active_agent, turns, updated_at, owner, context, pending, "
+                               f"usage FROM "
                                f"{self.tables.state} WHERE session_id = ?",
                                (session_id,)).fetchone()
             if row is not None:
                 return SessionSummary(session_id, row[0], max(row[1], 0), row[2], row[3],
-                                      read_context(row[4]), row[5])
+                                      read_context(row[4]), row[5], read_usage(row[6]))
             if self._has_table(conn, self.tables.sessions) and conn.execute(
                     f"SELECT 1 FROM {self.tables.sessions} WHERE session_id = ?",
                     (session_id,)).fetchone():
@@ -268,14 +269,15 @@ class SQLiteStore(SessionStore):
 
         await self._run(write, writes=True)
 
-    async def _write_context(self, session_id: str, context: str) -> None:
+    async def _write_context(self, session_id: str, context: str, *,
+                             column: str = "context") -> None:
         now = time.time()
 
         def write(conn: sqlite3.Connection) -> None:
             conn.execute(
                 f"INSERT INTO {self.tables.state} (session_id, turns, created_at, updated_at, "
-                "owner, context) VALUES (?, 0, ?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE "
-                "SET context = excluded.context, updated_at = excluded.updated_at, "
+                f"owner, {column}) VALUES (?, 0, ?, ?, ?, ?) ON CONFLICT(session_id) DO UPDATE "
+                f"SET {column} = excluded.{column}, updated_at = excluded.updated_at, "
                 "owner = coalesce(owner, excluded.owner)",
                 (session_id, now, now, self.owner, context))
 
