@@ -112,8 +112,8 @@ class SQLAlchemyStore(SessionStore):
         """Create the SDK's tables and ours once, one worker at a time."""
         if self._schema_ready:
             return
-        from agents.extensions.memory import SQLAlchemySession
         from sqlalchemy import text
+        from sqlalchemy.exc import DatabaseError
 
         async with self._schema_lock:
             if self._schema_ready:
@@ -124,21 +124,32 @@ class SQLAlchemyStore(SessionStore):
                     await guard.execute(text("SELECT pg_advisory_lock(:key)"),
                                         {"key": SCHEMA_LOCK_KEY})
                 try:
-                    # The SDK creates its own tables on first use; a read is first use.
-                    probe = SQLAlchemySession(
-                        "schema-probe", engine=self._engine, create_tables=True,
-                        sessions_table=self.tables.sessions,
-                        messages_table=self.tables.messages)
-                    await probe.get_items(limit=1)
-                    async with self._engine.begin() as conn:
-                        await conn.run_sync(self._metadata.create_all)
-                        await conn.run_sync(self._add_new_columns)
+                    try:
+                        await self._create_tables()
+                    except DatabaseError as exc:
+                        # Without an advisory lock (not PostgreSQL) two workers starting together
+                        # may both create a table: the loser finds it there on a second look.
+                        if postgres or "already exists" not in str(exc):
+                            raise
+                        await self._create_tables()
                 finally:
                     if postgres:
                         await guard.execute(text("SELECT pg_advisory_unlock(:key)"),
                                             {"key": SCHEMA_LOCK_KEY})
                         await guard.commit()
             self._schema_ready = True
+
+    async def _create_tables(self) -> None:
+        from agents.extensions.memory import SQLAlchemySession
+
+        # The SDK creates its own tables on first use; a read is first use.
+        probe = SQLAlchemySession(
+            "schema-probe", engine=self._engine, create_tables=True,
+            sessions_table=self.tables.sessions, messages_table=self.tables.messages)
+        await probe.get_items(limit=1)
+        async with self._engine.begin() as conn:
+            await conn.run_sync(self._metadata.create_all)
+            await conn.run_sync(self._add_new_columns)
 
     def _add_new_columns(self, conn: Connection) -> None:
         """Give a state table from before owners (or turn markers) were kept those columns."""
