@@ -1,25 +1,21 @@
 """Session stores: where conversations, the agent that spoke last and turn counts are kept.
 
     SessionStore                          what the chat, the turn runner and `sessions` use
-    ├── SQLiteStore      stores.sqlite    one file, one machine; a conversation is open in one
-    │                                     process at a time (a lock file per session id)
+    ├── SQLiteStore      stores.sqlite    one file, one machine (a lock file per session id)
     ├── MemoryStore      stores.memory    throwaway runs: nothing is kept after exit
-    ├── SQLAlchemyStore  stores.sqlalchemy  any SQLAlchemy async database (PostgreSQL, ...),
-    │                                     shared by any number of workers
+    ├── SQLAlchemyStore  stores.sqlalchemy  any SQLAlchemy async database, shared by workers
     └── RedisStore       stores.redis     a Redis server, shared by workers, optional expiry
 
 Items are stored by the SDK's session classes (in its EncryptedSession with `encryption`,
 stores.encryption). The SDK keeps neither the agent that spoke last nor a turn count, so every
 store keeps a state record beside the items: last agent, turns (user messages stored), times,
-owner, and the marker of a turn in progress (stores.turn_lock, which also holds a conversation
-for one turn across processes: `turn_lock`). A `Conversation`'s `JournaledSession`
+owner, context, usage totals and the marker of a turn in progress (stores.turn_lock, which
+also holds a conversation for one turn across processes). A `Conversation`'s `JournaledSession`
 (stores.journal) counts what a turn appended, so a failed turn is rolled back to "the user's
-message and nothing after it", and turns backend exceptions into `StoreError`. Stored rows are
-read one by one before a conversation opens and before each turn (those it sends, stores.rows):
-the SDK skips rows it cannot decode or decrypt, and an unreadable row is an error, not a
-shorter history.
-This module imports neither the Agents SDK nor a database driver: a backend is imported when
-its store is opened, and a missing optional one names the extra that provides it.
+message and nothing after it", and turns backend exceptions into `StoreError`. Rows are read
+one by one (stores.rows) before a conversation opens and before each turn (those it sends): an
+unreadable row is an error, not a shorter history. No SDK or driver is imported here: a backend
+is imported when its store is opened (a missing optional one names its extra).
 """
 
 from __future__ import annotations
@@ -337,8 +333,7 @@ class SessionStore(ABC):
     @abstractmethod
     async def _write_context(self, session_id: str, context: str, *,
                              column: str = "context") -> None:
-        """Upsert the state record with `context` (JSON text), as `_write_state` does; into
-        the `usage` column instead when `column` says so (the two are kept alike)."""
+        """Upsert the state record's `column` (context or usage) with JSON text."""
 
     @abstractmethod
     async def _list(self) -> list[SessionSummary]:
