@@ -17,7 +17,7 @@ from routing_runner.errors import Problem
 from routing_runner.wording import did_you_mean
 
 from .document import Document, PathKey
-from .files import MAX_INSTRUCTIONS_BYTES, MissingFile, UnreadableFile, read_text_file
+from .files import read_beside
 from .guardrails import check_guardrail_lists, guardrails_config
 from .handoff_checks import check_history_policy
 from .model import (
@@ -244,25 +244,15 @@ def _read_instructions(document: Document, base: Path, relative: str,
                        where: tuple[str, ...], problems: list[Problem]) -> str | None:
     if not check_path(document, where, relative, problems):
         return None
-    shown = document.quote(where, relative)
-    candidate = (base / relative).resolve()
-    if Path(relative).is_absolute() or not candidate.is_relative_to(base):
-        problems.append(document.problem(
-            where, f"{shown} is outside the config's folder; instruction files must "
-                   "live in the config's folder or below it"))
+    read = read_beside(document, base, relative, where, problems,
+                       "is outside the config's folder; instruction files must live in the "
+                       "config's folder or below it")
+    if read is None:
         return None
-    try:
-        text = read_text_file(candidate, MAX_INSTRUCTIONS_BYTES)
-    except MissingFile:
-        problems.append(document.problem(where, f"file {shown} not found next to the config"))
+    if not read[0].strip():
+        problems.append(document.problem(where, f"{document.quote(where, relative)} is empty"))
         return None
-    except UnreadableFile as exc:
-        problems.append(document.problem(where, f"file {shown} {exc}"))
-        return None
-    if not text.strip():
-        problems.append(document.problem(where, f"{shown} is empty"))
-        return None
-    return text
+    return read[0]
 
 
 def _check_handoff_target(document: Document, agents: Mapping[str, Any], source: str,

@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from routing_runner.errors import Problem
+
+    from .document import Document, PathKey
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -72,3 +78,22 @@ def _file_kind(mode: int) -> str:
     kinds = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
              (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
     return next((name for test, name in kinds if test(mode)), "a special file")
+
+
+def read_beside(document: Document, base: Path, relative: str, where: PathKey,
+                problems: list[Problem], outside: str) -> tuple[str, Path] | None:
+    """The text and resolved path of `relative`, a file the config at `document` names in its
+    folder `base` or below it; None with a problem at `where` when it is not one (`outside`
+    says so after the quoted name) or cannot be read."""
+    shown = document.quote(where, relative)
+    candidate = (base / relative).resolve()
+    if "\0" in relative or Path(relative).is_absolute() or not candidate.is_relative_to(base):
+        problems.append(document.problem(where, f"{shown} {outside}"))
+        return None
+    try:
+        return read_text_file(candidate, MAX_INSTRUCTIONS_BYTES), candidate
+    except MissingFile:
+        problems.append(document.problem(where, f"file {shown} not found next to the config"))
+    except UnreadableFile as exc:
+        problems.append(document.problem(where, f"file {shown} {exc}"))
+    return None

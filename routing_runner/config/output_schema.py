@@ -19,7 +19,7 @@ from jsonschema.exceptions import SchemaError
 from routing_runner.errors import ConfigError, Problem
 
 from .document import Document, PathKey, parse_document
-from .files import MAX_INSTRUCTIONS_BYTES, MissingFile, UnreadableFile, read_text_file
+from .files import read_beside
 
 
 def output_schema(document: Document, base: Path, spec: Mapping[str, Any], where: PathKey,
@@ -41,20 +41,12 @@ def output_schema(document: Document, base: Path, spec: Mapping[str, Any], where
 
 def _read(document: Document, base: Path, relative: str, at: PathKey,
           problems: list[Problem]) -> Any:
+    read = read_beside(document, base, relative, at, problems,
+                       "must be a file in the config's folder or below it")
+    if read is None:
+        return None
+    text, candidate = read
     shown = document.quote(at, relative)
-    candidate = (base / relative).resolve()
-    if "\0" in relative or Path(relative).is_absolute() or not candidate.is_relative_to(base):
-        problems.append(document.problem(
-            at, f"{shown} must be a file in the config's folder or below it"))
-        return None
-    try:
-        text = read_text_file(candidate, MAX_INSTRUCTIONS_BYTES)
-    except MissingFile:
-        problems.append(document.problem(at, f"file {shown} not found next to the config"))
-        return None
-    except UnreadableFile as exc:
-        problems.append(document.problem(at, f"file {shown} {exc}"))
-        return None
     try:
         if candidate.suffix == ".json":
             return json.loads(text)
